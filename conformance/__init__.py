@@ -1,0 +1,1 @@
+"""The DFQS v1.0 conformance suite: the clause catalogue and one test per clause."""

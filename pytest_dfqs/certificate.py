@@ -1,0 +1,124 @@
+"""The certificate: a machine-readable record of one certification run.
+
+Its envelope follows pytest-benchmark's JSON (machine_info, datetime, version,
+results); schemas/dfqs-certificate-1.schema.json describes it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .catalogue import Catalogue
+from .gguf_header import HeaderError
+from .reference_profile import physical_memory
+from .session import ModelResult
+from .verdict import ClauseResult, Policy, Verdict
+
+CERTIFICATE_FORMAT = "dfqs-certificate"
+CERTIFICATE_VERSION = 1
+TOOL_PACKAGES = ("pytest", "gguf", "llama-cpp-python", "jsonschema", "allure-pytest", "pytest-benchmark")
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Installed versions, read from package metadata (importing llama_cpp would be slow)."""
+    versions: dict[str, str | None] = {"pytest-dfqs": __version__, "python": platform.python_version()}
+    for package in TOOL_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "node": platform.node(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": physical_memory(),
+        "python_implementation": platform.python_implementation(),
+        "python_executable": sys.executable,
+    }
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def build_certificate(catalogue: Catalogue, policy: Policy, results: list[ModelResult]) -> dict[str, Any]:
+    verdicts = [r.verdict for r in results]
+    return {
+        "format": CERTIFICATE_FORMAT,
+        "format_version": CERTIFICATE_VERSION,
+        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "spec": {"name": catalogue.spec, "title": catalogue.spec_title, "doi": catalogue.spec_doi, "catalogue_version": catalogue.version},
+        "tool": tool_versions(),
+        "machine_info": machine_info(),
+        "settings": {"tier": policy.tier, "strict": policy.strict, "profile": policy.profile},
+        "verdict": _worst(verdicts).value,
+        "models": [_model_entry(r, policy) for r in results],
+    }
+
+
+def _worst(verdicts: list[Verdict]) -> Verdict:
+    order = list(Verdict)
+    return max(verdicts, key=order.index, default=Verdict.CONFORMANT)
+
+
+def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
+    model = result.model
+    try:
+        facts: dict[str, Any] | None = model.facts().as_dict()
+    except HeaderError:
+        facts = None
+    return {
+        "label": model.label,
+        "path": str(model.path.resolve()),
+        "file_name": model.path.name,
+        "file_size": model.path.stat().st_size,
+        "sha256": model.sha256,
+        "facts": facts,
+        "verdict": result.verdict.value,
+        "tier": policy.tier,
+        "clauses": [_clause_entry(c) for c in result.clauses],
+    }
+
+
+def _clause_entry(result: ClauseResult) -> dict[str, Any]:
+    clause = result.clause
+    return {
+        "id": clause.id,
+        "section": clause.section,
+        "level": clause.level,
+        "profile": clause.profile,
+        "text": clause.text,
+        "tier": clause.tier,
+        "status": result.status.value,
+        "weight": result.weight,
+        "reason": result.reason,
+        "findings": [
+            {"check": f.check, "status": f.status.value, "summary": f.summary, "evidence": f.evidence} for f in result.findings
+        ],
+    }
+
+
+def write_certificate(path: Path, certificate: dict[str, Any]) -> None:
+    path.write_text(json.dumps(certificate, indent=2, sort_keys=False) + "\n", encoding="utf-8")

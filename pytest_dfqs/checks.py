@@ -1,0 +1,76 @@
+"""The registry of implemented checks and the one way to run a check.
+
+A check turns a model into a Finding. Whatever goes wrong inside becomes a
+finding too: an invalid header is NOT MET with the header's own message, an
+unexpected exception is ERROR (the check itself could not run). A check the
+catalogue declares but this version does not implement is NOT EVALUATED.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from . import __version__
+from .extended_context import check_declared_context
+from .gguf_header import HeaderError
+from .model import ModelUnderTest
+from .reference_profile import (
+    check_active_parameters,
+    check_file_size,
+    check_host_memory,
+    check_moe_architecture,
+    check_sub_70gb,
+    check_total_parameters,
+)
+from .routing import check_router_structure
+from .single_file import check_gguf_header, check_no_split, check_standalone, check_tensor_layout, check_tensors_in_file
+from .verdict import Finding, Status
+
+CheckFunction = Callable[[ModelUnderTest], Finding]
+
+
+def check_sha256(model: ModelUnderTest) -> Finding:
+    expected = model.expected_digest()
+    if expected is None:
+        return Finding(
+            "sha256", Status.NOT_APPLICABLE,
+            "no expected digest: pass --dfqs-sha256 HEX or --dfqs-checksums FILE (the reference digest applies under --dfqs-profile reference)",
+        )
+    digest = model.digest()
+    evidence = {"expected": expected.digest, "actual": digest.sha256, "source": expected.source, "cached": digest.cached, "bytes_read": digest.bytes_read}
+    if digest.sha256 != expected.digest:
+        return Finding("sha256", Status.NOT_MET,
+                       f"SHA-256 mismatch: expected {expected.digest} (from {expected.source}), the file has {digest.sha256}", evidence)
+    return Finding("sha256", Status.MET, f"SHA-256 {digest.sha256} matches {expected.source}", evidence)
+
+
+CHECKS: dict[str, CheckFunction] = {
+    "gguf-header": check_gguf_header,
+    "tensor-layout": check_tensor_layout,
+    "tensors-in-file": check_tensors_in_file,
+    "no-split": check_no_split,
+    "standalone": check_standalone,
+    "router-structure": check_router_structure,
+    "declared-context": check_declared_context,
+    "moe-architecture": check_moe_architecture,
+    "active-parameters": check_active_parameters,
+    "total-parameters": check_total_parameters,
+    "file-size": check_file_size,
+    "sub-70gb": check_sub_70gb,
+    "host-memory": check_host_memory,
+    "sha256": check_sha256,
+}
+
+
+def run_check(check_id: str, model: ModelUnderTest) -> Finding:
+    implementation = CHECKS.get(check_id)
+    if implementation is None:
+        return Finding(check_id, Status.NOT_EVALUATED, f"check {check_id!r} is not implemented in pytest-dfqs {__version__}")
+    try:
+        return implementation(model)
+    except HeaderError as error:
+        return Finding(check_id, Status.NOT_MET, f"invalid GGUF header: {error}", {"offset": error.offset, "field": error.field})
+    except OSError as error:
+        return Finding(check_id, Status.ERROR, f"could not read {model.path}: {error.strerror or error}")
+    except Exception as error:  # the check itself broke: report it, never crash the session
+        return Finding(check_id, Status.ERROR, f"the check could not run: {type(error).__name__}: {error}")

@@ -1,0 +1,137 @@
+"""The plugin's options: help texts, validation and one precedence rule.
+
+Every option's value comes from the command line when given there, else from
+its ini twin, else from its default (CLI > ini > default). Each value is
+checked by one `_validate_*` function that names where a bad value came from,
+so a typo is a pytest usage error with a specific message, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .catalogue import PROFILES, TIERS
+from .integrity import parse_checksums, validate_sha256
+
+DEMO_MODEL = "demo"
+
+MODEL_HELP = (
+    "GGUF model file to certify; repeat to certify several models. "
+    f"'{DEMO_MODEL}' generates and certifies the built-in tiny MoE demo model."
+)
+TIER_HELP = "Highest tier to run: static (header only, default), runtime (llama.cpp on CPU) or eval (section 11 metrics)."
+STRICT_HELP = "Treat SHOULD clauses that are not met as failures (default: warnings)."
+PROFILE_HELP = "Decide the reference-profile clauses (sections 5, 9, 14, 15, artifact integrity): 'reference'."
+SHA256_HELP = "Expected SHA-256 of the model file (64 hex digits)."
+CHECKSUMS_HELP = "sha256sum-format file ('<digest>  <file name>' per line) holding the model's expected digest."
+REPORT_HELP = "Write the certificate JSON (schemas/dfqs-certificate-1.schema.json) to this path."
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[str, ...]
+    tier: str
+    strict: bool
+    profile: str | None
+    sha256: str | None
+    checksums: dict[str, str] | None
+    checksums_path: Path | None
+    report: Path | None
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dfqs", "DFQS v1.0 model certification")
+    group.addoption("--dfqs-model", action="append", dest="dfqs_models", metavar="PATH", default=[], help=MODEL_HELP)
+    group.addoption("--dfqs-tier", dest="dfqs_tier", metavar="TIER", help=TIER_HELP)
+    group.addoption("--dfqs-strict", action="store_true", dest="dfqs_strict", default=None, help=STRICT_HELP)
+    group.addoption("--dfqs-profile", dest="dfqs_profile", metavar="PROFILE", help=PROFILE_HELP)
+    group.addoption("--dfqs-sha256", dest="dfqs_sha256", metavar="HEX", help=SHA256_HELP)
+    group.addoption("--dfqs-checksums", dest="dfqs_checksums", metavar="FILE", help=CHECKSUMS_HELP)
+    group.addoption("--dfqs-report", dest="dfqs_report", metavar="PATH", help=REPORT_HELP)
+    parser.addini("dfqs_tier", TIER_HELP, default="static")
+    parser.addini("dfqs_strict", STRICT_HELP, type="bool", default=False)
+    parser.addini("dfqs_profile", PROFILE_HELP, default="")
+    parser.addini("dfqs_checksums", CHECKSUMS_HELP, default="")
+    parser.addini("dfqs_report", REPORT_HELP, default="")
+
+
+def _pick(config: pytest.Config, option: str, ini: str) -> tuple[object, str]:
+    """The value in force and where it came from (CLI > ini)."""
+    value = config.getoption(option)
+    if value is not None:
+        return value, f"--{option.replace('_', '-')}"
+    return config.getini(ini), f"ini option {ini}"
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    tier, tier_from = _pick(config, "dfqs_tier", "dfqs_tier")
+    strict, _ = _pick(config, "dfqs_strict", "dfqs_strict")
+    profile, profile_from = _pick(config, "dfqs_profile", "dfqs_profile")
+    checksums, checksums_from = _pick(config, "dfqs_checksums", "dfqs_checksums")
+    report, report_from = _pick(config, "dfqs_report", "dfqs_report")
+    sha256 = config.getoption("dfqs_sha256")
+    checksums_path = _validate_readable_file(checksums, checksums_from) if checksums else None
+    models = tuple(config.getoption("dfqs_models"))
+    if sha256 and len(models) > 1:
+        raise pytest.UsageError("--dfqs-sha256 names one digest but several --dfqs-model were given; use --dfqs-checksums FILE instead")
+    return Settings(
+        models=tuple(_validate_model(m, "--dfqs-model") for m in models),
+        tier=_validate_choice(str(tier), TIERS, tier_from),
+        strict=bool(strict),
+        profile=_validate_choice(str(profile), PROFILES, profile_from) if profile else None,
+        sha256=_validate_sha256(sha256, "--dfqs-sha256") if sha256 else None,
+        checksums=_validate_checksums(checksums_path, checksums_from) if checksums_path else None,
+        checksums_path=checksums_path,
+        report=_validate_report(str(report), report_from) if report else None,
+    )
+
+
+def _validate_choice(value: str, choices: tuple[str, ...], where: str) -> str:
+    if value not in choices:
+        raise pytest.UsageError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _validate_model(value: str, where: str) -> str:
+    if value == DEMO_MODEL:
+        return value
+    _validate_readable_file(value, where)
+    return value
+
+
+def _validate_readable_file(value: object, where: str) -> Path:
+    path = Path(str(value)).expanduser()
+    if not path.exists():
+        raise pytest.UsageError(f"{where}: {path} does not exist")
+    if path.is_dir():
+        raise pytest.UsageError(f"{where}: {path} is a directory; give the path of a file")
+    if not os.access(path, os.R_OK):
+        raise pytest.UsageError(f"{where}: {path} is not readable (check its permissions)")
+    return path
+
+
+def _validate_sha256(value: str, where: str) -> str:
+    try:
+        return validate_sha256(value)
+    except ValueError as error:
+        raise pytest.UsageError(f"{where}: {error}") from None
+
+
+def _validate_checksums(path: Path, where: str) -> dict[str, str]:
+    try:
+        return parse_checksums(path.read_text(encoding="utf-8"), str(path))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise pytest.UsageError(f"{where}: {error}") from None
+
+
+def _validate_report(value: str, where: str) -> Path:
+    path = Path(value).expanduser()
+    if path.is_dir():
+        raise pytest.UsageError(f"{where}: {path} is a directory; give the path of the certificate file to write")
+    if not path.parent.exists():
+        raise pytest.UsageError(f"{where}: the folder {path.parent} does not exist")
+    return path

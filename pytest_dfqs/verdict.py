@@ -1,0 +1,98 @@
+"""Findings, clause verdicts and the overall verdict of a model.
+
+A check yields a `Finding`; the findings of a clause's checks decide the
+clause (`ClauseResult`); the clause results and their levels decide the
+model's verdict. The rules are DESIGN.md's: a SHALL clause not met fails the
+run, SHOULD is a warning unless strict, MAY is informational, and profile
+clauses count only when their profile was asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from .catalogue import Clause, tier_rank
+
+
+class Status(str, Enum):
+    MET = "MET"
+    NOT_MET = "NOT MET"
+    NOT_APPLICABLE = "NOT APPLICABLE"
+    ERROR = "ERROR"
+    NOT_EVALUATED = "NOT EVALUATED"
+
+
+class Verdict(str, Enum):
+    CONFORMANT = "CONFORMANT"
+    CONFORMANT_WITH_WARNINGS = "CONFORMANT WITH WARNINGS"
+    NOT_CONFORMANT = "NOT CONFORMANT"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one check found on one model."""
+
+    check: str
+    status: Status
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How clause levels weigh in this run."""
+
+    tier: str = "static"
+    strict: bool = False
+    profile: str | None = None
+
+    def weight(self, clause: Clause) -> str:
+        """'fail', 'warn' or 'info': what a clause not met does to the verdict."""
+        if clause.profile is not None and clause.profile != self.profile:
+            return "info"
+        if clause.level == "SHALL" or (clause.level == "SHOULD" and self.strict):
+            return "fail"
+        return "warn" if clause.level == "SHOULD" else "info"
+
+
+@dataclass(frozen=True)
+class ClauseResult:
+    clause: Clause
+    status: Status
+    weight: str
+    findings: tuple[Finding, ...]
+
+    @property
+    def reason(self) -> str:
+        """The sentence that explains the status, taken from the deciding finding."""
+        deciding = [f for f in self.findings if f.status == self.status]
+        return (deciding or list(self.findings) or [Finding("", self.status, "")])[0].summary
+
+
+def decide_clause(clause: Clause, findings: list[Finding], policy: Policy) -> ClauseResult:
+    """Combine the findings of a clause's checks into its status."""
+    return ClauseResult(clause, _clause_status(clause, findings, policy), policy.weight(clause), tuple(findings))
+
+
+def _clause_status(clause: Clause, findings: list[Finding], policy: Policy) -> Status:
+    statuses = {finding.status for finding in findings}
+    if Status.NOT_MET in statuses:
+        return Status.NOT_MET
+    if Status.ERROR in statuses:
+        return Status.ERROR
+    if Status.NOT_EVALUATED in statuses or not findings or tier_rank(clause.tier) > tier_rank(policy.tier):
+        return Status.NOT_EVALUATED
+    if statuses == {Status.NOT_APPLICABLE}:
+        return Status.NOT_APPLICABLE
+    return Status.MET
+
+
+def overall_verdict(results: list[ClauseResult]) -> Verdict:
+    """NOT CONFORMANT when a deciding clause failed or errored; warnings otherwise."""
+    if any(r.weight == "fail" and r.status in (Status.NOT_MET, Status.ERROR) for r in results):
+        return Verdict.NOT_CONFORMANT
+    if any(r.weight == "warn" and r.status in (Status.NOT_MET, Status.ERROR) for r in results):
+        return Verdict.CONFORMANT_WITH_WARNINGS
+    return Verdict.CONFORMANT
