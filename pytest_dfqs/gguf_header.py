@@ -163,6 +163,8 @@ class _Cursor:
         length = self.unpack(_U64, f"{field_name} length")
         if length > MAX_STRING_LENGTH:
             raise HeaderError(length_at, field_name, f"string length {length} exceeds the GGUF maximum of {MAX_STRING_LENGTH}")
+        if length > self.remaining():
+            raise HeaderError(length_at, field_name, f"declares a string of {length} bytes but the file ends at byte {self.size} (truncated or corrupt file)")
         start = self.need(length, field_name)
         raw = bytes(self.buffer[start : start + length])
         try:

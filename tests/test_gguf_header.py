@@ -112,7 +112,7 @@ def test_49_byte_file_declaring_2_62_array_elements(tmp_path: Path) -> None:
     expect_error(tmp_path, content, "length of 'k'", f"declares {2**62} UINT8 elements")
 
 
-@pytest.mark.parametrize(("length", "problem"), [(10**6, "needs 1000000 bytes"), (2**31, "exceeds the GGUF maximum")])
+@pytest.mark.parametrize(("length", "problem"), [(10**6, "declares a string of 1000000 bytes"), (2**31, "exceeds the GGUF maximum")])
 def test_string_length_past_end_of_file(tmp_path: Path, length: int, problem: str) -> None:
     content = struct.pack("<IIqq", 0x46554747, 3, 0, 1) + struct.pack("<Q", length) + b"abc" * 8
     assert expect_error(tmp_path, content, "metadata key #0", problem).offset == 24
