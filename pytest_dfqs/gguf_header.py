@@ -226,7 +226,8 @@ def _read_count(cursor: _Cursor, field_name: str, min_entry: int, extra: int = 0
         raise HeaderError(
             at,
             field_name,
-            f"declares {count} entries, but the {max(room, 0)} bytes that follow can hold at most {max(room, 0) // min_entry}",
+            f"declares {count} entries, but the {max(room, 0)} bytes that follow can hold at most"
+            f" {max(room, 0) // min_entry} (truncated or corrupt file)",
         )
     return count
 

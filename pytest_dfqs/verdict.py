@@ -82,10 +82,10 @@ def _clause_status(clause: Clause, findings: list[Finding], policy: Policy) -> S
         return Status.NOT_MET
     if Status.ERROR in statuses:
         return Status.ERROR
+    if Status.NOT_APPLICABLE in statuses and Status.MET not in statuses:
+        return Status.NOT_APPLICABLE  # e.g. routing of a dense model: no later tier changes that
     if Status.NOT_EVALUATED in statuses or not findings or tier_rank(clause.tier) > tier_rank(policy.tier):
         return Status.NOT_EVALUATED
-    if statuses == {Status.NOT_APPLICABLE}:
-        return Status.NOT_APPLICABLE
     return Status.MET
 
 

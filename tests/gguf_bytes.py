@@ -85,14 +85,15 @@ class RawGGUF:
         return gguf_string(tensor.name) + dims + struct.pack("<IQ", tensor.ggml_type, offset)
 
     def data_size(self) -> int:
-        return max((o + t.nbytes() for t, o in zip(self.tensors, self.offsets())), default=0)
+        """The data a writer would append: every tensor padded, back to back."""
+        return sum(_pad(t.nbytes(), self.alignment) for t in self.tensors)
 
     def build(self) -> bytes:
         header = self.header_bytes()
         if not self.tensors or not self.with_data:
             return header
         padding = b"\0" * (_pad(len(header), self.alignment) - len(header))
-        return header + padding + bytes(_pad(self.data_size(), self.alignment))
+        return header + padding + bytes(self.data_size())
 
     def write(self, path: Path) -> Path:
         path.write_bytes(self.build())

@@ -1,0 +1,67 @@
+"""Fixtures shared by the plugin's own tests: generated GGUF models and a runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_dfqs.demo_model import TinyModelSpec, write_model
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def moe_model(models_dir: Path) -> Path:
+    """A conforming tiny llama-architecture MoE: 4 experts, 2 used per token."""
+    path = models_dir / "tiny-moe.gguf"
+    write_model(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def dense_model(models_dir: Path) -> Path:
+    path = models_dir / "tiny-dense.gguf"
+    write_model(path, TinyModelSpec(n_expert=0), name="tiny-dense")
+    return path
+
+
+@pytest.fixture(scope="session")
+def split_model(models_dir: Path) -> Path:
+    """The first of two shards GGUFWriter writes for a split model."""
+    folder = models_dir / "split"
+    folder.mkdir()
+    write_model(folder / "tiny-split.gguf", split_max_tensors=12)
+    shards = sorted(folder.iterdir())
+    assert [p.name for p in shards] == ["tiny-split-00001-of-00002.gguf", "tiny-split-00002-of-00002.gguf"]
+    return shards[0]
+
+
+class Certification:
+    """One `pytest --dfqs-model ...` run in an empty directory, and its certificate."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        self.report = pytester.path / "certificate.json"
+
+    def run(self, *args: str) -> pytest.RunResult:
+        result = self.pytester.runpytest_subprocess("--dfqs-report", str(self.report), *args)
+        assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+        assert "Traceback" not in result.stderr.str()
+        return result
+
+    def certificate(self) -> dict[str, Any]:
+        return json.loads(self.report.read_text())
+
+    def clause(self, clause_id: str, model: int = 0) -> dict[str, Any]:
+        return next(c for c in self.certificate()["models"][model]["clauses"] if c["id"] == clause_id)
+
+
+@pytest.fixture
+def certify(pytester: pytest.Pytester) -> Certification:
+    return Certification(pytester)
