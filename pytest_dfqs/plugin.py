@@ -106,9 +106,22 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     if state is None:
         return None
     lines = [settings_line(state.policy, state.catalogue.spec)]
+    lines += _rootdir_note(config)
     for model in state.models:
         lines += model_header_lines(model)
     return lines
+
+
+def _rootdir_note(config: pytest.Config) -> list[str]:
+    """pytest takes its rootdir from path arguments, a model path given apart included."""
+    invocation = config.invocation_params
+    moved = config.rootpath != invocation.dir and "--dfqs-model" in invocation.args
+    if not moved:
+        return []
+    return [
+        f"dfqs: note: pytest chose rootdir {config.rootpath} because the model path was a separate argument;"
+        f" write --dfqs-model=PATH to keep {invocation.dir} (its ini file and .pytest_cache)"
+    ]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -169,7 +182,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
-    if state is None:
+    if state is None or config.option.collectonly:
         return
     for result in state.results():
         terminalreporter.write_sep("=", f"{state.catalogue.spec} certification: {result.model.label}")

@@ -50,7 +50,7 @@ class Certification:
         self.report = pytester.path / "certificate.json"
 
     def run(self, *args: str) -> pytest.RunResult:
-        result = self.pytester.runpytest_subprocess("--dfqs-report", str(self.report), *args)
+        result = self.pytester.runpytest_subprocess(f"--dfqs-report={self.report}", *args)
         assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
         assert "Traceback" not in result.stderr.str()
         return result

@@ -15,7 +15,7 @@ from .gguf_bytes import RawGGUF, RawTensor, minimal_model
 
 
 def test_conforming_moe_is_conformant(certify: Certification, moe_model: Path) -> None:
-    result = certify.run("--dfqs-model", str(moe_model), "-v")
+    result = certify.run(f"--dfqs-model={moe_model}", "-v")
     assert result.ret == 0
     result.stdout.fnmatch_lines([
         "*test_single_file.py::test_single_file[[]DFQS-3.1-no-split-tiny-moe.gguf[]] PASSED*",
@@ -27,7 +27,7 @@ def test_conforming_moe_is_conformant(certify: Certification, moe_model: Path) -
 
 
 def test_split_shard_is_not_single_file(certify: Certification, split_model: Path) -> None:
-    result = certify.run("--dfqs-model", str(split_model))
+    result = certify.run(f"--dfqs-model={split_model}")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["DFQS-3.1   SHALL   NOT MET *", "verdict: NOT CONFORMANT at tier static*"])
     no_split = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == "no-split")
@@ -37,7 +37,7 @@ def test_split_shard_is_not_single_file(certify: Certification, split_model: Pat
 
 def test_second_shard_misses_the_models_tensors(certify: Certification, split_model: Path) -> None:
     second = split_model.with_name("tiny-split-00002-of-00002.gguf")
-    assert certify.run("--dfqs-model", str(second)).ret == 1
+    assert certify.run(f"--dfqs-model={second}").ret == 1
     findings = {f["check"]: f for f in certify.clause("DFQS-3.1")["findings"]}
     assert "shard 2 of 2" in findings["no-split"]["summary"]
     assert "cannot run alone" in findings["standalone"]["summary"]
@@ -92,7 +92,7 @@ BROKEN = {
 def test_broken_file_is_not_met_with_a_specific_message(certify: Certification, tmp_path: Path, case: str) -> None:
     make, check, message = BROKEN[case]
     path = make(tmp_path / f"{case}.gguf")
-    result = certify.run("--dfqs-model", str(path))
+    result = certify.run(f"--dfqs-model={path}")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["DFQS-3.1   SHALL   NOT MET *"])
     finding = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == check)
@@ -107,7 +107,7 @@ def test_unknown_ggml_type(certify: Certification, tmp_path: Path) -> None:
     type_at = content.index(name) + len(name) + 4 + 8  # n_dims (u32) and one dimension (i64)
     content[type_at:type_at + 4] = (77).to_bytes(4, "little")
     path.write_bytes(content)
-    assert certify.run("--dfqs-model", str(path)).ret == 1
+    assert certify.run(f"--dfqs-model={path}").ret == 1
     assert "unknown ggml type 77" in certify.clause("DFQS-3.1")["reason"]
 
 
@@ -119,7 +119,7 @@ def test_unknown_ggml_type(certify: Certification, tmp_path: Path) -> None:
 def test_truncated_files(certify: Certification, moe_model: Path, tmp_path: Path, keep: int, check: str, message: str) -> None:
     size = moe_model.stat().st_size
     path = _truncate(moe_model, tmp_path / "truncated.gguf", keep if keep > 0 else size + keep)
-    assert certify.run("--dfqs-model", str(path)).ret == 1
+    assert certify.run(f"--dfqs-model={path}").ret == 1
     finding = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == check)
     assert finding["status"] == "NOT MET" and message in finding["summary"], finding
 
@@ -127,7 +127,7 @@ def test_truncated_files(certify: Certification, moe_model: Path, tmp_path: Path
 def test_auxiliary_file_without_embeddings_is_not_standalone(certify: Certification, tmp_path: Path) -> None:
     path = tmp_path / "mtp-only.gguf"
     write_model(path, drop=("token_embd", "output."))
-    assert certify.run("--dfqs-model", str(path)).ret == 1
+    assert certify.run(f"--dfqs-model={path}").ret == 1
     standalone = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == "standalone")
     assert standalone["status"] == "NOT MET"
     assert "token_embd.weight" in standalone["summary"] and "needs its base model" in standalone["summary"]
@@ -137,5 +137,5 @@ def test_the_model_file_is_left_untouched(certify: Certification, moe_model: Pat
     import hashlib
 
     before = (hashlib.sha256(moe_model.read_bytes()).hexdigest(), os.stat(moe_model).st_mtime_ns)
-    certify.run("--dfqs-model", str(moe_model), "--dfqs-sha256", before[0])
+    certify.run(f"--dfqs-model={moe_model}", "--dfqs-sha256", before[0])
     assert (hashlib.sha256(moe_model.read_bytes()).hexdigest(), os.stat(moe_model).st_mtime_ns) == before

@@ -1,0 +1,181 @@
+"""The plugin as a user meets it: options, usage errors, collection, outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from pytest_dfqs.catalogue import SCHEMAS_DIR, load_catalogue
+
+from .conftest import Certification
+
+CERTIFICATE_SCHEMA = json.loads((SCHEMAS_DIR / "dfqs-certificate-1.schema.json").read_text())
+
+
+def validate_certificate(certificate: dict) -> None:
+    jsonschema.validate(certificate, CERTIFICATE_SCHEMA, format_checker=jsonschema.FormatChecker())
+
+
+def test_without_a_model_the_plugin_adds_nothing(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_own="def test_own(): assert True")
+    result = pytester.runpytest_subprocess("-v")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*test_own.py::test_own PASSED*", "*1 passed*"])
+    assert "dfqs" not in result.stdout.str().replace("plugins: dfqs-", "")
+
+
+def test_help_lists_the_dfqs_options(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess("--help")
+    result.stdout.fnmatch_lines(["DFQS v1.0 model certification:", "*--dfqs-model=PATH*"])
+    for option in ("--dfqs-tier", "--dfqs-strict", "--dfqs-profile", "--dfqs-sha256", "--dfqs-checksums", "--dfqs-report"):
+        assert option in result.stdout.str()
+    for ini in ("dfqs_tier", "dfqs_strict", "dfqs_profile", "dfqs_checksums", "dfqs_report"):
+        assert ini in result.stdout.str()
+
+
+def test_collects_the_whole_suite_from_an_empty_directory(certify: Certification, moe_model: Path) -> None:
+    result = certify.run(f"--dfqs-model={moe_model}", "--collect-only", "-q")
+    catalogue = load_catalogue()
+    expected = sum(len(clause.checks) for clause in catalogue.clauses)
+    result.stdout.fnmatch_lines([f"{expected} tests collected*"])
+
+
+def test_every_test_is_parametrized_per_model(certify: Certification, moe_model: Path, dense_model: Path) -> None:
+    result = certify.run(f"--dfqs-model={moe_model}", f"--dfqs-model={dense_model}", "-v")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*test_single_file[[]DFQS-3.1-gguf-header-tiny-moe.gguf[]] PASSED*",
+        "*test_single_file[[]DFQS-3.1-gguf-header-tiny-dense.gguf[]] PASSED*",
+    ])
+    certificate = certify.certificate()
+    validate_certificate(certificate)
+    assert [m["file_name"] for m in certificate["models"]] == ["tiny-moe.gguf", "tiny-dense.gguf"]
+
+
+def test_report_header_shows_model_facts(certify: Certification, moe_model: Path) -> None:
+    result = certify.run(f"--dfqs-model={moe_model}")
+    result.stdout.fnmatch_lines([
+        "dfqs: DFQS v1.0, tier static, strict off, profile none*",
+        "dfqs model: tiny-moe.gguf*",
+        "  dfqs-demo-moe: architecture llama, 2 blocks, context 131,072",
+        "  experts 4 (2 used per token, 0 shared); parameters *K total, *K active per token",
+        "  23 tensors, *, GGUF v3; dtypes: f16 16 tensors *, f32 7 tensors *",
+    ])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dfqs-model", "missing.gguf"], "ERROR: --dfqs-model: missing.gguf does not exist"),
+        (["--dfqs-model", "."], "ERROR: --dfqs-model: . is a directory; give the path of a file"),
+        (["--dfqs-tier", "full"], "ERROR: --dfqs-tier: 'full' is not one of static, runtime, eval"),
+        (["--dfqs-profile", "mini"], "ERROR: --dfqs-profile: 'mini' is not one of reference"),
+        (["--dfqs-sha256", "abc123"], "ERROR: --dfqs-sha256: 'abc123' is not a SHA-256 digest (64 hexadecimal digits)"),
+        (["--dfqs-checksums", "sums.txt"], "ERROR: --dfqs-checksums: sums.txt:2: expected '<64 hex digits>  <file name>'*"),
+        (["--dfqs-report", "no/such/dir/cert.json"], "ERROR: --dfqs-report: the folder no/such/dir does not exist"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, moe_model: Path, args: list[str], message: str) -> None:
+    pytester.path.joinpath("sums.txt").write_text("0" * 64 + "  ok.gguf\nnot a checksum line\n")
+    model = [] if args[0] == "--dfqs-model" else [f"--dfqs-model={moe_model}"]
+    result = pytester.runpytest_subprocess(*model, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+    assert "Traceback" not in result.stderr.str()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_model_is_a_usage_error(pytester: pytest.Pytester, moe_model: Path) -> None:
+    locked = pytester.path / "locked.gguf"
+    locked.write_bytes(moe_model.read_bytes())
+    locked.chmod(0)
+    result = pytester.runpytest_subprocess(f"--dfqs-model={locked}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --dfqs-model: * is not readable*"])
+
+
+def test_ini_twins_and_precedence(pytester: pytest.Pytester, moe_model: Path) -> None:
+    pytester.makeini("[pytest]\ndfqs_tier = eval\ndfqs_profile = reference\n")
+    # `--dfqs-model=PATH`: a separate path argument would move pytest's rootdir (and ini file) to a common ancestor
+    from_ini = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--collect-only")
+    from_ini.stdout.fnmatch_lines(["dfqs: DFQS v1.0, tier eval, strict off, profile reference"])
+    from_cli = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--dfqs-tier", "static", "--collect-only")
+    from_cli.stdout.fnmatch_lines(["dfqs: DFQS v1.0, tier static, strict off, profile reference"])
+    pytester.makeini("[pytest]\ndfqs_tier = fast\n")
+    bad = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}")
+    bad.stderr.fnmatch_lines(["ERROR: ini option dfqs_tier: 'fast' is not one of static, runtime, eval"])
+
+
+def test_certificate_of_a_conformant_model(certify: Certification, moe_model: Path) -> None:
+    assert certify.run(f"--dfqs-model={moe_model}").ret == 0
+    certificate = certify.certificate()
+    validate_certificate(certificate)
+    model = certificate["models"][0]
+    assert certificate["verdict"] == model["verdict"] == "CONFORMANT"
+    assert model["facts"]["expert_count"] == 4 and model["facts"]["tensor_count"] == 23
+    assert model["sha256"] is None  # no digest was asked for: the static tier reads no data
+    assert {c["id"] for c in model["clauses"]} == {c.id for c in load_catalogue().clauses}
+
+
+def test_certificate_of_a_broken_model(certify: Certification, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\xff" * 40)
+    assert certify.run(f"--dfqs-model={broken}").ret == 1
+    certificate = certify.certificate()
+    validate_certificate(certificate)
+    assert certificate["verdict"] == "NOT CONFORMANT" and certificate["models"][0]["facts"] is None
+
+
+def test_dense_model_under_the_reference_profile(certify: Certification, dense_model: Path) -> None:
+    informational = certify.run(f"--dfqs-model={dense_model}")
+    assert informational.ret == 0
+    informational.stdout.fnmatch_lines(["DFQS-5.1   info    NOT MET *not a Mixture-of-Experts*", "verdict: CONFORMANT at tier static*"])
+    assert certify.clause("DFQS-3.3")["status"] == "NOT APPLICABLE"
+    profiled = certify.run(f"--dfqs-model={dense_model}", "--dfqs-profile", "reference")
+    assert profiled.ret == 1
+    profiled.stdout.fnmatch_lines(["DFQS-5.1   SHALL   NOT MET *not a Mixture-of-Experts*", "verdict: NOT CONFORMANT at tier static*"])
+
+
+def test_checksum_mismatch_shows_both_digests(certify: Certification, moe_model: Path) -> None:
+    actual = hashlib.sha256(moe_model.read_bytes()).hexdigest()
+    wrong = "0" * 64
+    result = certify.run(f"--dfqs-model={moe_model}", "--dfqs-sha256", wrong)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["DFQS-AI.1  SHALL   NOT MET *SHA-256 mismatch*"])
+    reason = certify.clause("DFQS-AI.1")["reason"]
+    assert wrong in reason and actual in reason
+
+
+def test_checksums_file_and_cached_digest(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
+    sums = pytester.path / "checksums.txt"
+    sums.write_text(f"{hashlib.sha256(moe_model.read_bytes()).hexdigest()}  {moe_model.name}\n")
+    first = certify.run(f"--dfqs-model={moe_model}", "--dfqs-checksums", str(sums))
+    assert first.ret == 0
+    evidence = certify.clause("DFQS-AI.1")["findings"][0]["evidence"]
+    assert evidence["cached"] is False and evidence["bytes_read"] == moe_model.stat().st_size
+    assert certify.certificate()["models"][0]["sha256"] == evidence["actual"]
+    assert certify.run(f"--dfqs-model={moe_model}", "--dfqs-checksums", str(sums)).ret == 0
+    evidence = certify.clause("DFQS-AI.1")["findings"][0]["evidence"]
+    assert evidence["cached"] is True and evidence["bytes_read"] == 0
+
+
+def test_demo_model_is_generated_once(certify: Certification, pytester: pytest.Pytester) -> None:
+    result = certify.run("--dfqs-model", "demo")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["verdict: CONFORMANT at tier static*"])
+    demo = Path(certify.certificate()["models"][0]["path"])
+    assert demo.is_relative_to(pytester.path / ".pytest_cache")
+    stamp = demo.stat().st_mtime_ns
+    assert certify.run("--dfqs-model", "demo").ret == 0
+    assert demo.stat().st_mtime_ns == stamp
+
+
+def test_a_separate_model_path_explains_the_moved_rootdir(pytester: pytest.Pytester, moe_model: Path) -> None:
+    result = pytester.runpytest_subprocess("--dfqs-model", str(moe_model), "--collect-only")
+    result.stdout.fnmatch_lines(["dfqs: note: pytest chose rootdir * write --dfqs-model=PATH to keep *"])
+    assert "dfqs: note" not in pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--collect-only").stdout.str()
