@@ -292,18 +292,38 @@ def _read_array(cursor: _Cursor, key: str) -> ArrayValue:
 
 
 def _skip_strings(cursor: _Cursor, count: int, key: str) -> None:
-    """Walk `count` length-prefixed strings; the hot loop of a large vocabulary."""
+    """Walk `count` length-prefixed strings: the hot loop of a large vocabulary.
+
+    The fast walk does no per-string checks; struct refuses to read past the
+    buffer, and one check at the end catches an overshoot or an oversized
+    string. Only then does the checked walk run, to name the bad element.
+    """
+    unpack_length: Callable = _U64.unpack_from
+    buffer, start = cursor.buffer, cursor.pos
+    pos = start
+    try:
+        for _ in range(count):
+            pos += 8 + unpack_length(buffer, pos)[0]
+    except (struct.error, OverflowError):
+        pos = cursor.size + 1
+    if pos > cursor.size or pos - start - 8 * count > MAX_STRING_LENGTH:
+        pos = _skip_strings_checked(cursor, count, key)
+    cursor.pos = pos
+
+
+def _skip_strings_checked(cursor: _Cursor, count: int, key: str) -> int:
     unpack_length: Callable = _U64.unpack_from
     buffer, size, pos = cursor.buffer, cursor.size, cursor.pos
     for index in range(count):
         if pos + 8 > size:
-            cursor.pos = pos
             raise HeaderError(pos, f"{key}[{index}] length", f"the file ends at byte {size} inside the array (truncated)")
         length = unpack_length(buffer, pos)[0]
+        if length > MAX_STRING_LENGTH:
+            raise HeaderError(pos, f"{key}[{index}]", f"string length {length} exceeds the GGUF maximum of {MAX_STRING_LENGTH}")
+        if pos + 8 + length > size:
+            raise HeaderError(pos, f"{key}[{index}]", f"string of {length} bytes runs past the end of the file at byte {size}")
         pos += 8 + length
-        if pos > size or length > MAX_STRING_LENGTH:
-            raise HeaderError(pos - length - 8, f"{key}[{index}]", f"string of {length} bytes runs past the end of the file at byte {size}")
-    cursor.pos = pos
+    return pos
 
 
 def _decode_small_array(cursor: _Cursor, element_type: GGUFValueType, count: int, start: int) -> tuple:

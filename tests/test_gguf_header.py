@@ -118,6 +118,16 @@ def test_string_length_past_end_of_file(tmp_path: Path, length: int, problem: st
     assert expect_error(tmp_path, content, "metadata key #0", problem).offset == 24
 
 
+def test_a_bad_element_of_a_string_array_is_named(tmp_path: Path) -> None:
+    raw = minimal_model()
+    content = raw.header_bytes()
+    cut = content.index(b"</s>")  # inside tokenizer.ggml.tokens[2]
+    error = expect_error(tmp_path, content[:cut + 2], "tokenizer.ggml.tokens[2]", "runs past the end of the file")
+    assert error.offset == cut - 8
+    huge = content.replace(struct.pack("<Q", 4) + b"</s>", struct.pack("<Q", 2**31) + b"</s>")
+    expect_error(tmp_path, huge, "tokenizer.ggml.tokens[2]", "exceeds the GGUF maximum")
+
+
 def test_unknown_ggml_type(tmp_path: Path) -> None:
     raw = minimal_model()
     raw.tensors[1] = RawTensor("blk.0.attn_norm.weight", (8,), ggml_type=0)
