@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from .units import human_count
+from .units import human_bytes, human_count
 from .verdict import Finding, Status
 
 if TYPE_CHECKING:
@@ -56,14 +56,14 @@ def check_file_size(model: ModelUnderTest) -> Finding:
     size = model.path.stat().st_size
     met = rounds_to(size / GB, REFERENCE_SIZE_GB, 1)
     return Finding("file-size", Status.MET if met else Status.NOT_MET,
-                   f"file size {size / GB:.2f} GB ({size:,} bytes); the reference claims {REFERENCE_SIZE_GB} GB", {"bytes": size})
+                   f"file size {human_bytes(size)} ({size:,} bytes); the reference claims {REFERENCE_SIZE_GB} GB", {"bytes": size})
 
 
 def check_sub_70gb(model: ModelUnderTest) -> Finding:
     size = model.path.stat().st_size
     met = size < ENVELOPE_GB * GB
     return Finding("sub-70gb", Status.MET if met else Status.NOT_MET,
-                   f"file size {size / GB:.2f} GB against the sub-{ENVELOPE_GB} GB envelope", {"bytes": size})
+                   f"file size {human_bytes(size)} against the sub-{ENVELOPE_GB} GB envelope", {"bytes": size})
 
 
 def physical_memory() -> int:

@@ -25,7 +25,10 @@ MODEL_HELP = (
 )
 TIER_HELP = "Highest tier to run: static (header only, default), runtime (llama.cpp on CPU) or eval (section 11 metrics)."
 STRICT_HELP = "Treat SHOULD clauses that are not met as failures (default: warnings)."
-PROFILE_HELP = "Decide the reference-profile clauses (sections 5, 9, 14, 15, artifact integrity): 'reference'."
+PROFILE_HELP = (
+    "'reference': decide the reference-profile clauses (sections 5, 9, 14, 15) and expect the published"
+    " SHA-256 of DeepSeek-V4-Flash-IQ1_S-XL.gguf; without it they are informational."
+)
 SHA256_HELP = "Expected SHA-256 of the model file (64 hex digits)."
 CHECKSUMS_HELP = "sha256sum-format file ('<digest>  <file name>' per line) holding the model's expected digest."
 REPORT_HELP = "Write the certificate JSON (schemas/dfqs-certificate-1.schema.json) to this path."

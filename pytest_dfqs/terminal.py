@@ -67,9 +67,12 @@ def _clause_line(result: ClauseResult) -> str:
 
 
 def _counts(results: tuple[ClauseResult, ...]) -> str:
-    parts = []
-    for status in Status:
-        number = sum(1 for r in results if r.status == status)
-        if number:
-            parts.append(f"{number} {status.value.lower()}")
-    return ", ".join(parts)
+    """Status counts of the deciding clauses, then of the informational ones."""
+    deciding = _count_statuses(r for r in results if r.weight != "info")
+    informational = _count_statuses(r for r in results if r.weight == "info")
+    return deciding + (f"; informational: {informational}" if informational else "")
+
+
+def _count_statuses(results) -> str:
+    statuses = [r.status for r in results]
+    return ", ".join(f"{statuses.count(s)} {s.value.lower()}" for s in Status if statuses.count(s))
