@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from gguf.constants import GGMLQuantizationType
 from pytest_dfqs.demo_model import write_model
 
 from .conftest import Certification
-from .gguf_bytes import RawGGUF, RawTensor, minimal_model
+from .gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
 
 
 def test_conforming_moe_is_conformant(certify: Certification, moe_model: Path) -> None:
@@ -74,6 +75,13 @@ def _duplicate(raw: RawGGUF) -> None:
     raw.tensors.append(RawTensor("output.weight", (8, 4)))
 
 
+def _string_past_end(target: Path) -> Path:
+    content = minimal_model().build()
+    name = gguf_string("llama.block_count")
+    target.write_bytes(content.replace(name, struct.pack("<Q", 10**6) + name[8:]))
+    return target
+
+
 BROKEN = {
     "wrong-magic": (lambda p: _hand_built(p, _set("magic", 0x4C4D4747)), "gguf-header", "expected b'GGUF', found b'GGML'"),
     "version-1": (lambda p: _hand_built(p, _set("version", 1)), "gguf-header", "GGUF version 1 is not supported"),
@@ -84,6 +92,7 @@ BROKEN = {
     "overlapping": (lambda p: _hand_built(p, _overlap), "tensor-layout", "overlap"),
     "offset-past-eof": (lambda p: _hand_built(p, _past_end), "tensors-in-file", "its data is not in this file"),
     "duplicate-names": (lambda p: _hand_built(p, _duplicate), "gguf-header", "duplicate tensor name 'output.weight'"),
+    "string-past-eof": (_string_past_end, "gguf-header", "declares a string of 1000000 bytes but the file ends"),
 }
 
 
