@@ -22,7 +22,7 @@ CHUNK_BYTES = 8 << 20
 HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 CHECKSUM_LINE = re.compile(r"(?P<digest>[0-9a-fA-F]{64}) [ *](?P<name>.+)")
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int, float], None]  # bytes done, bytes in all, seconds so far
 
 
 class DigestCache(Protocol):
@@ -104,14 +104,14 @@ def hash_stream(path: Path, size: int, progress: Progress | None = None) -> Dige
     buffer = bytearray(CHUNK_BYTES)
     view = memoryview(buffer)
     done = 0
-    last_report = time.monotonic()
+    started = last_report = time.monotonic()
     with open(path, "rb", buffering=0) as handle:
         while count := handle.readinto(buffer):
             hasher.update(view[:count])
             done += count
             if progress is not None and time.monotonic() - last_report >= 1.0:
-                progress(done, size)
                 last_report = time.monotonic()
+                progress(done, size, last_report - started)
     if progress is not None:
-        progress(done, size)
+        progress(done, size, time.monotonic() - started)
     return Digest(hasher.hexdigest(), done, cached=False)

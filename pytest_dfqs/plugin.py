@@ -9,8 +9,8 @@ readers: the static tier stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -69,14 +69,16 @@ def _model_path(name: str, config: pytest.Config) -> Path:
 
 def _progress_printer(config: pytest.Config, path: Path) -> Progress:
     """A once-a-second progress line for hashing large files."""
-    started = time.monotonic()
 
-    def report(done: int, total: int) -> None:
+    def report(done: int, total: int, seconds: float) -> None:
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is None or total < PROGRESS_MIN_BYTES:
             return
-        rate = done / max(time.monotonic() - started, 1e-6)
-        terminal.write_line(f"dfqs: sha256 {path.name}: {human_bytes(done)} of {human_bytes(total)} ({human_bytes(int(rate))}/s)")
+        rate = done / max(seconds, 1e-6)
+        line = f"dfqs: sha256 {path.name}: {human_bytes(done)} of {human_bytes(total)} ({human_bytes(int(rate))}/s)"
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            terminal.write_line(line)
 
     return report
 

@@ -39,7 +39,7 @@ def blob(tmp_path: Path) -> Path:
 
 def test_digest_equals_hashlib(blob: Path) -> None:
     progress: list[tuple[int, int]] = []
-    digest = hash_stream(blob, blob.stat().st_size, lambda done, total: progress.append((done, total)))
+    digest = hash_stream(blob, blob.stat().st_size, lambda done, total, seconds: progress.append((done, total)))
     assert digest.sha256 == hashlib.sha256(blob.read_bytes()).hexdigest()
     assert digest.bytes_read == blob.stat().st_size
     assert progress[-1] == (blob.stat().st_size, blob.stat().st_size)

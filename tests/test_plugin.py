@@ -179,3 +179,25 @@ def test_a_separate_model_path_explains_the_moved_rootdir(pytester: pytest.Pytes
     result = pytester.runpytest_subprocess("--dfqs-model", str(moe_model), "--collect-only")
     result.stdout.fnmatch_lines(["dfqs: note: pytest chose rootdir * write --dfqs-model=PATH to keep *"])
     assert "dfqs: note" not in pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--collect-only").stdout.str()
+
+
+def test_junit_xml_carries_clause_and_level(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
+    junit = pytester.path / "junit.xml"
+    assert certify.run(f"--dfqs-model={moe_model}", f"--junitxml={junit}").ret == 0
+    xml = junit.read_text()
+    assert '<property name="dfqs_clause" value="DFQS-3.1" />' in xml
+    assert '<property name="dfqs_level" value="SHALL" />' in xml
+    assert '<property name="dfqs_check" value="no-split" />' in xml
+
+
+def test_hashing_a_large_file_shows_progress(certify: Certification, moe_model: Path, tmp_path: Path) -> None:
+    large = tmp_path / "large.gguf"
+    large.write_bytes(moe_model.read_bytes())
+    os.truncate(large, 300 << 20)  # trailing zeros after the tensor data; sparse on disk
+    digest = hashlib.sha256()
+    with open(large, "rb") as handle:
+        while chunk := handle.read(8 << 20):
+            digest.update(chunk)
+    result = certify.run(f"--dfqs-model={large}", f"--dfqs-sha256={digest.hexdigest()}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["dfqs: sha256 large.gguf: 314.57 MB of 314.57 MB (*/s)", "DFQS-AI.1  SHALL   MET *"])
