@@ -112,6 +112,8 @@ def _validate_readable_file(value: object, where: str) -> Path:
         raise pytest.UsageError(f"{where}: {path} does not exist")
     if path.is_dir():
         raise pytest.UsageError(f"{where}: {path} is a directory; give the path of a file")
+    if not path.is_file():
+        raise pytest.UsageError(f"{where}: {path} is not a regular file (a pipe or a device cannot be certified)")
     if not os.access(path, os.R_OK):
         raise pytest.UsageError(f"{where}: {path} is not readable (check its permissions)")
     return path

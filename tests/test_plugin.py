@@ -73,6 +73,7 @@ def test_report_header_shows_model_facts(certify: Certification, moe_model: Path
     [
         (["--dfqs-model", "missing.gguf"], "ERROR: --dfqs-model: missing.gguf does not exist"),
         (["--dfqs-model", "."], "ERROR: --dfqs-model: . is a directory; give the path of a file"),
+        (["--dfqs-model", "pipe.gguf"], "ERROR: --dfqs-model: pipe.gguf is not a regular file*"),
         (["--dfqs-tier", "full"], "ERROR: --dfqs-tier: 'full' is not one of static, runtime, eval"),
         (["--dfqs-profile", "mini"], "ERROR: --dfqs-profile: 'mini' is not one of reference"),
         (["--dfqs-sha256", "abc123"], "ERROR: --dfqs-sha256: 'abc123' is not a SHA-256 digest (64 hexadecimal digits)"),
@@ -82,6 +83,7 @@ def test_report_header_shows_model_facts(certify: Certification, moe_model: Path
 )
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, moe_model: Path, args: list[str], message: str) -> None:
     pytester.path.joinpath("sums.txt").write_text("0" * 64 + "  ok.gguf\nnot a checksum line\n")
+    os.mkfifo(pytester.path / "pipe.gguf")
     model = [] if args[0] == "--dfqs-model" else [f"--dfqs-model={moe_model}"]
     result = pytester.runpytest_subprocess(*model, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
