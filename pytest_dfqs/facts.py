@@ -94,7 +94,8 @@ def dtype_distribution(tensors: tuple[TensorInfo, ...]) -> dict[str, DtypeShare]
 
 
 def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    """A count from the metadata; anything but a non-negative integer counts as absent."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _str(value: Any) -> str | None:

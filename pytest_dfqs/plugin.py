@@ -30,6 +30,7 @@ from .verdict import Finding, Policy, Status
 STATE = pytest.StashKey[CertificationSession]()
 SETTINGS = pytest.StashKey[Settings]()
 FINDING = pytest.StashKey[Finding]()
+REPORT_ERROR = pytest.StashKey[str]()
 PROGRESS_MIN_BYTES = 256 << 20
 
 
@@ -179,7 +180,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     settings = session.config.stash.get(SETTINGS, None)
     if state is None or settings is None or settings.report is None:
         return
-    write_certificate(settings.report, build_certificate(state.catalogue, state.policy, state.results()))
+    try:
+        write_certificate(settings.report, build_certificate(state.catalogue, state.policy, state.results()))
+    except OSError as error:
+        session.config.stash[REPORT_ERROR] = f"could not write the certificate to {settings.report}: {error.strerror or error}"
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
@@ -191,5 +196,7 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         for text, markup in clause_table(result, state.policy.tier):
             terminalreporter.write_line(text, **markup)
     settings = config.stash[SETTINGS]
-    if settings.report is not None:
+    if REPORT_ERROR in config.stash:
+        terminalreporter.write_line(f"dfqs: {config.stash[REPORT_ERROR]}", red=True, bold=True)
+    elif settings.report is not None:
         terminalreporter.write_line(f"dfqs: certificate written to {settings.report}")

@@ -137,6 +137,6 @@ def _validate_report(value: str, where: str) -> Path:
     path = Path(value).expanduser()
     if path.is_dir():
         raise pytest.UsageError(f"{where}: {path} is a directory; give the path of the certificate file to write")
-    if not path.parent.exists():
+    if not path.parent.is_dir():
         raise pytest.UsageError(f"{where}: the folder {path.parent} does not exist")
     return path

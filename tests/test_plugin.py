@@ -203,3 +203,10 @@ def test_hashing_a_large_file_shows_progress(certify: Certification, moe_model: 
     result = certify.run(f"--dfqs-model={large}", f"--dfqs-sha256={digest.hexdigest()}")
     assert result.ret == 0
     result.stdout.fnmatch_lines(["dfqs: sha256 large.gguf: 314.57 MB of 314.57 MB (*/s)", "DFQS-AI.1  SHALL   MET *"])
+
+
+def test_a_certificate_that_cannot_be_written_is_reported(pytester: pytest.Pytester, moe_model: Path) -> None:
+    result = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--dfqs-report=/dev/full")
+    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
+    result.stdout.fnmatch_lines(["dfqs: could not write the certificate to /dev/full: No space left on device"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
