@@ -1,37 +1,22 @@
-"""The pytest plugin: options, collection of the conformance suite, verdicts.
+"""The pytest plugin's entry point: options, and nothing more without --dfqs-model.
 
-Nothing happens without --dfqs-model: a project that merely has the plugin
-installed sees its own test runs unchanged. With it, the conformance suite
-(conformance/) is collected and every test is parametrized per clause check
-and model. Loading this module imports neither llama_cpp nor numpy-heavy
-readers: the static tier stays fast.
+A project that merely has the plugin installed sees its own test runs
+unchanged and pays for no heavy import: the certification hooks (and gguf,
+numpy) are loaded and registered only when --dfqs-model is given, the way
+allure-pytest registers its listener only under --alluredir. llama_cpp is
+imported only by runtime checks.
 """
 
 from __future__ import annotations
 
-import contextlib
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from .catalogue import CONFORMANCE_DIR, CatalogueError, load_catalogue, tier_rank
-from .certificate import build_certificate, write_certificate
-from .demo_model import demo_model_path
-from .integrity import Progress
-from .model import IntegrityOptions, ModelUnderTest
-from .session import Case, CertificationSession, model_labels
-from .settings import DEMO_MODEL, Settings, add_options, read_settings
-from .terminal import clause_table, model_header_lines, settings_line
-from .units import human_bytes
-from .verdict import Finding, Policy, Status
+from .catalogue import CONFORMANCE_DIR
+from .settings import add_options, read_settings
 
-STATE = pytest.StashKey[CertificationSession]()
-SETTINGS = pytest.StashKey[Settings]()
-FINDING = pytest.StashKey[Finding]()
-REPORT_ERROR = pytest.StashKey[str]()
-PROGRESS_MIN_BYTES = 256 << 20
+CERTIFICATION_PLUGIN = "dfqs-certification"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,46 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("dfqs_models"):
         return
     settings = read_settings(config)
-    try:
-        catalogue = load_catalogue()
-    except CatalogueError as error:
-        raise pytest.UsageError(f"the DFQS clause catalogue is malformed: {error}") from None
-    paths = [_model_path(name, config) for name in settings.models]
-    integrity = IntegrityOptions(
-        settings.sha256, settings.checksums, str(settings.checksums_path), settings.profile == "reference"
-    )
-    models = [
-        ModelUnderTest(path, label, integrity, getattr(config, "cache", None), _progress_printer(config, path))
-        for path, label in zip(paths, model_labels(paths))
-    ]
-    policy = Policy(settings.tier, settings.strict, settings.profile)
-    config.stash[STATE] = CertificationSession(catalogue, policy, models)
-    config.stash[SETTINGS] = settings
+    from . import certification
+
+    certification.start(config, settings)
+    config.pluginmanager.register(certification, CERTIFICATION_PLUGIN)
     _collect_conformance_suite(config)
-
-
-def _model_path(name: str, config: pytest.Config) -> Path:
-    if name != DEMO_MODEL:
-        return Path(name).expanduser()
-    cache = getattr(config, "cache", None)
-    folder = cache.mkdir("dfqs-demo") if cache is not None else Path(tempfile.gettempdir()) / "pytest-dfqs-demo"
-    return demo_model_path(Path(folder))
-
-
-def _progress_printer(config: pytest.Config, path: Path) -> Progress:
-    """A once-a-second progress line for hashing large files."""
-
-    def report(done: int, total: int, seconds: float) -> None:
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is None or total < PROGRESS_MIN_BYTES:
-            return
-        rate = done / max(seconds, 1e-6)
-        line = f"dfqs: sha256 {path.name}: {human_bytes(done)} of {human_bytes(total)} ({human_bytes(int(rate))}/s)"
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            terminal.write_line(line)
-
-    return report
 
 
 def _collect_conformance_suite(config: pytest.Config) -> None:
@@ -99,104 +49,6 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     """The conformance suite is collected only when a model is given."""
-    if STATE not in config.stash and _inside(collection_path, CONFORMANCE_DIR):
+    if not config.pluginmanager.has_plugin(CERTIFICATION_PLUGIN) and _inside(collection_path, CONFORMANCE_DIR):
         return True
     return None
-
-
-def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    state = config.stash.get(STATE, None)
-    if state is None:
-        return None
-    lines = [settings_line(state.policy, state.catalogue.spec)]
-    lines += _rootdir_note(config)
-    for model in state.models:
-        lines += model_header_lines(model)
-    return lines
-
-
-def _rootdir_note(config: pytest.Config) -> list[str]:
-    """pytest takes its rootdir from path arguments, a model path given apart included."""
-    invocation = config.invocation_params
-    moved = config.rootpath != invocation.dir and "--dfqs-model" in invocation.args
-    if not moved:
-        return []
-    return [
-        f"dfqs: note: pytest chose rootdir {config.rootpath} because the model path was a separate argument;"
-        f" write --dfqs-model=PATH to keep {invocation.dir} (its ini file and .pytest_cache)"
-    ]
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    state = metafunc.config.stash.get(STATE, None)
-    if state is None or "dfqs_case" not in metafunc.fixturenames:
-        return
-    cases = state.cases(metafunc.function.__name__)
-    metafunc.parametrize("dfqs_case", cases, ids=[case.id for case in cases])
-
-
-@pytest.fixture
-def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
-    """The finding of this test's check on this test's model (computed once per model)."""
-    state = request.config.stash[STATE]
-    check = dfqs_case.check
-    if tier_rank(check.tier) > tier_rank(state.policy.tier):
-        finding = Finding(check.id, Status.NOT_EVALUATED, f"needs --dfqs-tier {check.tier}")
-    else:
-        finding = state.models[dfqs_case.model_index].finding(check.id)
-    request.node.stash[FINDING] = finding
-    return finding
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
-    report = yield
-    state = item.config.stash.get(STATE, None)
-    case = getattr(item, "callspec", None) and item.callspec.params.get("dfqs_case")
-    if state is None or not isinstance(case, Case):
-        return report
-    if report.when == "setup":
-        item.user_properties += [("dfqs_clause", case.clause.id), ("dfqs_level", case.clause.level), ("dfqs_check", case.check.id)]
-        if report.failed:
-            state.record(case, Finding(case.check.id, Status.ERROR, f"the test could not be set up: {call.excinfo.exconly() if call.excinfo else ''}"))
-    elif report.when == "call":
-        finding = item.stash.get(FINDING, None) or Finding(case.check.id, Status.ERROR, "the test ended without a finding")
-        state.record(case, finding)
-        _soften(report, case, finding, state.policy)
-    return report
-
-
-def _soften(report: pytest.TestReport, case: Case, finding: Finding, policy: Policy) -> None:
-    """A SHOULD, MAY or profile clause not met is a warning or information, not a failure."""
-    weight = policy.weight(case.clause)
-    if report.failed and finding.status == Status.NOT_MET and weight != "fail":
-        label = "warning" if weight == "warn" else "informational"
-        report.outcome = "skipped"
-        report.wasxfail = f"{case.clause.id} {case.clause.level} not met ({label}): {finding.summary}"
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    state = session.config.stash.get(STATE, None)
-    settings = session.config.stash.get(SETTINGS, None)
-    if state is None or settings is None or settings.report is None:
-        return
-    try:
-        write_certificate(settings.report, build_certificate(state.catalogue, state.policy, state.results()))
-    except OSError as error:
-        session.config.stash[REPORT_ERROR] = f"could not write the certificate to {settings.report}: {error.strerror or error}"
-        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
-
-
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    state = config.stash.get(STATE, None)
-    if state is None or config.option.collectonly:
-        return
-    for result in state.results():
-        terminalreporter.write_sep("=", f"{state.catalogue.spec} certification: {result.model.label}")
-        for text, markup in clause_table(result, state.policy.tier):
-            terminalreporter.write_line(text, **markup)
-    settings = config.stash[SETTINGS]
-    if REPORT_ERROR in config.stash:
-        terminalreporter.write_line(f"dfqs: {config.stash[REPORT_ERROR]}", red=True, bold=True)
-    elif settings.report is not None:
-        terminalreporter.write_line(f"dfqs: certificate written to {settings.report}")

@@ -12,7 +12,7 @@ from gguf.constants import GGUFValueType
 from pytest_dfqs.demo_model import TinyModelSpec, vocabulary, write_model
 from pytest_dfqs.gguf_header import ArrayValue, HeaderError, read_header
 
-from .gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
+from .gguf_bytes import RawTensor, gguf_string, minimal_model
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,14 @@ def test_wheel_ships_conformance_and_schemas(tmp_path: Path) -> None:
     assert "dfqs = pytest_dfqs.plugin" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
-def test_loading_the_plugin_does_not_import_llama_cpp() -> None:
-    code = (
-        "import sys, pytest_dfqs.plugin, pytest_dfqs.checks, pytest_dfqs.certificate;"
-        "print(sorted(m for m in sys.modules if m.startswith('llama_cpp')))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+def _modules_after(statement: str, prefixes: tuple[str, ...]) -> list[str]:
+    code = f"import sys; {statement}; print(sorted(m for m in sys.modules if m.split('.')[0] in {prefixes!r}))"
+    return eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+def test_the_entry_point_imports_nothing_heavy() -> None:
+    assert _modules_after("import pytest_dfqs.plugin", ("gguf", "numpy", "llama_cpp", "jsonschema")) == []
+
+
+def test_the_static_tier_does_not_import_llama_cpp() -> None:
+    assert _modules_after("import pytest_dfqs.certification, pytest_dfqs.checks", ("llama_cpp",)) == []

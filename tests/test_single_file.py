@@ -7,7 +7,6 @@ import struct
 from pathlib import Path
 
 import pytest
-from gguf.constants import GGMLQuantizationType
 
 from pytest_dfqs.demo_model import write_model
 
