@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import zipfile
@@ -30,7 +31,7 @@ def test_wheel_ships_conformance_and_schemas(tmp_path: Path) -> None:
 
 def _modules_after(statement: str, prefixes: tuple[str, ...]) -> list[str]:
     code = f"import sys; {statement}; print(sorted(m for m in sys.modules if m.split('.')[0] in {prefixes!r}))"
-    return eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    return ast.literal_eval(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
 
 
 def test_the_entry_point_imports_nothing_heavy() -> None:
