@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .catalogue import Catalogue
 from .gguf_header import HeaderError
-from .reference_profile import physical_memory
+from .preflight import physical_memory
 from .session import ModelResult
 from .verdict import ClauseResult, Policy, Verdict
 

@@ -35,7 +35,7 @@ MAX_ARRAY_ELEMENTS = 1 << 30  # GGUF_MAX_ARRAY_ELEMENTS in gguf.cpp
 MAX_TENSOR_NAME = 64  # GGML_MAX_NAME: names must be shorter than this
 MAX_DIMS = 4  # GGML_MAX_DIMS
 INT64_MAX = (1 << 63) - 1
-SMALL_ARRAY = 64  # arrays up to this many elements are decoded eagerly
+SMALL_ARRAY = 1024  # arrays up to this many elements (per-layer values) are decoded eagerly
 MIN_KV_BYTES = 8 + 1 + 4 + 1  # key length, one key byte, type, one value byte
 MIN_TENSOR_INFO_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, type, offset
 

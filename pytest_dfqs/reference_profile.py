@@ -7,9 +7,9 @@ figures. A figure such as "13B" is met when the measured value rounds to it
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
+from .preflight import physical_memory
 from .units import human_bytes, human_count
 from .verdict import Finding, Status
 
@@ -64,10 +64,6 @@ def check_sub_70gb(model: ModelUnderTest) -> Finding:
     met = size < ENVELOPE_GB * GB
     return Finding("sub-70gb", Status.MET if met else Status.NOT_MET,
                    f"file size {human_bytes(size)} against the sub-{ENVELOPE_GB} GB envelope", {"bytes": size})
-
-
-def physical_memory() -> int:
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def check_host_memory(model: ModelUnderTest) -> Finding:

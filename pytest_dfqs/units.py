@@ -14,3 +14,8 @@ def human_bytes(value: int) -> str:
         if value >= size:
             return f"{value / size:.2f} {unit}"
     return f"{value} B"
+
+
+def human_gib(value: int) -> str:
+    """Memory sizes as the preflight speaks of them: binary gigabytes."""
+    return f"{value / (1 << 30):.1f} GiB"

@@ -41,7 +41,7 @@ def test_metadata_values(moe_file: Path) -> None:
     assert header.metadata["llama.expert_count"] == spec.n_expert
     assert header.metadata["llama.attention.layer_norm_rms_epsilon"] == pytest.approx(1e-5)
     tokens = header.metadata["tokenizer.ggml.tokens"]
-    assert isinstance(tokens, ArrayValue) and tokens.count == len(vocabulary()) and tokens.values is None
+    assert isinstance(tokens, ArrayValue) and tokens.values == tuple(vocabulary())
     assert header.metadata_types["tokenizer.ggml.tokens"] == GGUFValueType.ARRAY
 
 
@@ -51,6 +51,13 @@ def test_small_arrays_are_decoded(tmp_path: Path) -> None:
     header = read_header(raw.write(tmp_path / "m.gguf"))
     assert header.metadata["llama.ratios"].values == (0, 0, 4, 128)
     assert header.metadata["tokenizer.ggml.tokens"].values == ("<unk>", "<s>", "</s>", "a")
+
+
+def test_large_arrays_keep_only_their_place(tmp_path: Path) -> None:
+    raw = minimal_model()
+    raw.kv.append(("llama.big", GGUFValueType.ARRAY, (GGUFValueType.UINT32, list(range(2000)))))
+    big = read_header(raw.write(tmp_path / "m.gguf")).metadata["llama.big"]
+    assert big.count == 2000 and big.values is None
 
 
 def test_gguf_v2_is_accepted(tmp_path: Path) -> None:

@@ -1,0 +1,88 @@
+"""Memory preflight: will loading this model fit, before llama.cpp tries?
+
+The estimate is the mapped tensor bytes, the KV cache for the chosen context
+(f16 keys and values for every layer's KV heads, from the header's
+hyperparameters), and a compute margin of 512 MiB plus 5% of the weights. It
+is compared with MemAvailable: too little and the runtime tests skip with the
+figures, instead of driving the machine into the OOM killer.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from gguf.constants import Keys
+
+from .gguf_header import ArrayValue, GGUFHeader
+from .units import human_gib
+
+KV_BYTES_PER_VALUE = 2  # llama.cpp's default cache type is f16
+MARGIN_BYTES = 512 << 20
+MARGIN_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights: int
+    kv_cache: int
+    compute: int
+    ctx: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute
+
+    def describe(self) -> str:
+        return (
+            f"weights {human_gib(self.weights)} + KV cache for {self.ctx:,} tokens {human_gib(self.kv_cache)}"
+            f" + compute margin {human_gib(self.compute)}"
+        )
+
+
+def estimate_memory(header: GGUFHeader, ctx: int) -> MemoryEstimate:
+    weights = sum(t.nbytes for t in header.tensors)
+    return MemoryEstimate(weights, kv_cache_bytes(header, ctx), MARGIN_BYTES + int(weights * MARGIN_SHARE), ctx)
+
+
+def kv_cache_bytes(header: GGUFHeader, ctx: int) -> int:
+    """f16 K and V for every layer: ctx x KV heads x (key + value length)."""
+    n_layer = _count(header.arch_value(Keys.LLM.BLOCK_COUNT)) or 0
+    n_embd = _count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH)) or 0
+    heads = _per_layer(header.arch_value(Keys.Attention.HEAD_COUNT), n_layer)
+    kv_heads = _per_layer(header.arch_value(Keys.Attention.HEAD_COUNT_KV), n_layer) or heads
+    per_layer = 0
+    for layer in range(n_layer):
+        head_dim = n_embd // heads[layer] if heads and heads[layer] else 0
+        key = _count(header.arch_value(Keys.Attention.KEY_LENGTH)) or head_dim
+        value = _count(header.arch_value(Keys.Attention.VALUE_LENGTH)) or head_dim
+        per_layer += (kv_heads[layer] if kv_heads else 0) * (key + value)
+    return ctx * per_layer * KV_BYTES_PER_VALUE
+
+
+def _count(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _per_layer(value, n_layer: int) -> list[int]:
+    """A per-layer hyperparameter that GGUF stores either once or as an array."""
+    if isinstance(value, ArrayValue) and value.values is not None:
+        return [int(v) for v in value.values[:n_layer]]
+    count = _count(value)
+    return [count] * n_layer if count is not None else []
+
+
+def available_memory() -> int:
+    """MemAvailable from /proc/meminfo, in bytes: what can be had without swapping others out."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return physical_memory()
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
