@@ -140,8 +140,12 @@ class ModelWorker:
         return {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "loads": self.loads, "pid": os.getpid()}
 
     def context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool):
+        """The context for these settings; only one is kept, its KV cache can be large."""
         key = (n_ctx, n_batch, n_ubatch, n_seq, trace)
         if key not in self.contexts:
+            for old in self.contexts.values():
+                llama_cpp.llama_free(old)
+            self.contexts.clear()
             params = llama_cpp.llama_context_default_params()
             params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_ubatch
             params.n_seq_max, params.kv_unified = n_seq, True  # one cache, batches split in order
@@ -178,19 +182,24 @@ class ModelWorker:
         n_batch: int,
         n_ubatch: int,
         trace: bool,
+        token_prompts: list[list[int]] | None = None,
     ) -> dict[str, Any]:
-        """Decode each prompt as its own sequence of one batch, then greedily extend them together."""
-        context = self.context(n_ctx, n_batch, n_ubatch, len(prompts), trace)
+        """Decode each prompt as its own sequence of one batch, then greedily extend them together.
+
+        `token_prompts` gives prompts as token ids instead of text.
+        """
+        sequences = token_prompts or [self.tokenize(prompt) for prompt in prompts]
+        context = self.context(n_ctx, n_batch, n_ubatch, len(sequences), trace)
         llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
         self.recorder.take()
-        sequences = [self.tokenize(prompt) for prompt in prompts]
         started = time.perf_counter()
         last_logits = self._decode_prompts(context, sequences, n_batch, all_logits=trace)
         prompt_seconds = time.perf_counter() - started
-        generated, gaps, decode_seconds = self._generate(context, sequences, last_logits, n_predict)
+        generated, gaps, decode_seconds, nonfinite = self._generate(context, sequences, last_logits, n_predict)
         return {
-            "prompt_tokens": sequences,
+            "prompt_tokens": sequences if token_prompts is None else [len(tokens) for tokens in sequences],
+            "nonfinite_steps": nonfinite,
             "generated": generated,
             "top2_gaps": gaps,
             "prompt_seconds": prompt_seconds,
@@ -236,8 +245,10 @@ class ModelWorker:
         """Greedy decoding of every sequence, one token each per step; records the top-2 logit gap."""
         generated: list[list[int]] = [[] for _ in sequences]
         gaps: list[list[float]] = [[] for _ in sequences]
+        nonfinite = 0
         started = time.perf_counter()
         for step in range(n_predict):
+            nonfinite += sum(1 for row in logits if not np.isfinite(row).all())
             for seq, row in enumerate(logits):
                 top = np.argpartition(row, -2)[-2:]
                 best, second = (top[1], top[0]) if row[top[1]] >= row[top[0]] else (top[0], top[1])
@@ -248,7 +259,7 @@ class ModelWorker:
             items = [(seq, len(tokens) + step, generated[seq][-1]) for seq, tokens in enumerate(sequences)]
             self._decode(context, items, [True] * len(items))
             logits = [self._logits(context, index).copy() for index in range(len(items))]
-        return generated, gaps, time.perf_counter() - started
+        return generated, gaps, time.perf_counter() - started, nonfinite
 
     def tokenizer_roundtrip(self, texts: list[str]) -> list[dict[str, Any]]:
         results = []

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 from gguf import GGUFWriter
-from gguf.constants import GGUFValueType, TokenType
+from gguf.constants import GGUFValueType
 
-from pytest_dfqs.demo_model import SPECIAL_TOKENS, WORD_PIECES, vocabulary
+from pytest_dfqs.demo_model import add_tokenizer, vocabulary
 
 ARCH = "deepseek4"
 CONTEXT_LENGTH = 4096
@@ -55,7 +55,7 @@ def write_tiny_deepseek4(path: Path, *, hash_layer_count: int = 0, seed: int = 7
         raise ValueError(f"hash_layer_count must be in [0, {N_LAYER}], got {hash_layer_count}")
     writer = GGUFWriter(path, ARCH)
     _add_hyperparameters(writer, hash_layer_count)
-    _add_tokenizer(writer)
+    add_tokenizer(writer)
     for name, array in build_tensors(hash_layer_count, seed).items():
         writer.add_tensor(name, array)
     writer.write_header_to_file()
@@ -105,22 +105,6 @@ def _add_hyperparameters(writer: GGUFWriter, hash_layer_count: int) -> None:
     writer.add_key_value(
         f"{ARCH}.attention.compress_ratios", list(COMPRESS_RATIOS), GGUFValueType.ARRAY, GGUFValueType.UINT32
     )
-
-
-def _add_tokenizer(writer: GGUFWriter) -> None:
-    """The demo model's byte-fallback SentencePiece vocabulary: no tokenizer file needed."""
-    n_special = len(SPECIAL_TOKENS)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(vocabulary())
-    writer.add_token_scores([0.0] * n_special + [-1000.0] * 256 + [-float(i) for i in range(len(WORD_PIECES))])
-    writer.add_token_types(
-        [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
-        + [TokenType.BYTE] * 256
-        + [TokenType.NORMAL] * len(WORD_PIECES)
-    )
-    writer.add_unk_token_id(0)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
 
 
 def build_tensors(hash_layer_count: int = 0, seed: int = 7) -> dict[str, np.ndarray]:
