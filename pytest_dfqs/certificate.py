@@ -19,6 +19,7 @@ from . import __version__
 from .catalogue import Catalogue
 from .gguf_header import HeaderError
 from .preflight import physical_memory
+from .model import ModelUnderTest
 from .session import ModelResult
 from .verdict import ClauseResult, Policy, Verdict
 
@@ -98,8 +99,18 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
         "facts": facts,
         "verdict": result.verdict.value,
         "tier": policy.tier,
+        "runtime": _runtime_entry(model),
         "clauses": [_clause_entry(c) for c in result.clauses],
     }
+
+
+def _runtime_entry(model: ModelUnderTest) -> dict[str, int] | None:
+    """The threads and context the runtime tier uses (or would use) for this model."""
+    try:
+        options = model.runtime_options()
+    except HeaderError:
+        return None
+    return {"threads": options.threads, "ctx": options.ctx}
 
 
 def _clause_entry(result: ClauseResult) -> dict[str, Any]:

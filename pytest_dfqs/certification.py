@@ -44,7 +44,10 @@ def start(config: pytest.Config, settings: Settings) -> None:
         settings.sha256, settings.checksums, str(settings.checksums_path), settings.profile == "reference"
     )
     models = [
-        ModelUnderTest(path, label, integrity, getattr(config, "cache", None), _progress_printer(config, path))
+        ModelUnderTest(
+            path, label, integrity, getattr(config, "cache", None), _progress_printer(config, path),
+            threads=settings.threads, ctx=settings.ctx,
+        )
         for path, label in zip(paths, model_labels(paths))
     ]
     policy = Policy(settings.tier, settings.strict, settings.profile)
@@ -150,7 +153,11 @@ def _soften(report: pytest.TestReport, case: Case, finding: Finding, policy: Pol
 def pytest_sessionfinish(session: pytest.Session) -> None:
     state = session.config.stash.get(STATE, None)
     settings = session.config.stash.get(SETTINGS, None)
-    if state is None or settings is None or settings.report is None:
+    if state is None or settings is None:
+        return
+    for model in state.models:
+        model.close()
+    if settings.report is None:
         return
     try:
         write_certificate(settings.report, build_certificate(state.catalogue, state.policy, state.results()))

@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import Callable
 
 from . import __version__
-from .extended_context import check_declared_context
+from .cpu_operation import check_cpu_generation
+from .extended_context import check_declared_context, check_decode_past_64k
+from .gpu_acceleration import check_gpu_offload
+from .llama_cpp_compatibility import check_llama_cpp_load
 from .gguf_header import HeaderError
 from .model import ModelUnderTest
 from .reference_profile import (
@@ -23,6 +26,8 @@ from .reference_profile import (
     check_total_parameters,
 )
 from .routing import check_router_structure
+from .routing_determinism import check_routing_determinism
+from .runtime import RuntimeUnavailable
 from .single_file import check_gguf_header, check_no_split, check_standalone, check_tensor_layout, check_tensors_in_file
 from .verdict import Finding, Status
 
@@ -59,6 +64,11 @@ CHECKS: dict[str, CheckFunction] = {
     "sub-70gb": check_sub_70gb,
     "host-memory": check_host_memory,
     "sha256": check_sha256,
+    "cpu-generation": check_cpu_generation,
+    "routing-determinism": check_routing_determinism,
+    "llama-cpp-load": check_llama_cpp_load,
+    "gpu-offload": check_gpu_offload,
+    "decode-past-64k": check_decode_past_64k,
 }
 
 
@@ -70,6 +80,8 @@ def run_check(check_id: str, model: ModelUnderTest) -> Finding:
         return implementation(model)
     except HeaderError as error:
         return Finding(check_id, Status.NOT_MET, f"invalid GGUF header: {error}", {"offset": error.offset, "field": error.field})
+    except RuntimeUnavailable as unavailable:
+        return Finding(check_id, unavailable.status, str(unavailable))
     except OSError as error:
         return Finding(check_id, Status.ERROR, f"could not read {model.path}: {error.strerror or error}")
     except Exception as error:  # the check itself broke: report it, never crash the session

@@ -13,7 +13,10 @@ from pathlib import Path
 from .facts import ModelFacts, model_facts
 from .gguf_header import GGUFHeader, HeaderError, read_header
 from .integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_sha256
+from .runtime import ModelRuntime, RuntimeOptions
 from .verdict import Finding
+
+DEFAULT_CTX = 4096
 
 
 @dataclass(frozen=True)
@@ -32,12 +35,17 @@ class ModelUnderTest:
         integrity: IntegrityOptions = IntegrityOptions(),
         cache: DigestCache | None = None,
         progress: Progress | None = None,
+        threads: int = 1,
+        ctx: int | None = None,
     ) -> None:
         self.path = path
         self.label = label
         self.integrity = integrity
+        self.threads = threads
+        self._ctx = ctx
         self._cache = cache
         self._progress = progress
+        self._runtime: ModelRuntime | None = None
         self._header: GGUFHeader | HeaderError | None = None
         self._digest: Digest | None = None
         self._findings: dict[str, Finding] = {}
@@ -69,6 +77,21 @@ class ModelUnderTest:
     def sha256(self) -> str | None:
         """The digest if it was computed in this session, without computing it."""
         return self._digest.sha256 if self._digest else None
+
+    def runtime_options(self) -> RuntimeOptions:
+        """Threads and context of the runtime tier; the context defaults to 4,096, at most the declared one."""
+        declared = self.facts().context_length or DEFAULT_CTX
+        return RuntimeOptions(self.threads, self._ctx or min(DEFAULT_CTX, declared))
+
+    def runtime(self) -> ModelRuntime:
+        """The model's llama.cpp worker, created on first use (it loads the model once)."""
+        if self._runtime is None:
+            self._runtime = ModelRuntime(self.path, self.header(), self.runtime_options())
+        return self._runtime
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
 
     def finding(self, check_id: str) -> Finding:
         from .checks import run_check

@@ -290,6 +290,7 @@ def serve(worker: ModelWorker, requests, answers) -> None:
         "describe": worker.describe,
         "stats": worker.stats,
         "evaluate": worker.evaluate,
+        "tokenize": worker.tokenize,
         "tokenizer_roundtrip": worker.tokenizer_roundtrip,
         "render_chat": worker.render_chat,
     }

@@ -32,6 +32,8 @@ PROFILE_HELP = (
 SHA256_HELP = "Expected SHA-256 of the model file (64 hex digits)."
 CHECKSUMS_HELP = "sha256sum-format file ('<digest>  <file name>' per line) holding the model's expected digest."
 REPORT_HELP = "Write the certificate JSON (schemas/dfqs-certificate-1.schema.json) to this path."
+THREADS_HELP = "CPU threads for the runtime tier (default: the number of physical cores)."
+CTX_HELP = "Context size in tokens for the runtime tier (default: 4096, at most the model's declared context)."
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ class Settings:
     checksums: dict[str, str] | None
     checksums_path: Path | None
     report: Path | None
+    threads: int
+    ctx: int | None
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -55,11 +59,15 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-sha256", dest="dfqs_sha256", metavar="HEX", help=SHA256_HELP)
     group.addoption("--dfqs-checksums", dest="dfqs_checksums", metavar="FILE", help=CHECKSUMS_HELP)
     group.addoption("--dfqs-report", dest="dfqs_report", metavar="PATH", help=REPORT_HELP)
+    group.addoption("--dfqs-threads", dest="dfqs_threads", metavar="N", help=THREADS_HELP)
+    group.addoption("--dfqs-ctx", dest="dfqs_ctx", metavar="TOKENS", help=CTX_HELP)
     parser.addini("dfqs_tier", TIER_HELP, default="static")
     parser.addini("dfqs_strict", STRICT_HELP, type="bool", default=False)
     parser.addini("dfqs_profile", PROFILE_HELP, default="")
     parser.addini("dfqs_checksums", CHECKSUMS_HELP, default="")
     parser.addini("dfqs_report", REPORT_HELP, default="")
+    parser.addini("dfqs_threads", THREADS_HELP, default="")
+    parser.addini("dfqs_ctx", CTX_HELP, default="")
 
 
 def _pick(config: pytest.Config, option: str, ini: str) -> tuple[object, str]:
@@ -76,6 +84,8 @@ def read_settings(config: pytest.Config) -> Settings:
     profile, profile_from = _pick(config, "dfqs_profile", "dfqs_profile")
     checksums, checksums_from = _pick(config, "dfqs_checksums", "dfqs_checksums")
     report, report_from = _pick(config, "dfqs_report", "dfqs_report")
+    threads, threads_from = _pick(config, "dfqs_threads", "dfqs_threads")
+    ctx, ctx_from = _pick(config, "dfqs_ctx", "dfqs_ctx")
     sha256 = config.getoption("dfqs_sha256")
     checksums_path = _validate_readable_file(checksums, checksums_from) if checksums else None
     models = tuple(config.getoption("dfqs_models"))
@@ -90,6 +100,8 @@ def read_settings(config: pytest.Config) -> Settings:
         checksums=_validate_checksums(checksums_path, checksums_from) if checksums_path else None,
         checksums_path=checksums_path,
         report=_validate_report(str(report), report_from) if report else None,
+        threads=_validate_positive(str(threads), threads_from) if threads else physical_cores(),
+        ctx=_validate_positive(str(ctx), ctx_from) if ctx else None,
     )
 
 
@@ -97,6 +109,33 @@ def _validate_choice(value: str, choices: tuple[str, ...], where: str) -> str:
     if value not in choices:
         raise pytest.UsageError(f"{where}: {value!r} is not one of {', '.join(choices)}")
     return value
+
+
+def _validate_positive(value: str, where: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise pytest.UsageError(f"{where}: {value!r} is not a positive whole number")
+    return number
+
+
+def physical_cores() -> int:
+    """Distinct (physical id, core id) pairs of /proc/cpuinfo; os.cpu_count() where that says nothing."""
+    cores: set[tuple[str, str]] = set()
+    package = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                key, _, value = line.partition(":")
+                if key.strip() == "physical id":
+                    package = value.strip()
+                elif key.strip() == "core id":
+                    cores.add((package, value.strip()))
+    except OSError:
+        pass
+    return len(cores) or os.cpu_count() or 1
 
 
 def _validate_model(value: str, where: str) -> str:

@@ -66,9 +66,15 @@ class ClauseResult:
 
     @property
     def reason(self) -> str:
-        """The sentence that explains the status, taken from the deciding finding."""
-        deciding = [f for f in self.findings if f.status == self.status]
-        return (deciding or list(self.findings) or [Finding("", self.status, "")])[0].summary
+        """The sentence that explains the status, from the deciding finding.
+
+        A failure is explained by the first failing check; any other status by
+        the last check that has it, the one of the highest tier.
+        """
+        deciding = [f for f in self.findings if f.status == self.status] or list(self.findings)
+        if not deciding:
+            return ""
+        return deciding[0].summary if self.status in (Status.NOT_MET, Status.ERROR) else deciding[-1].summary
 
 
 def decide_clause(clause: Clause, findings: list[Finding], policy: Policy) -> ClauseResult:

@@ -1,0 +1,275 @@
+"""DFQS-3.3: routing SHALL remain deterministic under standard inference loads.
+
+The worker records, from llama.cpp's own compute graph, the experts every MoE
+layer selects for every token (nodes `ffn_moe_topk-<layer>`) and the router
+scores they were selected by. A fixed set of prompts is run once as the
+reference (each prompt alone, all threads, n_batch = n_ubatch = 512) and again
+under each standard inference load; selections are compared as sets, layer by
+layer, token by token, over the tokens both runs fed (a greedy divergence ends
+the comparison of that prompt). Greedy output tokens are compared too.
+
+The decision rule:
+- repeat, thread count and batching with other sequences must agree exactly:
+  these change nothing a deterministic runtime may depend on;
+- batch-size changes (n_batch / n_ubatch) make llama.cpp pick other CPU kernels
+  (llama.cpp issues #3014, #4479), which round differently. A divergence there
+  is tolerated, and reported, only when it is a numerical tie: the reference
+  router score margin between the last chosen and the first rejected expert is
+  below NEAR_TIE_MARGIN, or, for a greedy token, the reference top-2 logit gap
+  is below GREEDY_TIE_GAP. Any other divergence is NOT MET.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .verdict import Finding, Status
+
+if TYPE_CHECKING:
+    from .model import ModelUnderTest
+    from .runtime import ModelRuntime
+
+ROUTING_PROMPTS = (
+    "The quick brown fox jumps over the lazy dog while the experts of the model take turns.",
+    "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
+    "In 1969 the first humans walked on the Moon; 384,400 km away, and yet the signal took 1.3 s.",
+)
+GENERATED = 16
+REFERENCE_BATCH = 512
+NEAR_TIE_MARGIN = 1e-4
+GREEDY_TIE_GAP = 0.1
+COMPACT_TOKENS = 16
+LISTED = 10
+
+
+@dataclass(frozen=True)
+class Load:
+    """A standard inference load: what changes against the reference run, and the rule that applies."""
+
+    name: str
+    threads: int | None = None
+    n_batch: int = REFERENCE_BATCH
+    n_ubatch: int = REFERENCE_BATCH
+    together: bool = False
+    tolerates_ties: bool = False
+
+
+def standard_loads(threads: int) -> tuple[Load, ...]:
+    other_threads = 1 if threads > 1 else 2
+    return (
+        Load("repeat"),
+        Load(f"{other_threads} vs {threads} threads", threads=other_threads),
+        Load("batched with other sequences", together=True),
+        Load("n_batch 32 / n_ubatch 32", n_batch=32, n_ubatch=32, tolerates_ties=True),
+        Load("n_ubatch 7", n_ubatch=7, tolerates_ties=True),
+        Load("n_ubatch 1", n_ubatch=1, tolerates_ties=True),
+    )
+
+
+@dataclass(frozen=True)
+class SequenceRun:
+    """One prompt's run: the tokens fed, the greedy output, and the routing per layer per fed token."""
+
+    inputs: list[int]
+    generated: list[int]
+    gaps: list[float]
+    topk: dict[int, list[list[int]]]
+    scores: dict[int, list[list[float]]]
+
+
+@dataclass(frozen=True)
+class Divergence:
+    load: str
+    prompt: int
+    layer: int | None  # None: the greedy output token diverged
+    position: int
+    reference: list[int]
+    other: list[int]
+    margin: float | None
+    tolerated: bool
+
+    def describe(self) -> str:
+        where = f"layer {self.layer}" if self.layer is not None else "greedy output"
+        margin = "n/a" if self.margin is None else f"{self.margin:.3g}"
+        kind = "router margin" if self.layer is not None else "top-2 logit gap"
+        return (
+            f"{self.load}: prompt {self.prompt}, {where}, token position {self.position}:"
+            f" {self.reference} vs {self.other} ({kind} {margin})"
+        )
+
+
+@dataclass
+class Comparison:
+    divergences: list[Divergence] = field(default_factory=list)
+    compared: Counter = field(default_factory=Counter)  # layer -> token rows compared
+    agreed: Counter = field(default_factory=Counter)  # layer -> token rows that agreed
+
+    def add(self, other: Comparison) -> None:
+        self.divergences += other.divergences
+        self.compared.update(other.compared)
+        self.agreed.update(other.agreed)
+
+    def agreement(self) -> dict[str, float]:
+        return {str(layer): self.agreed[layer] / count for layer, count in sorted(self.compared.items()) if count}
+
+
+def split_sequences(result: dict[str, Any]) -> list[SequenceRun]:
+    """De-interleave a traced run: prompt rows come sequence after sequence, then one row per sequence per step."""
+    prompts, generated = result["prompt_tokens"], result["generated"]
+    trace = result["trace"]
+    topk = {int(layer): rows for layer, rows in trace["topk"].items()}
+    scores = {int(layer): rows for layer, rows in trace["scores"].items()}
+    offsets = [sum(len(p) for p in prompts[:index]) for index in range(len(prompts))]
+    total, n_seq = sum(len(p) for p in prompts), len(prompts)
+
+    def rows_of(rows: list, seq: int) -> list:
+        steps = range(len(generated[seq]) - 1)
+        return rows[offsets[seq] : offsets[seq] + len(prompts[seq])] + [rows[total + step * n_seq + seq] for step in steps]
+
+    return [
+        SequenceRun(
+            inputs=prompts[seq] + generated[seq][:-1],
+            generated=generated[seq],
+            gaps=result["top2_gaps"][seq],
+            topk={layer: rows_of(rows, seq) for layer, rows in topk.items()},
+            scores={layer: rows_of(rows, seq) for layer, rows in scores.items()},
+        )
+        for seq in range(n_seq)
+    ]
+
+
+def router_margin(scores: list[float], selected: list[int]) -> float | None:
+    """Score of the last chosen expert minus that of the first rejected one."""
+    rejected = [score for expert, score in enumerate(scores) if expert not in selected]
+    if not rejected or any(expert >= len(scores) for expert in selected):
+        return None
+    return min(scores[expert] for expert in selected) - max(rejected)
+
+
+def compare_runs(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> Comparison:
+    """Expert selections as sets, over the tokens both runs fed; then the greedy tokens."""
+    comparison = Comparison()
+    fed = _common_prefix(reference.inputs, other.inputs)
+    for layer, rows in reference.topk.items():
+        other_rows = other.topk.get(layer, [])
+        for position in range(min(fed, len(rows), len(other_rows))):
+            comparison.compared[layer] += 1
+            if set(rows[position]) == set(other_rows[position]):
+                comparison.agreed[layer] += 1
+                continue
+            score_rows = reference.scores.get(layer, [])
+            margin = router_margin(score_rows[position], rows[position]) if position < len(score_rows) else None
+            tolerated = load.tolerates_ties and margin is not None and margin < NEAR_TIE_MARGIN
+            comparison.divergences.append(
+                Divergence(load.name, prompt, layer, position, sorted(rows[position]), sorted(other_rows[position]), margin, tolerated)
+            )
+    comparison.divergences += _greedy_divergence(reference, other, load, prompt)
+    return comparison
+
+
+def _greedy_divergence(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> list[Divergence]:
+    step = _common_prefix(reference.generated, other.generated)
+    if step >= min(len(reference.generated), len(other.generated)):
+        return []
+    gap = reference.gaps[step]
+    position = len(reference.inputs) - len(reference.generated) + 1 + step
+    tolerated = load.tolerates_ties and gap < GREEDY_TIE_GAP
+    return [Divergence(load.name, prompt, None, position, [reference.generated[step]], [other.generated[step]], gap, tolerated)]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def expert_load(runs: list[SequenceRun], n_expert: int) -> dict[str, list[int]]:
+    """Tokens routed to each expert, per layer, over the reference runs."""
+    histogram: dict[int, list[int]] = {}
+    for run in runs:
+        for layer, rows in run.topk.items():
+            counts = histogram.setdefault(layer, [0] * n_expert)
+            for row in rows:
+                for expert in row:
+                    if 0 <= expert < n_expert:
+                        counts[expert] += 1
+    return {str(layer): counts for layer, counts in sorted(histogram.items())}
+
+
+def _trace(runtime: ModelRuntime, prompts: list[str], threads: int, load: Load) -> list[SequenceRun]:
+    result = runtime.request(
+        "evaluate", prompts=prompts, n_predict=GENERATED, n_ctx=runtime.options.ctx, n_threads=threads,
+        n_batch=load.n_batch, n_ubatch=load.n_ubatch, trace=True,
+    )
+    return split_sequences(result)
+
+
+def run_loads(runtime: ModelRuntime, loads: tuple[Load, ...]) -> tuple[list[SequenceRun], Comparison, dict[str, int]]:
+    """The reference runs, and every load compared against them."""
+    threads = runtime.options.threads
+    reference = [_trace(runtime, [prompt], threads, Load("reference"))[0] for prompt in ROUTING_PROMPTS]
+    total = Comparison()
+    per_load: dict[str, int] = {}
+    for load in loads:
+        runs = (
+            _trace(runtime, list(ROUTING_PROMPTS), threads, load)
+            if load.together
+            else [_trace(runtime, [prompt], load.threads or threads, load)[0] for prompt in ROUTING_PROMPTS]
+        )
+        for index, (expected, observed) in enumerate(zip(reference, runs)):
+            comparison = compare_runs(expected, observed, load, index)
+            per_load[load.name] = per_load.get(load.name, 0) + len(comparison.divergences)
+            total.add(comparison)
+    return reference, total, per_load
+
+
+def check_routing_determinism(model: ModelUnderTest) -> Finding:
+    facts = model.facts()
+    if not facts.is_moe:
+        return Finding("routing-determinism", Status.NOT_APPLICABLE,
+                       f"not a Mixture-of-Experts model ({facts.architecture}.expert_count is {facts.expert_count}): no expert routing to trace")
+    runtime = model.runtime()
+    runtime.loaded()
+    loads = standard_loads(runtime.options.threads)
+    reference, comparison, per_load = run_loads(runtime, loads)
+    if not reference[0].topk:
+        return Finding("routing-determinism", Status.ERROR,
+                       "llama.cpp's graph has no ffn_moe_topk-<layer> nodes for this architecture: routing cannot be traced")
+    return _decide(reference, comparison, per_load, loads, facts.expert_count)
+
+
+def _decide(reference, comparison: Comparison, per_load: dict[str, int], loads, n_expert: int) -> Finding:
+    histogram = expert_load(reference, n_expert)
+    dead = {layer: [e for e, count in enumerate(counts) if count == 0] for layer, counts in histogram.items()}
+    dead = {layer: experts for layer, experts in dead.items() if experts}
+    failing = [d for d in comparison.divergences if not d.tolerated]
+    ties = [d for d in comparison.divergences if d.tolerated]
+    evidence = {
+        "loads": [load.name for load in loads],
+        "divergences_per_load": per_load,
+        "agreement_per_layer": comparison.agreement(),
+        "token_rows_compared": sum(comparison.compared.values()),
+        "divergences": [d.__dict__ for d in (failing + ties)[:LISTED]],
+        "tolerated_ties": len(ties),
+        "rule": f"exact for repeat, threads and batched sequences; batch-size changes tolerate router margins < {NEAR_TIE_MARGIN} and greedy gaps < {GREEDY_TIE_GAP}",
+        "expert_load": histogram,
+        "dead_experts": dead,
+        "trace": {str(layer): rows[:COMPACT_TOKENS] for layer, rows in sorted(reference[0].topk.items())},
+    }
+    warning = f"; warning: experts never chosen in {len(dead)} layer(s)" if dead else ""
+    if failing:
+        return Finding("routing-determinism", Status.NOT_MET, f"routing diverges under {failing[0].describe()}"
+                       f" ({len(failing)} divergences in all){warning}", evidence)
+    layers = len(comparison.compared)
+    tie_note = f", {len(ties)} numerical ties under batch-size changes" if ties else ""
+    return Finding(
+        "routing-determinism", Status.MET,
+        f"expert selections identical in {layers} MoE layers over {sum(comparison.compared.values()):,} token rows"
+        f" across {len(loads)} standard loads ({', '.join(load.name for load in loads)}){tie_note}{warning}",
+        evidence,
+    )
