@@ -105,12 +105,11 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
 
 
 def _runtime_entry(model: ModelUnderTest) -> dict[str, int] | None:
-    """The threads and context the runtime tier uses (or would use) for this model."""
+    """The threads and context the runtime tier uses (or would use), and how many loads it made."""
     try:
-        options = model.runtime_options()
+        return model.runtime_record()
     except HeaderError:
         return None
-    return {"threads": options.threads, "ctx": options.ctx}
 
 
 def _clause_entry(result: ClauseResult) -> dict[str, Any]:

@@ -89,6 +89,13 @@ class ModelUnderTest:
             self._runtime = ModelRuntime(self.path, self.header(), self.runtime_options())
         return self._runtime
 
+    def runtime_record(self) -> dict[str, int]:
+        """What the certificate says of the runtime: its settings and how often the model was loaded."""
+        options = self.runtime_options()
+        started = self._runtime.workers_started if self._runtime else 0
+        loads = self._runtime.loads_requested if self._runtime else 0
+        return {"threads": options.threads, "ctx": options.ctx, "workers_started": started, "loads": loads}
+
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()

@@ -25,7 +25,9 @@ from typing import Any, Callable
 import llama_cpp
 import numpy as np
 
-TRACE_NODE = re.compile(r"ffn_moe_(topk|probs|probs_biased|probs_masked)-(\d+)(?: \(.*\))?")
+# The selected experts may be a view ("ffn_moe_topk-3 (view)"); scores are taken only from the
+# nodes themselves, not from their reshaped copies.
+TRACE_NODE = re.compile(r"ffn_moe_(topk)-(\d+)(?: \(.*\))?|ffn_moe_(probs|probs_biased|probs_masked)-(\d+)")
 SCORE_PREFERENCE = ("probs_masked", "probs_biased", "probs")  # the scores that selection used
 GGML_TYPE_I32 = 26
 GGML_TYPE_F32 = 0
@@ -51,10 +53,20 @@ class GgmlTensor(ctypes.Structure):
 
 
 class RoutingRecorder:
-    """Collects selected expert ids and router scores per layer, row by row (one row per token)."""
+    """Collects selected expert ids and router scores per layer, one row per token of each ubatch.
+
+    llama.cpp may reorder the tokens of a batch into ubatches (the DeepSeek-V4
+    cache splits sequences into equal chunks), so the recorder also reads each
+    ubatch's token ids (the embedding lookup's `inp_tokens` input) and
+    positions (the first node fed by `inp_pos`): rows are matched to sequences
+    by (token, position), not by an assumed order.
+    """
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[int, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
+        self.tokens: list[int] = []
+        self.positions: list[int] = []
+        self._positions_due = 0  # tokens of the current ubatch whose positions are still to be read
         self.failures = 0
         self.callback = llama_cpp.ggml_backend_sched_eval_callback(self._observe)
 
@@ -62,26 +74,53 @@ class RoutingRecorder:
         try:
             node = GgmlTensor.from_address(tensor)
             match = TRACE_NODE.fullmatch(node.name.decode("utf-8", "replace"))
+            sources = _source_names(node)
+            embedding = sources[:2] == ["token_embd.weight", "inp_tokens"]
+            positions = bool(self._positions_due) and "inp_pos" in sources
             if ask:
-                return match is not None
+                return match is not None or embedding or positions
             if match:
-                self.rows[match[1]][int(match[2])].extend(_read_rows(node))
+                kind, layer = (match[1], match[2]) if match[1] else (match[3], match[4])
+                self.rows[kind][int(layer)].extend(_read_rows(node))
+            elif embedding:
+                ubatch_tokens = _read_vector(node.src[1])
+                self.tokens += ubatch_tokens
+                self._positions_due = len(ubatch_tokens)
+            elif positions:
+                # M-RoPE models store several positions per token: the first block is the sequence position
+                self.positions += _read_vector(node.src[sources.index("inp_pos")])[: self._positions_due]
+                self._positions_due = 0
         except Exception:  # an exception must not escape into ggml: it would stop the computation
             self.failures += 1
         return True
 
     def take(self) -> dict[str, Any]:
-        """The trace so far as {"topk": {layer: rows}, "scores": {layer: rows}}, then start afresh."""
+        """The trace so far: selected experts, scores, and the (token, position) of every row; then start afresh."""
         scores_kind = next((kind for kind in SCORE_PREFERENCE if self.rows.get(kind)), None)
         trace = {
             "topk": {str(layer): rows for layer, rows in sorted(self.rows.get("topk", {}).items())},
             "scores": {str(layer): rows for layer, rows in sorted(self.rows[scores_kind].items())} if scores_kind else {},
             "scores_kind": scores_kind,
+            "tokens": self.tokens,
+            "positions": self.positions,
             "callback_failures": self.failures,
         }
         self.rows.clear()
-        self.failures = 0
+        self.tokens, self.positions, self._positions_due, self.failures = [], [], 0, 0
         return trace
+
+
+def _source_names(node: GgmlTensor) -> list[str]:
+    return [
+        GgmlTensor.from_address(source).name.decode("utf-8", "replace") if source else ""
+        for source in node.src
+    ]
+
+
+def _read_vector(address: int) -> list[int]:
+    """The values of a 1D I32 input tensor."""
+    source = GgmlTensor.from_address(address)
+    return list((ctypes.c_int32 * source.ne[0]).from_address(source.data))
 
 
 def _read_rows(node: GgmlTensor) -> list[list[float]]:

@@ -152,6 +152,8 @@ class ModelRuntime:
         self._worker: WorkerProcess | None = None
         self._loaded: dict[str, Any] | None = None
         self._failure: RuntimeUnavailable | None = None
+        self.workers_started = 0
+        self.loads_requested = 0
 
     def loaded(self) -> dict[str, Any]:
         """What the load reported; starts the worker and loads on first use, once."""
@@ -175,6 +177,8 @@ class ModelRuntime:
                 f" ({self.estimate.describe()}); lower --dfqs-ctx or free memory"
             )
         self._worker = WorkerProcess()
+        self.workers_started += 1
+        self.loads_requested += 1
         try:
             return self._worker.request("load", path=str(self.path))
         except RequestFailed as failure:

