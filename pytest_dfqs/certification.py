@@ -144,10 +144,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
 def _soften(report: pytest.TestReport, case: Case, finding: Finding, policy: Policy) -> None:
     """A SHOULD, MAY or profile clause not met is a warning or information, not a failure."""
     weight = policy.weight(case.clause)
-    if report.failed and finding.status == Status.NOT_MET and weight != "fail":
+    if report.failed and finding.status in (Status.NOT_MET, Status.ERROR) and weight != "fail":
         label = "warning" if weight == "warn" else "informational"
         report.outcome = "skipped"
-        report.wasxfail = f"{case.clause.id} {case.clause.level} not met ({label}): {finding.summary}"
+        report.wasxfail = f"{case.clause.id} {case.clause.level} {finding.status.value} ({label}): {finding.summary}"
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

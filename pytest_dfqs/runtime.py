@@ -79,6 +79,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=self._log_handle,
             bufsize=0,
+            env={**os.environ, "GGML_NO_BACKTRACE": "1"},  # an abort leaves its message, not a debugger's backtrace, last
         )
         self._buffer = b""
 

@@ -60,7 +60,7 @@ def clause_table(result: ModelResult, tier: str) -> list[tuple[str, dict]]:
 
 def _clause_line(result: ClauseResult) -> str:
     level = result.clause.level if result.weight != "info" or result.clause.profile is None else "info"
-    reason = result.reason
+    reason = result.reason.splitlines()[0] if result.reason else ""
     if len(reason) > REASON_WIDTH:
         reason = reason[: REASON_WIDTH - 3] + "..."
     return f"{result.clause.id:<11}{level:<8}{result.status.value:<16}{reason}"
