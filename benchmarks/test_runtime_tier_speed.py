@@ -1,0 +1,70 @@
+"""Runtime tier speed: worker decode throughput against a bare llama-cpp-python loop, and the tier on SmolLM2.
+
+Run with: pytest benchmarks/ -m benchmark
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_dfqs.cpu_operation import GENERATION_PROMPT, generate, throughput
+from pytest_dfqs.gguf_header import read_header
+from pytest_dfqs.runtime import ModelRuntime, RuntimeOptions
+
+pytestmark = pytest.mark.benchmark
+THREADS = 2
+CTX = 2048
+TOKENS = 64
+
+
+def bare_decode_rate(path: Path) -> float:
+    """Tokens per second of llama-cpp-python's own greedy loop, prompt excluded."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=CTX, n_threads=THREADS, n_threads_batch=THREADS, n_gpu_layers=0, verbose=False)
+    prompt = llm.tokenize(GENERATION_PROMPT.encode())
+    produced = 0
+    started = None
+    for _ in llm.generate(prompt, temp=0.0, top_k=1):
+        produced += 1
+        if produced == 1:
+            started = time.perf_counter()  # the first token comes with the prompt's evaluation
+        if produced == TOKENS:
+            break
+    return (produced - 1) / (time.perf_counter() - started)
+
+
+def test_worker_decode_matches_a_bare_loop(benchmark, smollm2: Path) -> None:
+    runtime = ModelRuntime(smollm2, read_header(smollm2), RuntimeOptions(THREADS, CTX))
+    try:
+        runtime.loaded()
+        generate(runtime, GENERATION_PROMPT, 8)  # warm-up
+        run = benchmark.pedantic(generate, args=(runtime, GENERATION_PROMPT, TOKENS), rounds=5, iterations=1)
+        worker = throughput(run)["decode_tokens_per_sec"]
+    finally:
+        runtime.close()
+    bare = max(bare_decode_rate(smollm2) for _ in range(3))
+    ratio = worker / bare
+    benchmark.extra_info.update({"worker_tok_s": worker, "bare_tok_s": bare, "ratio": ratio})
+    print(f"\nworker {worker:.1f} tok/s, bare llama-cpp-python {bare:.1f} tok/s, ratio {ratio:.2f}")
+    assert ratio >= 0.9
+
+
+def test_runtime_tier_on_smollm2(benchmark, smollm2: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "pytest", f"--dfqs-model={smollm2}", "--dfqs-tier=runtime", "-p", "no:cacheprovider", "-q"]
+
+    def certify() -> tuple[float, str]:
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+        return time.perf_counter() - started, done.stdout
+
+    seconds, output = benchmark.pedantic(certify, rounds=1, iterations=1)
+    benchmark.extra_info["seconds"] = seconds
+    print(f"\nruntime tier on SmolLM2-135M: {seconds:.1f} s")
+    assert "verdict: CONFORMANT at tier runtime" in output, output
+    assert seconds < 180
