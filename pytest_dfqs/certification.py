@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -40,13 +40,14 @@ def start(config: pytest.Config, settings: Settings) -> None:
     except CatalogueError as error:
         raise pytest.UsageError(f"the DFQS clause catalogue is malformed: {error}") from None
     paths = [_model_path(name, config) for name in settings.models]
+    announce = _announcer(config)
     integrity = IntegrityOptions(
         settings.sha256, settings.checksums, str(settings.checksums_path), settings.profile == "reference"
     )
     models = [
         ModelUnderTest(
-            path, label, integrity, getattr(config, "cache", None), _progress_printer(config, path),
-            threads=settings.threads, ctx=settings.ctx,
+            path, label, integrity, getattr(config, "cache", None), _progress_printer(announce, path),
+            threads=settings.threads, ctx=settings.ctx, announce=announce,
         )
         for path, label in zip(paths, model_labels(paths))
     ]
@@ -63,18 +64,27 @@ def _model_path(name: str, config: pytest.Config) -> Path:
     return demo_model_path(Path(folder))
 
 
-def _progress_printer(config: pytest.Config, path: Path) -> Progress:
+def _announcer(config: pytest.Config) -> Callable[[str], None]:
+    """Writes a line to the terminal while a test runs, past pytest's output capture."""
+
+    def announce(line: str) -> None:
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is None:
+            return
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            terminal.write_line(f"dfqs: {line}")
+
+    return announce
+
+
+def _progress_printer(announce: Callable[[str], None], path: Path) -> Progress:
     """A once-a-second progress line for hashing large files."""
 
     def report(done: int, total: int, seconds: float) -> None:
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is None or total < PROGRESS_MIN_BYTES:
-            return
-        rate = done / max(seconds, 1e-6)
-        line = f"dfqs: sha256 {path.name}: {human_bytes(done)} of {human_bytes(total)} ({human_bytes(int(rate))}/s)"
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            terminal.write_line(line)
+        if total >= PROGRESS_MIN_BYTES:
+            rate = done / max(seconds, 1e-6)
+            announce(f"sha256 {path.name}: {human_bytes(done)} of {human_bytes(total)} ({human_bytes(int(rate))}/s)")
 
     return report
 

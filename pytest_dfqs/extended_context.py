@@ -43,6 +43,7 @@ def check_decode_past_64k(model: ModelUnderTest) -> Finding:
                        f" {human_gib(available_memory())} available ({estimate.describe()})")
     runtime = model.runtime()
     runtime.loaded()
+    model.announce(f"{model.label}: filling {EXTENDED_CONTEXT + 1:,} positions of context to decode past 64K (minutes on a CPU)")
     filler = runtime.request("tokenize", text=FILLER, add_special=False)
     prompt = (filler * (EXTENDED_CONTEXT // len(filler) + 2))[: EXTENDED_CONTEXT + 1]
     run = runtime.request(

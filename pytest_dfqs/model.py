@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from .facts import ModelFacts, model_facts
 from .gguf_header import GGUFHeader, HeaderError, read_header
@@ -37,11 +38,13 @@ class ModelUnderTest:
         progress: Progress | None = None,
         threads: int = 1,
         ctx: int | None = None,
+        announce: Callable[[str], None] = lambda line: None,
     ) -> None:
         self.path = path
         self.label = label
         self.integrity = integrity
         self.threads = threads
+        self.announce = announce  # a progress line for work that takes long
         self._ctx = ctx
         self._cache = cache
         self._progress = progress

@@ -278,6 +278,7 @@ def check_routing_determinism(model: ModelUnderTest) -> Finding:
     runtime = model.runtime()
     runtime.loaded()
     loads = standard_loads(runtime.options.threads)
+    model.announce(f"{model.label}: tracing expert routing of {len(ROUTING_PROMPTS)} prompts under {len(loads)} standard loads")
     reference, comparison, per_load = run_loads(runtime, loads)
     if not reference[0].topk:
         return Finding("routing-determinism", Status.ERROR,
