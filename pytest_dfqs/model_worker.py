@@ -31,6 +31,7 @@ TRACE_NODE = re.compile(r"ffn_moe_(topk)-(\d+)(?: \(.*\))?|ffn_moe_(probs|probs_
 SCORE_PREFERENCE = ("probs_masked", "probs_biased", "probs")  # the scores that selection used
 GGML_TYPE_I32 = 26
 GGML_TYPE_F32 = 0
+ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_type
 
 
 class GgmlTensor(ctypes.Structure):
@@ -123,6 +124,25 @@ def _read_vector(address: int) -> list[int]:
     return list((ctypes.c_int32 * source.ne[0]).from_address(source.data))
 
 
+def accelerator_devices() -> list[str]:
+    """Names of the GPU devices ggml's backends found on this machine."""
+    from llama_cpp._ggml import libggml
+
+    libggml.ggml_backend_dev_count.restype = ctypes.c_size_t
+    libggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    libggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    libggml.ggml_backend_dev_type.restype = ctypes.c_int
+    libggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    libggml.ggml_backend_dev_description.restype = ctypes.c_char_p
+    libggml.ggml_backend_dev_description.argtypes = [ctypes.c_void_p]
+    devices = [libggml.ggml_backend_dev_get(index) for index in range(libggml.ggml_backend_dev_count())]
+    return [
+        f"{ACCELERATOR_TYPES[kind]}: {libggml.ggml_backend_dev_description(device).decode('utf-8', 'replace')}"
+        for device in devices
+        if (kind := libggml.ggml_backend_dev_type(device)) in ACCELERATOR_TYPES
+    ]
+
+
 def _read_rows(node: GgmlTensor) -> list[list[float]]:
     """Rows of a 2D I32 or F32 tensor in host memory, honouring the row stride of views."""
     ctype = ctypes.c_int32 if node.type == GGML_TYPE_I32 else ctypes.c_float
@@ -142,10 +162,11 @@ class ModelWorker:
         self.recorder = RoutingRecorder()
         self.contexts: dict[tuple, Any] = {}
 
-    def load(self, path: str) -> dict[str, Any]:
+    def load(self, path: str, n_gpu_layers: int = 0) -> dict[str, Any]:
+        """Load the model; CPU only unless the GPU comparison asks for offloaded layers."""
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = 0  # CPU only: no layer is offloaded
+        params.n_gpu_layers = n_gpu_layers
         started = time.perf_counter()
         model = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not model:
@@ -167,6 +188,7 @@ class ModelWorker:
             "pid": os.getpid(),
             "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
+            "gpu_devices": accelerator_devices(),
             "llama_cpp_python": llama_cpp.__version__,
             "chat_template": self._chat_template(),
         }

@@ -145,10 +145,11 @@ class WorkerProcess:
 class ModelRuntime:
     """The runtime of one model: preflight, one worker, one load, then requests."""
 
-    def __init__(self, path: Path, header: GGUFHeader, options: RuntimeOptions) -> None:
+    def __init__(self, path: Path, header: GGUFHeader, options: RuntimeOptions, n_gpu_layers: int = 0) -> None:
         self.path = path
         self.header = header
         self.options = options
+        self.n_gpu_layers = n_gpu_layers  # 0: CPU only, as the runtime tier requires; -1: offload all
         self.estimate: MemoryEstimate = estimate_memory(header, options.ctx)
         self._worker: WorkerProcess | None = None
         self._loaded: dict[str, Any] | None = None
@@ -181,7 +182,7 @@ class ModelRuntime:
         self.workers_started += 1
         self.loads_requested += 1
         try:
-            return self._worker.request("load", path=str(self.path))
+            return self._worker.request("load", path=str(self.path), n_gpu_layers=self.n_gpu_layers)
         except RequestFailed as failure:
             raise ModelRejected(f"llama.cpp does not load this model: {failure}") from None
 
