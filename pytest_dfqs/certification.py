@@ -19,10 +19,10 @@ from .catalogue import CatalogueError, load_catalogue, tier_rank
 from .certificate import build_certificate, write_certificate
 from .demo_model import demo_model_path
 from .integrity import Progress
-from .model import IntegrityOptions, ModelUnderTest
+from .model import EvalOptions, IntegrityOptions, ModelUnderTest
 from .session import Case, CertificationSession, model_labels
 from .settings import DEMO_MODEL, Settings
-from .terminal import clause_table, model_header_lines, settings_line
+from .terminal import baseline_table, clause_table, model_header_lines, settings_line
 from .units import human_bytes
 from .verdict import Finding, Policy, Status
 
@@ -48,12 +48,20 @@ def start(config: pytest.Config, settings: Settings) -> None:
         ModelUnderTest(
             path, label, integrity, getattr(config, "cache", None), _progress_printer(announce, path),
             threads=settings.threads, ctx=settings.ctx, announce=announce,
+            eval_options=EvalOptions(settings.eval_budget, _metrics_path(settings.metrics, label, len(paths)), settings.baseline),
         )
         for path, label in zip(paths, model_labels(paths))
     ]
     policy = Policy(settings.tier, settings.strict, settings.profile)
     config.stash[STATE] = CertificationSession(catalogue, policy, models)
     config.stash[SETTINGS] = settings
+
+
+def _metrics_path(path: Path | None, label: str, models: int) -> Path | None:
+    """One record per model: with several models, each file name carries the model's label."""
+    if path is None or models == 1:
+        return path
+    return path.with_name(f"{path.stem}-{Path(label).stem}{path.suffix}")
 
 
 def _model_path(name: str, config: pytest.Config) -> Path:
@@ -128,7 +136,10 @@ def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
     if tier_rank(check.tier) > tier_rank(state.policy.tier):
         finding = Finding(check.id, Status.NOT_EVALUATED, f"needs --dfqs-tier {check.tier}")
     else:
-        finding = state.models[dfqs_case.model_index].finding(check.id)
+        model = state.models[dfqs_case.model_index]
+        if check.tier == "eval" and model.benchmark is None and request.config.pluginmanager.hasplugin("benchmark"):
+            model.benchmark = request.getfixturevalue("benchmark")  # the test that evaluates first measures throughput
+        finding = model.finding(check.id)
     request.node.stash[FINDING] = finding
     return finding
 
@@ -184,6 +195,8 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         terminalreporter.write_sep("=", f"{state.catalogue.spec} certification: {result.model.label}")
         for text, markup in clause_table(result, state.policy.tier):
             terminalreporter.write_line(text, **markup)
+        for text in baseline_table(result):
+            terminalreporter.write_line(text)
     settings = config.stash[SETTINGS]
     if REPORT_ERROR in config.stash:
         terminalreporter.write_line(f"dfqs: {config.stash[REPORT_ERROR]}", red=True, bold=True)

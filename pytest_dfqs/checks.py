@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Callable
 
 from . import __version__
+from .context_stability import check_long_context_curve
 from .cpu_operation import check_cpu_generation
 from .extended_context import check_declared_context, check_decode_past_64k
 from .gpu_acceleration import check_gpu_offload
 from .llama_cpp_compatibility import check_llama_cpp_load
 from .gguf_header import HeaderError
+from .metrics import check_identical_conditions, check_metrics_record
 from .model import ModelUnderTest
 from .reference_profile import (
     check_active_parameters,
@@ -69,6 +71,9 @@ CHECKS: dict[str, CheckFunction] = {
     "llama-cpp-load": check_llama_cpp_load,
     "gpu-offload": check_gpu_offload,
     "decode-past-64k": check_decode_past_64k,
+    "long-context-curve": check_long_context_curve,
+    "metrics-record": check_metrics_record,
+    "identical-conditions": check_identical_conditions,
 }
 
 

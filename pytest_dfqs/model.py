@@ -21,6 +21,15 @@ DEFAULT_CTX = 4096
 
 
 @dataclass(frozen=True)
+class EvalOptions:
+    """The eval tier's settings: the budget, where the record goes, what to compare it with."""
+
+    budget: str = "standard"
+    metrics_path: Path | None = None
+    baseline: Path | None = None
+
+
+@dataclass(frozen=True)
 class IntegrityOptions:
     sha256: str | None = None
     checksums: dict[str, str] | None = None
@@ -39,6 +48,7 @@ class ModelUnderTest:
         threads: int = 1,
         ctx: int | None = None,
         announce: Callable[[str], None] = lambda line: None,
+        eval_options: EvalOptions = EvalOptions(),
     ) -> None:
         self.path = path
         self.label = label
@@ -49,6 +59,9 @@ class ModelUnderTest:
         self._cache = cache
         self._progress = progress
         self._runtime: ModelRuntime | None = None
+        self.eval_options = eval_options
+        self.benchmark = None  # pytest-benchmark's fixture, when the eval tier's test has it
+        self._evaluation = None
         self._header: GGUFHeader | HeaderError | None = None
         self._digest: Digest | None = None
         self._findings: dict[str, Finding] = {}
@@ -91,6 +104,14 @@ class ModelUnderTest:
         if self._runtime is None:
             self._runtime = ModelRuntime(self.path, self.header(), self.runtime_options())
         return self._runtime
+
+    def evaluation(self):
+        """The section 11 measurements of this model, made once (they take minutes to hours)."""
+        from .metrics import BUDGETS, evaluate
+
+        if self._evaluation is None:
+            self._evaluation = evaluate(self, BUDGETS[self.eval_options.budget], self.benchmark)
+        return self._evaluation
 
     def runtime_record(self) -> dict[str, int]:
         """What the certificate says of the runtime: its settings and how often the model was loaded."""

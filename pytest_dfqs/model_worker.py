@@ -32,6 +32,7 @@ SCORE_PREFERENCE = ("probs_masked", "probs_biased", "probs")  # the scores that 
 GGML_TYPE_I32 = 26
 GGML_TYPE_F32 = 0
 ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_type
+REFERENCE_BATCH = 512
 
 
 class GgmlTensor(ctypes.Structure):
@@ -322,6 +323,49 @@ class ModelWorker:
             logits = [self._logits(context, index).copy() for index in range(len(items))]
         return generated, gaps, time.perf_counter() - started, nonfinite
 
+    def complete(self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int) -> dict[str, Any]:
+        """Greedy completion until end of generation, a stop string or max_tokens; the text before the stop."""
+        context = self.context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False)
+        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
+        tokens = self.tokenize(prompt)[: n_ctx - max_tokens]
+        started = time.perf_counter()
+        logits = self._decode_prompts(context, [tokens], REFERENCE_BATCH, all_logits=False)[0]
+        produced: list[int] = []
+        text = ""
+        for step in range(max_tokens):
+            token = int(np.argmax(logits))
+            if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                break
+            produced.append(token)
+            text = self.detokenize(produced)
+            if any(marker in text for marker in stop):
+                text = text[: min(text.index(marker) for marker in stop if marker in text)]
+                break
+            self._decode(context, [(0, len(tokens) + step, token)], [True])
+            logits = self._logits(context, 0).copy()
+        return {"text": text, "tokens": len(produced), "prompt_tokens": len(tokens), "seconds": time.perf_counter() - started}
+
+    def continuation_logprobs(self, context_tokens: list[int], continuation: list[int], n_ctx: int, n_threads: int) -> dict[str, Any]:
+        """Log-probability of each continuation token given everything before it, and whether greedy picks it."""
+        context = self.context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False)
+        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
+        sequence = context_tokens + continuation[:-1]
+        scored_from = len(context_tokens) - 1
+        logprobs, greedy = [], []
+        for start in range(0, len(sequence), REFERENCE_BATCH):
+            chunk = [(0, position, sequence[position]) for position in range(start, min(start + REFERENCE_BATCH, len(sequence)))]
+            self._decode(context, chunk, [position >= scored_from for _, position, _ in chunk])
+            for index, (_, position, _) in enumerate(chunk):
+                if position >= scored_from:
+                    row = self._logits(context, index).astype(np.float64)
+                    target = continuation[position - scored_from]
+                    top = row.max()
+                    logprobs.append(float(row[target] - top - np.log(np.exp(row - top).sum())))
+                    greedy.append(int(row.argmax()) == target)
+        return {"logprobs": logprobs, "greedy_matches": greedy}
+
     def tokenizer_roundtrip(self, texts: list[str]) -> list[dict[str, Any]]:
         results = []
         for text in texts:
@@ -352,6 +396,8 @@ def serve(worker: ModelWorker, requests, answers) -> None:
         "stats": worker.stats,
         "evaluate": worker.evaluate,
         "tokenize": worker.tokenize,
+        "complete": worker.complete,
+        "continuation_logprobs": worker.continuation_logprobs,
         "tokenizer_roundtrip": worker.tokenizer_roundtrip,
         "render_chat": worker.render_chat,
     }

@@ -8,6 +8,7 @@ so a typo is a pytest usage error with a specific message, never a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,10 @@ CHECKSUMS_HELP = "sha256sum-format file ('<digest>  <file name>' per line) holdi
 REPORT_HELP = "Write the certificate JSON (schemas/dfqs-certificate-1.schema.json) to this path."
 THREADS_HELP = "CPU threads for the runtime tier (default: the number of physical cores)."
 CTX_HELP = "Context size in tokens for the runtime tier (default: 4096, at most the model's declared context)."
+BUDGET_HELP = "Prompt-set subsets of the eval tier: quick, standard (default) or full; recorded in the conditions."
+METRICS_HELP = "Write the section 11 metrics record (schemas/dfqs-metrics-1.schema.json) to this path."
+BASELINE_HELP = "A metrics record of another model: conditions must be identical, metrics are shown side by side."
+BUDGETS = ("quick", "standard", "full")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ class Settings:
     report: Path | None
     threads: int
     ctx: int | None
+    eval_budget: str
+    metrics: Path | None
+    baseline: Path | None
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -61,6 +69,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-report", dest="dfqs_report", metavar="PATH", help=REPORT_HELP)
     group.addoption("--dfqs-threads", dest="dfqs_threads", metavar="N", help=THREADS_HELP)
     group.addoption("--dfqs-ctx", dest="dfqs_ctx", metavar="TOKENS", help=CTX_HELP)
+    group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
+    group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
+    group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
     parser.addini("dfqs_tier", TIER_HELP, default="static")
     parser.addini("dfqs_strict", STRICT_HELP, type="bool", default=False)
     parser.addini("dfqs_profile", PROFILE_HELP, default="")
@@ -68,6 +79,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_report", REPORT_HELP, default="")
     parser.addini("dfqs_threads", THREADS_HELP, default="")
     parser.addini("dfqs_ctx", CTX_HELP, default="")
+    parser.addini("dfqs_eval_budget", BUDGET_HELP, default="standard")
+    parser.addini("dfqs_metrics", METRICS_HELP, default="")
 
 
 def _pick(config: pytest.Config, option: str, ini: str) -> tuple[object, str]:
@@ -86,6 +99,9 @@ def read_settings(config: pytest.Config) -> Settings:
     report, report_from = _pick(config, "dfqs_report", "dfqs_report")
     threads, threads_from = _pick(config, "dfqs_threads", "dfqs_threads")
     ctx, ctx_from = _pick(config, "dfqs_ctx", "dfqs_ctx")
+    budget, budget_from = _pick(config, "dfqs_eval_budget", "dfqs_eval_budget")
+    metrics, metrics_from = _pick(config, "dfqs_metrics", "dfqs_metrics")
+    baseline = config.getoption("dfqs_baseline")
     sha256 = config.getoption("dfqs_sha256")
     checksums_path = _validate_readable_file(checksums, checksums_from) if checksums else None
     models = tuple(config.getoption("dfqs_models"))
@@ -102,6 +118,9 @@ def read_settings(config: pytest.Config) -> Settings:
         report=_validate_report(str(report), report_from) if report else None,
         threads=_validate_positive(str(threads), threads_from) if threads else physical_cores(),
         ctx=_validate_positive(str(ctx), ctx_from) if ctx else None,
+        eval_budget=_validate_choice(str(budget), BUDGETS, budget_from),
+        metrics=_validate_report(str(metrics), metrics_from) if metrics else None,
+        baseline=_validate_json(_validate_readable_file(baseline, "--dfqs-baseline"), "--dfqs-baseline") if baseline else None,
     )
 
 
@@ -170,6 +189,14 @@ def _validate_checksums(path: Path, where: str) -> dict[str, str]:
         return parse_checksums(path.read_text(encoding="utf-8"), str(path))
     except (ValueError, UnicodeDecodeError) as error:
         raise pytest.UsageError(f"{where}: {error}") from None
+
+
+def _validate_json(path: Path, where: str) -> Path:
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise pytest.UsageError(f"{where}: {path} is not JSON ({error})") from None
+    return path
 
 
 def _validate_report(value: str, where: str) -> Path:

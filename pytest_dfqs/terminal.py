@@ -76,3 +76,15 @@ def _counts(results: tuple[ClauseResult, ...]) -> str:
 def _count_statuses(results) -> str:
     statuses = [r.status for r in results]
     return ", ".join(f"{statuses.count(s)} {s.value.lower()}" for s in Status if statuses.count(s))
+
+
+def baseline_table(result: ModelResult) -> list[str]:
+    """The metrics beside the baseline's, when DFQS-11.2 compared identical conditions."""
+    rows = next(
+        (f.evidence["side_by_side"] for c in result.clauses for f in c.findings if "side_by_side" in f.evidence), None
+    )
+    if not rows:
+        return []
+    lines = [f"{'metric':<30}{'model':>14}{'baseline':>14}{'delta':>14}"]
+    lines += [f"{r['metric']:<30}{r['model']:>14.4g}{r['baseline']:>14.4g}{r['delta']:>+14.4g}" for r in rows]
+    return lines

@@ -1,0 +1,156 @@
+"""context_stability_curve, failure_boundary_tokens, and DFQS-3.5 long-context degradation.
+
+At each tested context length (powers of two from 512 up to the model's
+declared context or the budget's limit) a secret code is planted at several
+depths of a deterministic filler text; after the filler the model is asked for
+the code. Quality at a length is the mean, over depths, of the geometric-mean
+probability the model gives the code's tokens (teacher forced): it measures
+retrieval of a planted fact and the likelihood of a known continuation at
+once, and it is never zero, so the curve can be normalized to the shortest
+length.
+
+failure_boundary_tokens is the smallest tested length whose normalized quality
+falls below FAILURE_RATIO, or at which the runtime fails; when nothing fails,
+the largest tested length, marked as a lower bound.
+
+DFQS-3.5 is MET when the curve exists and declines gradually: no drop between
+adjacent lengths, up to the failure boundary, larger than CLIFF_DROP of the
+previous value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .runtime import RuntimeUnavailable
+from .verdict import Finding, Status
+
+if TYPE_CHECKING:
+    from .model import ModelUnderTest
+    from .runtime import ModelRuntime
+
+SHORTEST = 512
+FAILURE_RATIO = 0.5
+CLIFF_DROP = 0.5
+FILLER = (
+    "The river bends past the old mill, where the miller keeps his ledgers in a wooden chest. "
+    "Every spring the water rises and the wheel turns faster, and the village counts its sacks of grain. "
+)
+CODES = ("4817", "9023", "3356", "7741")
+QUESTION = " Question: what is the secret code of the vault? Answer: the secret code is"
+
+
+@dataclass
+class StabilityResult:
+    lengths: list[int] = field(default_factory=list)
+    quality: list[float] = field(default_factory=list)
+    retrieved: list[float] = field(default_factory=list)
+    failure: dict[str, Any] | None = None
+
+    @property
+    def curve(self) -> list[float]:
+        base = self.quality[0] if self.quality else 0.0
+        return [q / base for q in self.quality] if base > 0 else []
+
+    def boundary(self) -> tuple[int, bool]:
+        """(failure_boundary_tokens, is a lower bound)."""
+        for length, ratio in zip(self.lengths, self.curve):
+            if ratio < FAILURE_RATIO:
+                return length, False
+        if self.failure is not None:
+            return self.failure["length"], False
+        return (self.lengths[-1] if self.lengths else 0), True
+
+
+def tested_lengths(declared: int | None, limit: int) -> list[int]:
+    top = min(declared or SHORTEST, limit)
+    lengths, length = [], SHORTEST
+    while length <= top:
+        lengths.append(length)
+        length *= 2
+    return lengths or [SHORTEST]
+
+
+def measure(runtime: ModelRuntime, lengths: list[int], depths: tuple[float, ...], threads: int) -> StabilityResult:
+    result = StabilityResult()
+    filler = runtime.request("tokenize", text=FILLER * 4, add_special=False)
+    bos = runtime.request("tokenize", text="", add_special=True)
+    question = runtime.request("tokenize", text=QUESTION, add_special=False)
+    for length in lengths:
+        try:
+            scores = [_probe(runtime, length, depth, code, filler, bos, question, threads) for depth, code in zip(depths, CODES)]
+        except RuntimeUnavailable as failure:
+            result.failure = {"length": length, "error": str(failure).splitlines()[0]}
+            break
+        result.lengths.append(length)
+        result.quality.append(sum(s[0] for s in scores) / len(scores))
+        result.retrieved.append(sum(s[1] for s in scores) / len(scores))
+    return result
+
+
+def _probe(runtime, length, depth, code, filler, bos, question, threads) -> tuple[float, bool]:
+    fact = runtime.request("tokenize", text=f" The secret code of the vault is {code}.", add_special=False)
+    answer = runtime.request("tokenize", text=f" {code}", add_special=False)
+    room = max(length - len(bos) - len(fact) - len(question) - len(answer), 1)
+    text = (filler * (room // len(filler) + 1))[:room]
+    cut = int(room * depth)
+    context = bos + text[:cut] + fact + text[cut:] + question
+    scored = runtime.request("continuation_logprobs", context_tokens=context, continuation=answer,
+                             n_ctx=length + 64, n_threads=threads)
+    mean = sum(scored["logprobs"]) / len(scored["logprobs"])
+    return math.exp(mean), all(scored["greedy_matches"])
+
+
+def cliffs(result: StabilityResult) -> list[str]:
+    """Drops larger than CLIFF_DROP between adjacent lengths, up to and into the failure boundary."""
+    boundary, _ = result.boundary()
+    curve = result.curve
+    return [
+        f"{result.lengths[i]:,} -> {result.lengths[i + 1]:,} tokens: quality {curve[i]:.3f} -> {curve[i + 1]:.3f}"
+        for i in range(len(curve) - 1)
+        if result.lengths[i + 1] <= boundary and curve[i + 1] < curve[i] * (1 - CLIFF_DROP)
+    ]
+
+
+def check_long_context_curve(model: ModelUnderTest) -> Finding:
+    record = model.evaluation().record
+    details = record["details"]["context_stability"]
+    result = StabilityResult(details["lengths"], details["quality"], details["retrieved"], details["failure"])
+    evidence = {**details, "curve": result.curve, "cliff_drop": CLIFF_DROP}
+    if len(result.curve) < 2:
+        return Finding("long-context-curve", Status.NOT_MET,
+                       f"the curve has {len(result.curve)} point(s): no degradation analysis is possible", evidence)
+    found = cliffs(result)
+    if found:
+        return Finding("long-context-curve", Status.NOT_MET, f"quality falls off a cliff at {found[0]}", evidence)
+    return Finding("long-context-curve", Status.MET,
+                   f"quality declines gradually over {len(result.lengths)} lengths ({result.lengths[0]:,} to"
+                   f" {result.lengths[-1]:,} tokens): no drop over {CLIFF_DROP:.0%} between neighbours", evidence)
+
+
+def plot_stability(record: dict[str, Any], path: Path) -> Path | None:
+    """The stability curve as a PNG beside the metrics record; None without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        return None
+    details = record["details"]["context_stability"]
+    figure, axes = pyplot.subplots(figsize=(7, 4), dpi=120)
+    axes.plot(details["lengths"], record["context_stability_curve"], marker="o", label="quality / quality at 512")
+    axes.axhline(FAILURE_RATIO, color="tab:red", linestyle="--", label=f"failure threshold {FAILURE_RATIO}")
+    axes.axvline(record["failure_boundary_tokens"], color="tab:gray", linestyle=":", label="failure boundary")
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("context length (tokens)")
+    axes.set_ylabel("normalized quality")
+    axes.set_title(f"DFQS context stability: {record['model']['file_name']}")
+    axes.legend(loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+    return path
