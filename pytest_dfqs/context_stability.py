@@ -65,7 +65,7 @@ class StabilityResult:
         return (self.lengths[-1] if self.lengths else 0), True
 
 
-def tested_lengths(declared: int | None, limit: int) -> list[int]:
+def context_lengths(declared: int | None, limit: int) -> list[int]:
     top = min(declared or SHORTEST, limit)
     lengths, length = [], SHORTEST
     while length <= top:
@@ -144,8 +144,11 @@ def plot_stability(record: dict[str, Any], path: Path) -> Path | None:
     figure, axes = pyplot.subplots(figsize=(7, 4), dpi=120)
     axes.plot(details["lengths"], record["context_stability_curve"], marker="o", label="quality / quality at 512")
     axes.axhline(FAILURE_RATIO, color="tab:red", linestyle="--", label=f"failure threshold {FAILURE_RATIO}")
-    axes.axvline(record["failure_boundary_tokens"], color="tab:gray", linestyle=":", label="failure boundary")
+    lower = " (lower bound)" if details["failure_boundary_is_lower_bound"] else ""
+    axes.axvline(record["failure_boundary_tokens"], color="tab:gray", linestyle=":", label=f"failure boundary{lower}")
     axes.set_xscale("log", base=2)
+    axes.set_xticks(details["lengths"], [f"{length:,}" for length in details["lengths"]])
+    axes.set_ylim(bottom=0)
     axes.set_xlabel("context length (tokens)")
     axes.set_ylabel("normalized quality")
     axes.set_title(f"DFQS context stability: {record['model']['file_name']}")

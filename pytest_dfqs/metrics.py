@@ -24,7 +24,7 @@ from . import __version__
 from .catalogue import SCHEMAS_DIR
 from .code_generation import SET_ID as CODE_SET_ID
 from .code_generation import load_problems, score_completion, solve
-from .context_stability import CODES, FILLER, QUESTION, measure, plot_stability, tested_lengths
+from .context_stability import CODES, FILLER, QUESTION, measure, plot_stability, context_lengths
 from .cpu_operation import GENERATION_PROMPT, generate, throughput
 from .reasoning import SET_ID as REASONING_SET_ID
 from .reasoning import SEED, is_correct, load_set, wilson_interval
@@ -77,7 +77,7 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> Ev
     model.announce(f"{model.label}: evaluating with budget {budget.name} (reasoning, code, context stability, throughput)")
     reasoning = _reasoning(runtime, budget, threads)
     code = _code(runtime, budget, threads, model.path)
-    lengths = tested_lengths(model.facts().context_length, budget.max_context)
+    lengths = context_lengths(model.facts().context_length, budget.max_context)
     stability = measure(runtime, lengths, budget.depths, threads)
     boundary, lower_bound = stability.boundary()
     speed = _throughput(runtime, budget, benchmark)
