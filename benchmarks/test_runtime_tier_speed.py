@@ -1,4 +1,4 @@
-"""Runtime tier speed: worker decode throughput against a bare llama-cpp-python loop, and the tier on SmolLM2.
+"""Runtime and eval tier speed: worker decode against a bare llama-cpp-python loop; both tiers on SmolLM2.
 
 Run with: pytest benchmarks/ -m benchmark
 """
@@ -55,16 +55,19 @@ def test_worker_decode_matches_a_bare_loop(benchmark, smollm2: Path) -> None:
     assert ratio >= 0.9
 
 
-def test_runtime_tier_on_smollm2(benchmark, smollm2: Path, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "pytest", f"--dfqs-model={smollm2}", "--dfqs-tier=runtime", "-p", "no:cacheprovider", "-q"]
+def _certify(tmp_path: Path, *args: str) -> tuple[float, str]:
+    command = [sys.executable, "-m", "pytest", *args, "-p", "no:cacheprovider", "-q"]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+    return time.perf_counter() - started, done.stdout
 
-    def certify() -> tuple[float, str]:
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
-        return time.perf_counter() - started, done.stdout
 
-    seconds, output = benchmark.pedantic(certify, rounds=1, iterations=1)
+@pytest.mark.parametrize(("tier", "extra", "limit_s"), [("runtime", (), 180), ("eval", ("--dfqs-eval-budget=quick",), 600)])
+def test_tier_on_smollm2(benchmark, smollm2: Path, tmp_path: Path, tier: str, extra: tuple[str, ...], limit_s: int) -> None:
+    seconds, output = benchmark.pedantic(
+        _certify, args=(tmp_path, f"--dfqs-model={smollm2}", f"--dfqs-tier={tier}", *extra), rounds=1, iterations=1
+    )
     benchmark.extra_info["seconds"] = seconds
-    print(f"\nruntime tier on SmolLM2-135M: {seconds:.1f} s")
-    assert "verdict: CONFORMANT at tier runtime" in output, output
-    assert seconds < 180
+    print(f"\n{tier} tier {' '.join(extra)} on SmolLM2-135M: {seconds:.1f} s")
+    assert f"verdict: CONFORMANT at tier {tier}" in output, output
+    assert seconds < limit_s
