@@ -60,6 +60,7 @@ class Catalogue:
     version: int
     clauses: tuple[Clause, ...]
     checks: dict[str, Check]
+    sections: dict[str, str]
 
     def clause(self, clause_id: str) -> Clause:
         return next(c for c in self.clauses if c.id == clause_id)
@@ -83,7 +84,9 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
         data = tomllib.load(handle)
     checks = {entry["id"]: Check(**entry) for entry in data.get("check", [])}
     clauses = tuple(_clause(entry) for entry in data.get("clause", []))
-    catalogue = Catalogue(data["spec"], data["spec_title"], data["spec_doi"], data["catalogue_version"], clauses, checks)
+    catalogue = Catalogue(
+        data["spec"], data["spec_title"], data["spec_doi"], data["catalogue_version"], clauses, checks, data.get("sections", {})
+    )
     problems = catalogue_problems(catalogue)
     if problems:
         raise CatalogueError(f"{path}: " + "; ".join(problems))
@@ -101,6 +104,7 @@ def catalogue_problems(catalogue: Catalogue) -> list[str]:
     problems += [f"clause id {i} appears more than once" for i in sorted({i for i in ids if ids.count(i) > 1})]
     for clause in catalogue.clauses:
         problems += _clause_problems(clause, catalogue.checks)
+    problems += [f"{c.id}: section {c.section!r} has no title in [sections]" for c in catalogue.clauses if c.section not in catalogue.sections]
     for check in catalogue.checks.values():
         if check.tier not in TIERS:
             problems.append(f"check {check.id}: tier {check.tier!r} is not one of {TIERS}")

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from .allure_report import AllureCertification, allure_results_dir
 from .catalogue import CatalogueError, load_catalogue, tier_rank
 from .certificate import build_certificate, write_certificate
 from .demo_model import demo_model_path
@@ -31,6 +32,7 @@ SETTINGS = pytest.StashKey[Settings]()
 FINDING = pytest.StashKey[Finding]()
 REPORT_ERROR = pytest.StashKey[str]()
 PROGRESS_MIN_BYTES = 256 << 20
+ALLURE_PLUGIN = "dfqs-allure"
 
 
 def start(config: pytest.Config, settings: Settings) -> None:
@@ -55,6 +57,9 @@ def start(config: pytest.Config, settings: Settings) -> None:
     policy = Policy(settings.tier, settings.strict, settings.profile)
     config.stash[STATE] = CertificationSession(catalogue, policy, models)
     config.stash[SETTINGS] = settings
+    results_dir = allure_results_dir(config)
+    if results_dir is not None:
+        config.pluginmanager.register(AllureCertification(config.stash[STATE], results_dir, FINDING), ALLURE_PLUGIN)
 
 
 def _metrics_path(path: Path | None, label: str, models: int) -> Path | None:
@@ -172,18 +177,30 @@ def _soften(report: pytest.TestReport, case: Case, finding: Finding, policy: Pol
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    state = session.config.stash.get(STATE, None)
-    settings = session.config.stash.get(SETTINGS, None)
+    config = session.config
+    state = config.stash.get(STATE, None)
+    settings = config.stash.get(SETTINGS, None)
     if state is None or settings is None:
         return
     for model in state.models:
         model.close()
-    if settings.report is None:
+    allure = config.pluginmanager.get_plugin(ALLURE_PLUGIN)
+    if settings.report is None and allure is None:
         return
+    results = state.results()
+    certificate = build_certificate(state.catalogue, state.policy, results)
+    if settings.report is not None:
+        _write(session, f"the certificate to {settings.report}", lambda: write_certificate(settings.report, certificate))
+    if allure is not None:
+        _write(session, f"the Allure session files to {allure.results_dir}", lambda: allure.write_session_files(results, certificate))
+
+
+def _write(session: pytest.Session, what: str, action: Callable[[], None]) -> None:
+    """A file the run promised: failing to write it ends the run with exit 3 and says why."""
     try:
-        write_certificate(settings.report, build_certificate(state.catalogue, state.policy, state.results()))
+        action()
     except OSError as error:
-        session.config.stash[REPORT_ERROR] = f"could not write the certificate to {settings.report}: {error.strerror or error}"
+        session.config.stash[REPORT_ERROR] = f"could not write {what}: {error.strerror or error}"
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
 
 

@@ -29,6 +29,9 @@ class Case:
     def id(self) -> str:
         return f"{self.clause.id}-{self.check.id}-{self.model_label}"
 
+    def __repr__(self) -> str:  # how reports that print parameters (Allure) show the case
+        return self.id
+
 
 @dataclass(frozen=True)
 class ModelResult:
