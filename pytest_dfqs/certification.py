@@ -9,6 +9,7 @@ written into the certificate.
 from __future__ import annotations
 
 import contextlib
+import json
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -176,6 +177,26 @@ def _soften(report: pytest.TestReport, case: Case, finding: Finding, policy: Pol
         report.wasxfail = f"{case.clause.id} {case.clause.level} {finding.status.value} ({label}): {finding.summary}"
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """Under pytest-xdist's load scheduling, all tests of one model go to one worker: one load per model."""
+    state = config.stash.get(STATE, None)
+    if state is None or config.getoption("dist") not in ("load", "loadgroup"):
+        return None
+    from .xdist_scheduling import ModelScopeScheduling
+
+    return ModelScopeScheduling(config, log, [model.label for model in state.models])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """The xdist controller merges each worker's findings into the one certificate."""
+    exported = getattr(node, "workeroutput", {}).get("dfqs")
+    state = node.config.stash.get(STATE, None)
+    if exported and state is not None:
+        state.merge(json.loads(exported))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     state = config.stash.get(STATE, None)
@@ -184,6 +205,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     for model in state.models:
         model.close()
+    if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the outputs
+        config.workeroutput["dfqs"] = json.dumps(state.export())
+        return
     allure = config.pluginmanager.get_plugin(ALLURE_PLUGIN)
     if settings.report is None and allure is None:
         return

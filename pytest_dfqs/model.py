@@ -60,6 +60,7 @@ class ModelUnderTest:
         self._progress = progress
         self._runtime: ModelRuntime | None = None
         self.eval_options = eval_options
+        self._remote = {"workers_started": 0, "loads": 0, "sha256": None}  # what xdist workers did with this model
         self.benchmark = None  # pytest-benchmark's fixture, when the eval tier's test has it
         self._evaluation = None
         self._header: GGUFHeader | HeaderError | None = None
@@ -91,8 +92,20 @@ class ModelUnderTest:
 
     @property
     def sha256(self) -> str | None:
-        """The digest if it was computed in this session, without computing it."""
-        return self._digest.sha256 if self._digest else None
+        """The digest if it was computed in this session (here or by an xdist worker), without computing it."""
+        return self._digest.sha256 if self._digest else self._remote["sha256"]
+
+    def worker_view(self) -> dict:
+        """What an xdist worker tells the controller about this model."""
+        started = self._runtime.workers_started if self._runtime else 0
+        loads = self._runtime.loads_requested if self._runtime else 0
+        return {"workers_started": started, "loads": loads, "sha256": self.sha256}
+
+    def absorb(self, view: dict) -> None:
+        """Add what an xdist worker did with this model to the controller's account."""
+        self._remote["workers_started"] += view["workers_started"]
+        self._remote["loads"] += view["loads"]
+        self._remote["sha256"] = self._remote["sha256"] or view["sha256"]
 
     def runtime_options(self) -> RuntimeOptions:
         """Threads and context of the runtime tier; the context defaults to 4,096, at most the declared one."""
@@ -116,9 +129,13 @@ class ModelUnderTest:
     def runtime_record(self) -> dict[str, int]:
         """What the certificate says of the runtime: its settings and how often the model was loaded."""
         options = self.runtime_options()
-        started = self._runtime.workers_started if self._runtime else 0
-        loads = self._runtime.loads_requested if self._runtime else 0
-        return {"threads": options.threads, "ctx": options.ctx, "workers_started": started, "loads": loads}
+        here = self.worker_view()
+        return {
+            "threads": options.threads,
+            "ctx": options.ctx,
+            "workers_started": here["workers_started"] + self._remote["workers_started"],
+            "loads": here["loads"] + self._remote["loads"],
+        }
 
     def close(self) -> None:
         if self._runtime is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .catalogue import Catalogue, Check, Clause
 from .model import ModelUnderTest
-from .verdict import ClauseResult, Finding, Policy, Verdict, decide_clause, overall_verdict
+from .verdict import ClauseResult, Finding, Policy, Status, Verdict, decide_clause, overall_verdict
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,23 @@ class CertificationSession:
 
     def record(self, case: Case, finding: Finding) -> None:
         self._findings[(case.model_index, case.clause.id)].append(finding)
+
+    def export(self) -> dict:
+        """This process's findings and model accounts, as JSON for the xdist controller."""
+        findings = [
+            {"model": index, "clause": clause_id, "check": f.check, "status": f.status.value, "summary": f.summary, "evidence": f.evidence}
+            for (index, clause_id), found in self._findings.items()
+            for f in found
+        ]
+        return {"findings": findings, "models": [model.worker_view() for model in self.models]}
+
+    def merge(self, exported: dict) -> None:
+        """Take in what an xdist worker exported."""
+        for item in exported["findings"]:
+            finding = Finding(item["check"], Status(item["status"]), item["summary"], item["evidence"])
+            self._findings[(item["model"], item["clause"])].append(finding)
+        for model, view in zip(self.models, exported["models"]):
+            model.absorb(view)
 
     def result(self, index: int) -> ModelResult:
         clauses = tuple(

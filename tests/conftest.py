@@ -60,7 +60,7 @@ def split_model(models_dir: Path) -> Path:
     """The first of two shards GGUFWriter writes for a split model."""
     folder = models_dir / "split"
     folder.mkdir()
-    write_model(folder / "tiny-split.gguf", split_max_tensors=12)
+    write_model(folder / "tiny-split.gguf", TinyModelSpec(context_length=4096), split_max_tensors=12)
     shards = sorted(folder.iterdir())
     assert [p.name for p in shards] == ["tiny-split-00001-of-00002.gguf", "tiny-split-00002-of-00002.gguf"]
     return shards[0]
