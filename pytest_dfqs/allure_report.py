@@ -7,8 +7,9 @@ the spec section as feature, the clause id and words as story, a severity
 from the level (SHALL critical, SHOULD normal, MAY minor), the model as a
 parameter, and a description of what was checked and why it decides the
 clause. Its finding's evidence, the model facts, and where present the routing
-trace summary, the metrics record and the stability plot are attached. At the
-end of the session environment.properties and categories.json go into the
+trace summary, the metrics record and the stability plot are attached; each
+model's last test carries the model's certificate. At the end of the session
+environment.properties, categories.json and the certificate go into the
 results directory.
 """
 
@@ -46,6 +47,29 @@ class AllureCertification:
         self.state = state
         self.results_dir = results_dir
         self.finding_key = finding_key
+        self.last_of_model: dict[str, int] = {}  # node id -> model index, for each model's last test
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        last: dict[int, str] = {}
+        for item in items:
+            case = getattr(item, "callspec", None) and item.callspec.params.get("dfqs_case")
+            if isinstance(case, Case):
+                last[case.model_index] = item.nodeid
+        self.last_of_model = {nodeid: index for index, nodeid in last.items()}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Iterator[None]:
+        """The model's certificate goes with its last test, when all its findings are in."""
+        index = self.last_of_model.get(item.nodeid)
+        if index is not None:
+            import allure
+
+            from .certificate import build_certificate
+
+            certificate = build_certificate(self.state.catalogue, self.state.policy, [self.state.result(index)])
+            _attach_json(allure, "certificate", certificate)
+        return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
@@ -128,9 +152,12 @@ def environment_properties(results: list[ModelResult], certificate: dict[str, An
         ]
     runtime = next((m["runtime"] for m in certificate["models"] if m["runtime"]), None) or {}
     tool = certificate["tool"]
+    build = next((f["evidence"]["system_info"] for m in certificate["models"] for c in m["clauses"] for f in c["findings"]
+                  if "system_info" in f["evidence"]), "not loaded (tier static)")
     lines += [
         f"dfqs.tier={certificate['settings']['tier']}",
         f"llama_cpp_python={tool.get('llama-cpp-python')}",
+        f"llama_cpp_build={build}",
         f"pytest_dfqs={tool.get('pytest-dfqs')}",
         f"cpu={certificate['machine_info']['cpu']}",
         f"threads={runtime.get('threads')}",

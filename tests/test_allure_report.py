@@ -39,6 +39,10 @@ def test_results_carry_labels_and_evidence(certify: Certification, split_model: 
     assert attachment_names(no_split) == ["finding no-split", "model facts"]
     evidence = json.loads((results_dir / no_split["attachments"][0]["source"]).read_text())
     assert evidence["status"] == "NOT MET" and evidence["evidence"]["split.count"] == 2
+    certificates = [r for r in results if "certificate" in attachment_names(r)]
+    assert len(certificates) == 1
+    attached = next(a for a in certificates[0]["attachments"] if a["name"] == "certificate")
+    assert json.loads((results_dir / attached["source"]).read_text())["verdict"] == "NOT CONFORMANT"
     severities = {labels(r)["story"].split()[0]: labels(r)["severity"] for r in results}
     assert severities["DFQS-3.4"] == "normal" and severities["DFQS-3.6"] == "minor"
 
@@ -49,7 +53,7 @@ def test_session_files(certify: Certification, moe_model: Path, pytester: pytest
     environment = dict(line.split("=", 1) for line in (results_dir / "environment.properties").read_text().splitlines())
     assert environment["model.file"] == str(moe_model) and environment["model.architecture"] == "llama"
     assert environment["model.size_bytes"] == str(moe_model.stat().st_size) and environment["model.verdict"] == "CONFORMANT"
-    assert {"cpu", "threads", "llama_cpp_python", "dfqs.tier"} <= set(environment)
+    assert {"cpu", "threads", "llama_cpp_python", "llama_cpp_build", "dfqs.tier"} <= set(environment)
     categories = json.loads((results_dir / "categories.json").read_text())
     assert [c["name"] for c in categories] == ["SHALL violations", "Checks that could not run", "SHOULD warnings",
                                                "Errors of the suite itself"]
