@@ -143,11 +143,16 @@ def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
         finding = Finding(check.id, Status.NOT_EVALUATED, f"needs --dfqs-tier {check.tier}")
     else:
         model = state.models[dfqs_case.model_index]
-        if check.tier == "eval" and model.benchmark is None and request.config.pluginmanager.hasplugin("benchmark"):
+        if check.tier == "eval" and model.benchmark is None and _benchmark_usable(request.config):
             model.benchmark = request.getfixturevalue("benchmark")  # the test that evaluates first measures throughput
         finding = model.finding(check.id)
     request.node.stash[FINDING] = finding
     return finding
+
+
+def _benchmark_usable(config: pytest.Config) -> bool:
+    """pytest-benchmark is active and would not skip the test that asks for its fixture."""
+    return config.pluginmanager.hasplugin("benchmark") and not config.getoption("benchmark_skip", False)
 
 
 @pytest.hookimpl(wrapper=True)

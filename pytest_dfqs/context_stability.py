@@ -11,7 +11,8 @@ length.
 
 failure_boundary_tokens is the smallest tested length whose normalized quality
 falls below FAILURE_RATIO, or at which the runtime fails; when nothing fails,
-the largest tested length, marked as a lower bound.
+the largest tested length, marked as a lower bound. Lengths the memory
+preflight rules out are not tested (and recorded as such), never attempted.
 
 DFQS-3.5 is MET when the curve exists and declines gradually: no drop between
 adjacent lengths, up to the failure boundary, larger than CLIFF_DROP of the
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .preflight import available_memory, estimate_memory
 from .runtime import RuntimeUnavailable
 from .verdict import Finding, Status
 
@@ -41,6 +43,7 @@ FILLER = (
 )
 CODES = ("4817", "9023", "3356", "7741")
 QUESTION = " Question: what is the secret code of the vault? Answer: the secret code is"
+PROBE_MARGIN = 64  # context beyond the tested length, for the scored answer
 
 
 @dataclass
@@ -49,6 +52,7 @@ class StabilityResult:
     quality: list[float] = field(default_factory=list)
     retrieved: list[float] = field(default_factory=list)
     failure: dict[str, Any] | None = None
+    memory_limit: dict[str, Any] | None = None  # the first length the memory preflight ruled out
 
     @property
     def curve(self) -> list[float]:
@@ -80,6 +84,10 @@ def measure(runtime: ModelRuntime, lengths: list[int], depths: tuple[float, ...]
     bos = runtime.request("tokenize", text="", add_special=True)
     question = runtime.request("tokenize", text=QUESTION, add_special=False)
     for length in lengths:
+        estimate = estimate_memory(runtime.header, length + PROBE_MARGIN)
+        if estimate.total > available_memory():
+            result.memory_limit = {"length": length, "needs_bytes": estimate.total, "available_bytes": available_memory()}
+            break
         try:
             scores = [_probe(runtime, length, depth, code, filler, bos, question, threads) for depth, code in zip(depths, CODES)]
         except RuntimeUnavailable as failure:
@@ -99,7 +107,7 @@ def _probe(runtime, length, depth, code, filler, bos, question, threads) -> tupl
     cut = int(room * depth)
     context = bos + text[:cut] + fact + text[cut:] + question
     scored = runtime.request("continuation_logprobs", context_tokens=context, continuation=answer,
-                             n_ctx=length + 64, n_threads=threads)
+                             n_ctx=length + PROBE_MARGIN, n_threads=threads)
     mean = sum(scored["logprobs"]) / len(scored["logprobs"])
     return math.exp(mean), all(scored["greedy_matches"])
 
@@ -118,7 +126,7 @@ def cliffs(result: StabilityResult) -> list[str]:
 def check_long_context_curve(model: ModelUnderTest) -> Finding:
     record = model.evaluation().record
     details = record["details"]["context_stability"]
-    result = StabilityResult(details["lengths"], details["quality"], details["retrieved"], details["failure"])
+    result = StabilityResult(details["lengths"], details["quality"], details["retrieved"], details["failure"], details["memory_limit"])
     evidence = {**details, "curve": result.curve, "cliff_drop": CLIFF_DROP}
     if len(result.curve) < 2:
         return Finding("long-context-curve", Status.NOT_MET,

@@ -93,3 +93,18 @@ def test_tested_lengths() -> None:
     assert context_lengths(8192, 2048) == [512, 1024, 2048]
     assert context_lengths(4096, 1 << 40) == [512, 1024, 2048, 4096]
     assert context_lengths(None, 2048) == [512]
+
+
+def test_lengths_beyond_memory_are_not_attempted(runtime_moe_model) -> None:
+    from pytest_dfqs.context_stability import measure
+    from pytest_dfqs.gguf_header import read_header
+    from pytest_dfqs.runtime import ModelRuntime, RuntimeOptions
+
+    runtime = ModelRuntime(runtime_moe_model, read_header(runtime_moe_model), RuntimeOptions(threads=2, ctx=1024))
+    try:
+        result = measure(runtime, [512, 1 << 36], (0.5,), threads=2)
+    finally:
+        runtime.close()
+    assert result.lengths == [512] and result.failure is None
+    assert result.memory_limit["length"] == 1 << 36 and result.memory_limit["needs_bytes"] > result.memory_limit["available_bytes"]
+    assert result.boundary() == (512, True)
