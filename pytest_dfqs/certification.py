@@ -143,7 +143,7 @@ def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
         finding = Finding(check.id, Status.NOT_EVALUATED, f"needs --dfqs-tier {check.tier}")
     else:
         model = state.models[dfqs_case.model_index]
-        if check.tier == "eval" and model.benchmark is None and _benchmark_usable(request.config):
+        if check.tier == "eval" and model.benchmark is None and model.header_readable() and _benchmark_usable(request.config):
             model.benchmark = request.getfixturevalue("benchmark")  # the test that evaluates first measures throughput
         finding = model.finding(check.id)
     request.node.stash[FINDING] = finding

@@ -78,6 +78,13 @@ class ModelUnderTest:
             raise self._header
         return self._header
 
+    def header_readable(self) -> bool:
+        try:
+            self.header()
+        except HeaderError:
+            return False
+        return True
+
     def facts(self) -> ModelFacts:
         return model_facts(self.header())
 
