@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from .certificate import to_json
 from .gguf_header import HeaderError
 from .session import Case, CertificationSession, ModelResult
 
@@ -130,11 +131,11 @@ class AllureCertification:
         self.results_dir.mkdir(parents=True, exist_ok=True)
         (self.results_dir / "environment.properties").write_text(environment_properties(results, certificate), encoding="utf-8")
         (self.results_dir / "categories.json").write_text(json.dumps(CATEGORIES, indent=2), encoding="utf-8")
-        (self.results_dir / "dfqs-certificate.json").write_text(json.dumps(certificate, indent=2), encoding="utf-8")
+        (self.results_dir / "dfqs-certificate.json").write_text(to_json(certificate), encoding="utf-8")
 
 
 def _attach_json(allure, name: str, body: Any) -> None:
-    allure.attach(json.dumps(body, indent=2, default=str), name=name, attachment_type=allure.attachment_type.JSON)
+    allure.attach(to_json(body), name=name, attachment_type=allure.attachment_type.JSON)
 
 
 def environment_properties(results: list[ModelResult], certificate: dict[str, Any]) -> str:

@@ -130,5 +130,10 @@ def _clause_entry(result: ClauseResult) -> dict[str, Any]:
     }
 
 
+def to_json(document: Any) -> str:
+    """JSON of a certificate or evidence; values JSON cannot hold (raw metadata) become their text."""
+    return json.dumps(document, indent=2, default=str)
+
+
 def write_certificate(path: Path, certificate: dict[str, Any]) -> None:
-    path.write_text(json.dumps(certificate, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    path.write_text(to_json(certificate) + "\n", encoding="utf-8")

@@ -18,7 +18,7 @@ import pytest
 
 from .allure_report import AllureCertification, allure_results_dir
 from .catalogue import CatalogueError, load_catalogue, tier_rank
-from .certificate import build_certificate, write_certificate
+from .certificate import build_certificate, to_json, write_certificate
 from .demo_model import demo_model_path
 from .integrity import Progress
 from .model import EvalOptions, IntegrityOptions, ModelUnderTest
@@ -211,13 +211,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for model in state.models:
         model.close()
     if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the outputs
-        config.workeroutput["dfqs"] = json.dumps(state.export())
+        config.workeroutput["dfqs"] = to_json(state.export())
         return
     allure = config.pluginmanager.get_plugin(ALLURE_PLUGIN)
     if settings.report is None and allure is None:
         return
     results = state.results()
-    certificate = build_certificate(state.catalogue, state.policy, results)
+    try:
+        certificate = build_certificate(state.catalogue, state.policy, results)
+    except OSError as error:  # a model file that vanished during the run
+        config.stash[REPORT_ERROR] = f"could not build the certificate: {error.strerror or error}"
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
+        return
     if settings.report is not None:
         _write(session, f"the certificate to {settings.report}", lambda: write_certificate(settings.report, certificate))
     if allure is not None:

@@ -178,12 +178,15 @@ class _Cursor:
 
 def read_header(path: Path) -> GGUFHeader:
     """Read and validate the header of the GGUF file at `path`, read-only."""
-    with open(path, "rb") as handle:
-        size = _file_size(handle)
-        if size == 0:
-            raise HeaderError(0, "magic", "the file is empty")
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return _parse(path, mapped, size)
+    try:
+        with open(path, "rb") as handle:
+            size = _file_size(handle)
+            if size == 0:
+                raise HeaderError(0, "magic", "the file is empty")
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                return _parse(path, mapped, size)
+    except (OSError, ValueError) as error:  # a device or special file that cannot be mapped
+        raise HeaderError(0, "file", f"cannot be read as a GGUF file: {getattr(error, 'strerror', None) or error}") from None
 
 
 def _file_size(handle) -> int:

@@ -25,6 +25,11 @@ ROUTERS = ("ffn_gate_inp.weight", "ffn_gate_tid2eid.weight")
 
 def check_router_structure(model: ModelUnderTest) -> Finding:
     facts = model.facts()
+    if not facts.is_moe and moe_layers(model.header()):
+        key = Keys.LLM.EXPERT_COUNT.format(arch=facts.architecture)
+        return Finding("router-structure", Status.NOT_MET,
+                       f"the file has routed expert tensors (*_exps) but {key} is {model.header().metadata.get(key)!r}:"
+                       " llama.cpp cannot route them")
     if not facts.is_moe:
         return Finding(
             "router-structure", Status.NOT_APPLICABLE,
@@ -57,7 +62,9 @@ def router_problems(header: GGUFHeader, expert_count: int, expert_used: int | No
         if not any(f"blk.{layer}.{router}" in names for router in ROUTERS):
             problems.append(f"MoE layer {layer} has no router tensor (blk.{layer}.ffn_gate_inp.weight)")
         router = names.get(f"blk.{layer}.ffn_gate_inp.weight")
-        if router is not None and router.shape[-1] != expert_count:
+        if router is not None and len(router.shape) != 2:
+            problems.append(f"{router.name} has shape {list(router.shape)}: a router is 2-D, [n_embd, n_expert]")
+        elif router is not None and router.shape[-1] != expert_count:
             problems.append(f"{router.name} has shape {list(router.shape)}: it scores {router.shape[-1]} experts, not {expert_count}")
     for tensor in header.tensors:
         if is_routed_expert(tensor) and (len(tensor.shape) != 3 or tensor.shape[2] != expert_count):

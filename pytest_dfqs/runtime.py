@@ -71,8 +71,9 @@ class WorkerProcess:
     """The worker process and its JSON-lines protocol, with a log kept on disk."""
 
     def __init__(self) -> None:
-        self.log = Path(tempfile.mkstemp(prefix="dfqs-llama-", suffix=".log")[1])
-        self._log_handle = open(self.log, "wb")
+        handle, name = tempfile.mkstemp(prefix="dfqs-llama-", suffix=".log")
+        self.log = Path(name)
+        self._log_handle = os.fdopen(handle, "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pytest_dfqs.model_worker"],
             stdin=subprocess.PIPE,

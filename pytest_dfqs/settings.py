@@ -19,6 +19,9 @@ from .catalogue import PROFILES, TIERS
 from .integrity import parse_checksums, validate_sha256
 
 DEMO_MODEL = "demo"
+MAX_THREADS = 4 * (os.cpu_count() or 1)
+MIN_CTX = 256  # room for the runtime checks' prompts
+MAX_CTX = (1 << 31) - 1
 
 MODEL_HELP = (
     "GGUF model file to certify; repeat to certify several models. "
@@ -88,7 +91,10 @@ def _pick(config: pytest.Config, option: str, ini: str) -> tuple[object, str]:
     value = config.getoption(option)
     if value is not None:
         return value, f"--{option.replace('_', '-')}"
-    return config.getini(ini), f"ini option {ini}"
+    try:
+        return config.getini(ini), f"ini option {ini}"
+    except (ValueError, pytest.UsageError) as error:  # a bool ini option that is not a truth value
+        raise pytest.UsageError(f"ini option {ini}: {error}") from None
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -107,7 +113,7 @@ def read_settings(config: pytest.Config) -> Settings:
     models = tuple(config.getoption("dfqs_models"))
     if sha256 and len(models) > 1:
         raise pytest.UsageError("--dfqs-sha256 names one digest but several --dfqs-model were given; use --dfqs-checksums FILE instead")
-    return Settings(
+    settings = Settings(
         models=tuple(_validate_model(m, "--dfqs-model") for m in models),
         tier=_validate_choice(str(tier), TIERS, tier_from),
         strict=bool(strict),
@@ -116,12 +122,23 @@ def read_settings(config: pytest.Config) -> Settings:
         checksums=_validate_checksums(checksums_path, checksums_from) if checksums_path else None,
         checksums_path=checksums_path,
         report=_validate_report(str(report), report_from) if report else None,
-        threads=_validate_positive(str(threads), threads_from) if threads else physical_cores(),
-        ctx=_validate_positive(str(ctx), ctx_from) if ctx else None,
+        threads=_validate_count(str(threads), threads_from, 1, MAX_THREADS) if threads else physical_cores(),
+        ctx=_validate_count(str(ctx), ctx_from, MIN_CTX, MAX_CTX) if ctx else None,
         eval_budget=_validate_choice(str(budget), BUDGETS, budget_from),
         metrics=_validate_report(str(metrics), metrics_from) if metrics else None,
         baseline=_validate_json(_validate_readable_file(baseline, "--dfqs-baseline"), "--dfqs-baseline") if baseline else None,
     )
+    _validate_outputs_spare_inputs(settings)
+    return settings
+
+
+def _validate_outputs_spare_inputs(settings: Settings) -> None:
+    """The plugin never writes over what it reads: the model above all."""
+    inputs = [Path(m).expanduser() for m in settings.models if m != DEMO_MODEL]
+    inputs += [p for p in (settings.checksums_path, settings.baseline) if p is not None]
+    for option, output in (("--dfqs-report", settings.report), ("--dfqs-metrics", settings.metrics)):
+        if output is not None and output.exists() and any(output.samefile(path) for path in inputs):
+            raise pytest.UsageError(f"{option}: {output} is one of the files being read; give another path for the output")
 
 
 def _validate_choice(value: str, choices: tuple[str, ...], where: str) -> str:
@@ -130,13 +147,13 @@ def _validate_choice(value: str, choices: tuple[str, ...], where: str) -> str:
     return value
 
 
-def _validate_positive(value: str, where: str) -> int:
+def _validate_count(value: str, where: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except ValueError:
-        number = 0
-    if number < 1:
-        raise pytest.UsageError(f"{where}: {value!r} is not a positive whole number")
+        raise pytest.UsageError(f"{where}: {value!r} is not a whole number") from None
+    if not low <= number <= high:
+        raise pytest.UsageError(f"{where}: {number} is outside {low}..{high}")
     return number
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from gguf.constants import Keys
+from gguf.constants import GGUFValueType, Keys
 
 from .gguf_header import GGUFHeader
 from .verdict import Finding, Status
@@ -24,8 +24,33 @@ MERGE_HINT = "merge the shards into one file with `llama-gguf-split --merge <fir
 MAX_LISTED = 10
 
 
+INTEGER_TYPES = {GGUFValueType.UINT8, GGUFValueType.INT8, GGUFValueType.UINT16, GGUFValueType.INT16, GGUFValueType.UINT32,
+                 GGUFValueType.INT32, GGUFValueType.UINT64, GGUFValueType.INT64}
+COUNT_KEYS = (Keys.LLM.BLOCK_COUNT, Keys.LLM.CONTEXT_LENGTH, Keys.LLM.EMBEDDING_LENGTH, Keys.LLM.EXPERT_COUNT,
+              Keys.LLM.EXPERT_USED_COUNT, Keys.LLM.EXPERT_SHARED_COUNT)
+
+
+def metadata_type_problems(header: GGUFHeader) -> list[str]:
+    """Keys the checks rely on, stored with a type llama.cpp would not read."""
+    types, offsets = header.metadata_types, header.metadata_offsets
+    problems = []
+    arch_key = Keys.General.ARCHITECTURE
+    if arch_key in types and types[arch_key] != GGUFValueType.STRING:
+        problems.append(f"{arch_key} (key at byte {offsets[arch_key]}) is {types[arch_key].name}; llama.cpp reads a STRING")
+    keys = [template.format(arch=header.architecture) for template in COUNT_KEYS] if header.architecture else []
+    keys += [Keys.Split.LLM_KV_SPLIT_COUNT, Keys.Split.LLM_KV_SPLIT_NO]
+    for key in keys:
+        if key in types and (types[key] not in INTEGER_TYPES or header.metadata[key] < 0):
+            shown = types[key].name if types[key] not in INTEGER_TYPES else f"negative ({header.metadata[key]})"
+            problems.append(f"{key} (key at byte {offsets[key]}) is {shown}; llama.cpp reads an unsigned integer")
+    return problems
+
+
 def check_gguf_header(model: ModelUnderTest) -> Finding:
     header = model.header()
+    problems = metadata_type_problems(header)
+    if problems:
+        return Finding("gguf-header", Status.NOT_MET, problems[0], {"problems": problems})
     return Finding(
         "gguf-header",
         Status.MET,
@@ -132,7 +157,7 @@ def check_no_split(model: ModelUnderTest) -> Finding:
     header = model.header()
     count = header.metadata.get(Keys.Split.LLM_KV_SPLIT_COUNT)
     number = header.metadata.get(Keys.Split.LLM_KV_SPLIT_NO)
-    evidence = {"split.count": count, "split.no": number, "file_name": model.path.name}
+    evidence = {"split.count": _plain(count), "split.no": _plain(number), "file_name": model.path.name}
     if isinstance(count, int) and count > 1 or isinstance(number, int) and number > 0:
         shard = number + 1 if isinstance(number, int) else "?"
         return Finding(
@@ -176,3 +201,8 @@ def standalone_gaps(header: GGUFHeader) -> list[str]:
     }
     return [need for need, present in needs.items() if not present]
 
+
+
+def _plain(value: object) -> object:
+    """A metadata value as evidence: scalars as they are, anything else as its text."""
+    return value if value is None or isinstance(value, (int, float, str, bool)) else repr(value)

@@ -91,6 +91,22 @@ def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, moe_model
     assert "Traceback" not in result.stderr.str()
 
 
+def test_outputs_never_overwrite_the_model(pytester: pytest.Pytester, moe_model: Path) -> None:
+    before = moe_model.read_bytes()
+    for option in ("--dfqs-report", "--dfqs-metrics"):
+        result = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", f"{option}={moe_model}")
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: {option}: * is one of the files being read; give another path for the output"])
+    assert moe_model.read_bytes() == before
+
+
+def test_a_bad_ini_truth_value_names_the_option(pytester: pytest.Pytester, moe_model: Path) -> None:
+    pytester.makeini("[pytest]\ndfqs_strict = maybe\n")
+    result = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini option dfqs_strict: *maybe*"])
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_unreadable_model_is_a_usage_error(pytester: pytest.Pytester, moe_model: Path) -> None:
     locked = pytester.path / "locked.gguf"

@@ -88,4 +88,8 @@ def test_preflight_skips_a_context_that_cannot_fit(certify: Certification, runti
 def test_runtime_options_are_validated(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:
     result = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-threads=zero")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --dfqs-threads: 'zero' is not a positive whole number"])
+    result.stderr.fnmatch_lines(["ERROR: --dfqs-threads: 'zero' is not a whole number"])
+    huge = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-threads=99999999999")
+    huge.stderr.fnmatch_lines(["ERROR: --dfqs-threads: 99999999999 is outside 1..*"])
+    tiny = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-ctx=1")
+    tiny.stderr.fnmatch_lines(["ERROR: --dfqs-ctx: 1 is outside 256..2147483647"])

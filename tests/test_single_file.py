@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import struct
 from pathlib import Path
 
 import pytest
+from gguf.constants import GGUFValueType
 
 from pytest_dfqs.demo_model import write_model
 
@@ -147,3 +149,45 @@ def test_the_model_file_is_left_untouched(certify: Certification, moe_model: Pat
     before = (hashlib.sha256(moe_model.read_bytes()).hexdigest(), os.stat(moe_model).st_mtime_ns)
     certify.run(f"--dfqs-model={moe_model}", "--dfqs-sha256", before[0])
     assert (hashlib.sha256(moe_model.read_bytes()).hexdigest(), os.stat(moe_model).st_mtime_ns) == before
+
+
+def _typed(key: str, value_type, value):
+    def change(raw: RawGGUF) -> None:
+        raw.kv.append((key, value_type, value))
+    return change
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize(("key", "value_type", "value", "message"), [
+    ("llama.expert_count", GGUFValueType.STRING, "4", "llama.expert_count (key at byte * is STRING; llama.cpp reads an unsigned integer"),
+    ("llama.expert_count", GGUFValueType.INT32, -4, "llama.expert_count (key at byte * is negative (-4); llama.cpp reads an unsigned integer"),
+    ("split.count", GGUFValueType.ARRAY, (GGUFValueType.UINT16, [2, 2]), "split.count (key at byte * is ARRAY*"),
+])
+def test_wrongly_typed_metadata_is_not_met(certify: Certification, tmp_path: Path, key, value_type, value, message: str) -> None:
+    path = _hand_built(tmp_path / "typed.gguf", _typed(key, value_type, value))
+    assert certify.run(f"--dfqs-model={path}").ret == 1
+    header = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == "gguf-header")
+    assert header["status"] == "NOT MET" and fnmatch.fnmatch(header["summary"], message), header["summary"]
+
+
+def test_expert_tensors_without_a_valid_expert_count(certify: Certification, tmp_path: Path) -> None:
+    raw = minimal_model()
+    raw.kv.append(("llama.expert_count", GGUFValueType.STRING, "4"))
+    raw.tensors += [RawTensor("blk.0.ffn_gate_inp.weight", (8, 4)), RawTensor("blk.0.ffn_up_exps.weight", (8, 16, 4))]
+    path = raw.write(tmp_path / "bad-experts.gguf")
+    assert certify.run(f"--dfqs-model={path}").ret == 1
+    routing = findings_of(certify, "DFQS-3.3")["router-structure"]
+    assert routing["status"] == "NOT MET" and "routed expert tensors (*_exps) but llama.expert_count is '4'" in routing["summary"]
+
+
+def test_a_file_that_cannot_be_mapped(certify: Certification) -> None:
+    special = Path("/sys/devices/system/cpu/online")
+    if not special.is_file():
+        pytest.skip("no sysfs here")
+    result = certify.run(f"--dfqs-model={special}")
+    assert result.ret == 1
+    assert "cannot be read as a GGUF file" in certify.clause("DFQS-3.1")["reason"]
+
+
+def findings_of(certify: Certification, clause: str) -> dict[str, dict]:
+    return {f["check"]: f for f in certify.clause(clause)["findings"]}
