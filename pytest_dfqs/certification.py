@@ -26,7 +26,7 @@ from .session import Case, CertificationSession, model_labels
 from .settings import DEMO_MODEL, Settings
 from .terminal import baseline_table, clause_table, model_header_lines, settings_line
 from .units import human_bytes
-from .verdict import Finding, Policy, Status
+from .verdict import Finding, Policy, Status, Verdict
 
 STATE = pytest.StashKey[CertificationSession]()
 SETTINGS = pytest.StashKey[Settings]()
@@ -213,10 +213,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the outputs
         config.workeroutput["dfqs"] = to_json(state.export())
         return
+    results = state.results()
+    if session.exitstatus == 0 and any(r.verdict == Verdict.NOT_CONFORMANT for r in results):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. a SHALL clause the preflight kept from running
     allure = config.pluginmanager.get_plugin(ALLURE_PLUGIN)
     if settings.report is None and allure is None:
         return
-    results = state.results()
     try:
         certificate = build_certificate(state.catalogue, state.policy, results)
     except OSError as error:  # a model file that vanished during the run

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from gguf.constants import Keys
 
 from .gguf_header import ArrayValue, GGUFHeader
+from .routing import BLOCK
 from .units import human_gib
 
 KV_BYTES_PER_VALUE = 2  # llama.cpp's default cache type is f16
@@ -46,8 +47,12 @@ def estimate_memory(header: GGUFHeader, ctx: int) -> MemoryEstimate:
 
 
 def kv_cache_bytes(header: GGUFHeader, ctx: int) -> int:
-    """f16 K and V for every layer: ctx x KV heads x (key + value length)."""
-    n_layer = _count(header.arch_value(Keys.LLM.BLOCK_COUNT)) or 0
+    """f16 K and V for every layer: ctx x KV heads x (key + value length).
+
+    The layer count is the declared block count, but never more than the
+    blocks the file has tensors for: a header cannot make this loop long.
+    """
+    n_layer = min(_count(header.arch_value(Keys.LLM.BLOCK_COUNT)) or 0, _blocks_present(header))
     n_embd = _count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH)) or 0
     heads = _per_layer(header.arch_value(Keys.Attention.HEAD_COUNT), n_layer)
     kv_heads = _per_layer(header.arch_value(Keys.Attention.HEAD_COUNT_KV), n_layer) or heads
@@ -60,6 +65,11 @@ def kv_cache_bytes(header: GGUFHeader, ctx: int) -> int:
     return ctx * per_layer * KV_BYTES_PER_VALUE
 
 
+def _blocks_present(header: GGUFHeader) -> int:
+    indexes = [int(match[1]) for t in header.tensors if (match := BLOCK.match(t.name))]
+    return max(indexes) + 1 if indexes else 0
+
+
 def _count(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
@@ -67,7 +77,8 @@ def _count(value) -> int | None:
 def _per_layer(value, n_layer: int) -> list[int]:
     """A per-layer hyperparameter that GGUF stores either once or as an array."""
     if isinstance(value, ArrayValue) and value.values is not None:
-        return [int(v) for v in value.values[:n_layer]]
+        counts = [_count(v) for v in value.values[:n_layer]]
+        return [c or 0 for c in counts] + [0] * (n_layer - len(counts))
     count = _count(value)
     return [count] * n_layer if count is not None else []
 

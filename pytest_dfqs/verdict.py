@@ -63,6 +63,12 @@ class ClauseResult:
     status: Status
     weight: str
     findings: tuple[Finding, ...]
+    tier_ran: bool = True  # the run's tier includes the clause's tier
+
+    @property
+    def unverified(self) -> bool:
+        """A clause whose tier ran but whose checks could not run (no memory, no llama.cpp)."""
+        return self.status == Status.NOT_EVALUATED and self.tier_ran and bool(self.findings)
 
     @property
     def reason(self) -> str:
@@ -79,7 +85,8 @@ class ClauseResult:
 
 def decide_clause(clause: Clause, findings: list[Finding], policy: Policy) -> ClauseResult:
     """Combine the findings of a clause's checks into its status."""
-    return ClauseResult(clause, _clause_status(clause, findings, policy), policy.weight(clause), tuple(findings))
+    tier_ran = tier_rank(clause.tier) <= tier_rank(policy.tier)
+    return ClauseResult(clause, _clause_status(clause, findings, policy), policy.weight(clause), tuple(findings), tier_ran)
 
 
 def _clause_status(clause: Clause, findings: list[Finding], policy: Policy) -> Status:
@@ -96,8 +103,14 @@ def _clause_status(clause: Clause, findings: list[Finding], policy: Policy) -> S
 
 
 def overall_verdict(results: list[ClauseResult]) -> Verdict:
-    """NOT CONFORMANT when a deciding clause failed or errored; warnings otherwise."""
-    if any(r.weight == "fail" and r.status in (Status.NOT_MET, Status.ERROR) for r in results):
+    """NOT CONFORMANT when a deciding clause failed, errored, or could not be checked at the tier asked for.
+
+    A gate must not pass on checks that did not run: a SHALL clause of the
+    requested tier left NOT EVALUATED (the preflight found too little memory,
+    llama.cpp is missing) makes the run NOT CONFORMANT. Clauses of higher
+    tiers, and clauses whose tests were deselected, do not.
+    """
+    if any(r.weight == "fail" and (r.status in (Status.NOT_MET, Status.ERROR) or r.unverified) for r in results):
         return Verdict.NOT_CONFORMANT
     if any(r.weight == "warn" and r.status in (Status.NOT_MET, Status.ERROR) for r in results):
         return Verdict.CONFORMANT_WITH_WARNINGS

@@ -76,3 +76,13 @@ def test_overall_verdict_of_one_clause_not_met(clause, policy: Policy, verdict: 
     failing = decide_clause(clause, found(Status.NOT_MET), policy)
     passing = decide_clause(SINGLE_FILE, found(Status.MET), policy) if clause is not SINGLE_FILE else failing
     assert overall_verdict([passing, failing]) == verdict
+
+
+def test_a_shall_clause_that_could_not_run_at_the_requested_tier_is_not_conformant() -> None:
+    skipped = decide_clause(ROUTING, found(Status.MET, Status.NOT_EVALUATED), Policy(tier="runtime"))
+    assert skipped.status == Status.NOT_EVALUATED and skipped.unverified
+    assert overall_verdict([skipped]) == Verdict.NOT_CONFORMANT
+    higher_tier = decide_clause(ROUTING, found(Status.MET, Status.NOT_EVALUATED), Policy(tier="static"))
+    assert not higher_tier.unverified and overall_verdict([higher_tier]) == Verdict.CONFORMANT
+    deselected = decide_clause(ROUTING, [], Policy(tier="runtime"))
+    assert not deselected.unverified and overall_verdict([deselected]) == Verdict.CONFORMANT
