@@ -4,9 +4,10 @@ The worker records, from llama.cpp's own compute graph, the experts every MoE
 layer selects for every token (nodes `ffn_moe_topk-<layer>`) and the router
 scores they were selected by. A fixed set of prompts is run once as the
 reference (each prompt alone, all threads, n_batch = n_ubatch = 512) and again
-under each standard inference load; selections are compared as sets, layer by
-layer, token by token, over the tokens both runs fed (a greedy divergence ends
-the comparison of that prompt). Greedy output tokens are compared too.
+under each standard inference load; selections are compared as sets, token by
+token and layer by layer, over the tokens both runs fed, up to the first
+divergence: what follows it computes on different inputs and is counted, not
+judged. Greedy output tokens are compared too.
 
 The decision rule:
 - a repeat of the same run must agree exactly: nothing changed, so any
@@ -17,7 +18,7 @@ The decision rule:
   threading), which round differently. A divergence there is tolerated, and
   reported with its margin, only when it is a numerical tie: the reference
   router score margin between the last chosen and the first rejected expert is
-  below NEAR_TIE_MARGIN, or, for a greedy token, the reference top-2 logit gap
+  at least 0 and below NEAR_TIE_MARGIN, or, for a greedy token, the reference top-2 logit gap
   is below GREEDY_TIE_GAP. Any other divergence is NOT MET.
 
 Rows whose (token, position) occurs in more than one sequence of a batched run
@@ -112,12 +113,14 @@ class Comparison:
     compared: Counter = field(default_factory=Counter)  # layer -> token rows compared
     agreed: Counter = field(default_factory=Counter)  # layer -> token rows that agreed
     unattributed: int = 0  # rows of batched runs that no single sequence can claim
+    downstream: int = 0  # rows after a divergence, computed on different inputs
 
     def add(self, other: Comparison) -> None:
         self.divergences += other.divergences
         self.compared.update(other.compared)
         self.agreed.update(other.agreed)
         self.unattributed += other.unattributed
+        self.downstream += other.downstream
 
     def agreement(self) -> dict[str, float]:
         return {str(layer): self.agreed[layer] / count for layer, count in sorted(self.compared.items()) if count}
@@ -188,27 +191,42 @@ def router_margin(scores: list[float], selected: list[int]) -> float | None:
 
 
 def compare_runs(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> Comparison:
-    """Expert selections as sets, over the tokens both runs fed; then the greedy tokens."""
+    """Expert selections as sets, token by token and layer by layer, up to the first divergence.
+
+    Everything after the first divergence (later layers of that token, later
+    tokens) computes on different inputs, so it is counted as downstream and
+    not judged; a greedy-token divergence is judged only when routing agreed
+    up to it.
+    """
     comparison = Comparison()
     fed = _common_prefix(reference.inputs, other.inputs)
-    for layer, rows in reference.topk.items():
-        other_rows = other.topk.get(layer, [])
-        for position in range(min(fed, len(rows), len(other_rows))):
-            if rows[position] is None or other_rows[position] is None:
+    layers = sorted(reference.topk)
+    for position in range(fed):
+        for layer in layers:
+            ours, theirs = _row(reference.topk[layer], position), _row(other.topk.get(layer, []), position)
+            if ours is None or theirs is None:
                 comparison.unattributed += 1
                 continue
             comparison.compared[layer] += 1
-            if set(rows[position]) == set(other_rows[position]):
+            if set(ours) == set(theirs):
                 comparison.agreed[layer] += 1
                 continue
-            score_rows = reference.scores.get(layer, [])
-            margin = router_margin(score_rows[position], rows[position]) if position < len(score_rows) else None
-            tolerated = load.tolerates_ties and margin is not None and margin < NEAR_TIE_MARGIN
-            comparison.divergences.append(
-                Divergence(load.name, prompt, layer, position, sorted(rows[position]), sorted(other_rows[position]), margin, tolerated)
-            )
+            comparison.divergences.append(_routing_divergence(reference, load, prompt, layer, position, ours, theirs))
+            comparison.downstream = (fed - position) * len(layers) - layers.index(layer) - 1
+            return comparison
     comparison.divergences += _greedy_divergence(reference, other, load, prompt)
     return comparison
+
+
+def _row(rows: list, position: int) -> list | None:
+    return rows[position] if position < len(rows) else None
+
+
+def _routing_divergence(reference: SequenceRun, load: Load, prompt: int, layer: int, position: int, ours, theirs) -> Divergence:
+    scores = _row(reference.scores.get(layer, []), position)
+    margin = router_margin(scores, ours) if scores is not None else None
+    tolerated = load.tolerates_ties and margin is not None and 0 <= margin < NEAR_TIE_MARGIN
+    return Divergence(load.name, prompt, layer, position, sorted(ours), sorted(theirs), margin, tolerated)
 
 
 def _greedy_divergence(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> list[Divergence]:
@@ -217,7 +235,7 @@ def _greedy_divergence(reference: SequenceRun, other: SequenceRun, load: Load, p
         return []
     gap = reference.gaps[step]
     position = len(reference.inputs) - len(reference.generated) + 1 + step
-    tolerated = load.tolerates_ties and gap < GREEDY_TIE_GAP
+    tolerated = load.tolerates_ties and 0 <= gap < GREEDY_TIE_GAP
     return [Divergence(load.name, prompt, None, position, [reference.generated[step]], [other.generated[step]], gap, tolerated)]
 
 
@@ -298,6 +316,7 @@ def _decide(reference, comparison: Comparison, per_load: dict[str, int], loads, 
         "agreement_per_layer": comparison.agreement(),
         "token_rows_compared": sum(comparison.compared.values()),
         "token_rows_unattributed": comparison.unattributed,
+        "token_rows_downstream_of_a_divergence": comparison.downstream,
         "divergences": [d.__dict__ for d in (failing + ties)[:LISTED]],
         "tolerated_ties": len(ties),
         "rule": f"a repeat must agree exactly; other loads tolerate only ties: router margin < {NEAR_TIE_MARGIN}, greedy top-2 gap < {GREEDY_TIE_GAP}",
