@@ -64,10 +64,10 @@ def start(config: pytest.Config, settings: Settings) -> None:
 
 
 def _metrics_path(path: Path | None, label: str, models: int) -> Path | None:
-    """One record per model: with several models, each file name carries the model's label."""
+    """One record per model: with several models, each file name carries the model's whole label."""
     if path is None or models == 1:
         return path
-    return path.with_name(f"{path.stem}-{Path(label).stem}{path.suffix}")
+    return path.with_name(f"{path.stem}-{label.replace('#', '-')}{path.suffix}")
 
 
 def _model_path(name: str, config: pytest.Config) -> Path:

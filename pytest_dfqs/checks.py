@@ -38,6 +38,11 @@ CheckFunction = Callable[[ModelUnderTest], Finding]
 
 def check_sha256(model: ModelUnderTest) -> Finding:
     expected = model.expected_digest()
+    checksums = model.integrity.checksums
+    if expected is None and checksums is not None:
+        return Finding("sha256", Status.NOT_MET,
+                       f"{model.integrity.checksums_source} has no entry for {model.path.name}"
+                       f" ({len(checksums)} entries: {', '.join(sorted(checksums)[:5])})")
     if expected is None:
         return Finding(
             "sha256", Status.NOT_APPLICABLE,

@@ -148,12 +148,13 @@ def _throughput(runtime: ModelRuntime, budget: Budget, benchmark: Any) -> dict[s
         "rounds": len(runs),
         "tokens_per_round": budget.throughput_tokens,
         "per_round_decode_tokens_per_sec": [r["decode_tokens_per_sec"] for r in rates],
-        "measured_with": "pytest-benchmark" if benchmark is not None else "pytest-dfqs rounds",
+        "measured_with": "pytest-benchmark" if benchmark is not None and not benchmark.disabled else "pytest-dfqs rounds",
     }
 
 
 def _rounds(action: Callable[[], None], rounds: int, benchmark: Any) -> None:
-    if benchmark is not None:
+    """pytest-benchmark drives the rounds when it measures; disabled (xdist, --benchmark-disable) it would run one."""
+    if benchmark is not None and not benchmark.disabled:
         benchmark.pedantic(action, rounds=rounds, iterations=1, warmup_rounds=0)
     else:
         for _ in range(rounds):

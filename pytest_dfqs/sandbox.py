@@ -41,9 +41,13 @@ def inside(path, folder):
     path = os.path.realpath(os.fsdecode(path))
     return path == folder or path.startswith(folder + os.sep)
 
+RAW_MODULES = {"_posixsubprocess", "ctypes", "_ctypes", "_socket", "socket", "mmap", "resource", "signal"}
+
 def guard(event, args):
     if event in BLOCKED:
         raise PermissionError(f"sandbox: {event} is not allowed")
+    if event == "import" and args[0].split(".")[0] in RAW_MODULES:
+        raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
     if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
         path, mode, flags = args
         if inside(path, workdir):

@@ -226,3 +226,19 @@ def test_a_certificate_that_cannot_be_written_is_reported(pytester: pytest.Pytes
     assert result.ret == pytest.ExitCode.INTERNAL_ERROR
     result.stdout.fnmatch_lines(["dfqs: could not write the certificate to /dev/full: No space left on device"])
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_checksums_file_without_the_model_is_not_met(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
+    sums = pytester.path / "checksums.txt"
+    sums.write_text("0" * 64 + "  other.gguf\n")
+    assert certify.run(f"--dfqs-model={moe_model}", f"--dfqs-checksums={sums}").ret == 1
+    integrity = certify.clause("DFQS-AI.1")
+    assert integrity["status"] == "NOT MET" and f"has no entry for {moe_model.name}" in integrity["reason"]
+
+
+def test_metrics_files_of_models_with_the_same_name_stay_apart() -> None:
+    from pytest_dfqs.certification import _metrics_path
+
+    first, second = (_metrics_path(Path("out/metrics.json"), label, 2) for label in ("m.gguf#1", "m.gguf#2"))
+    assert first != second and first.name == "metrics-m.gguf-1.json"
+    assert _metrics_path(Path("out/metrics.json"), "m.gguf", 1) == Path("out/metrics.json")

@@ -45,3 +45,16 @@ def test_the_model_file_is_off_limits(moe_model: Path) -> None:
 def test_processes_and_own_files(tmp_path: Path) -> None:
     assert "not allowed" in run_sandboxed("import subprocess\nsubprocess.run(['true'])").detail
     assert run_sandboxed("open('scratch.txt', 'w').write('ok')\nassert open('scratch.txt').read() == 'ok'").passed
+
+
+def test_raw_process_and_library_modules_are_refused(tmp_path: Path) -> None:
+    marker = tmp_path / "escaped.txt"
+    program = (
+        "import _posixsubprocess, os\n"
+        f"_posixsubprocess.fork_exec([b'/bin/sh'], [b'/bin/sh', b'-c', b'touch {marker}'], True, (), None, None,"
+        " -1, -1, -1, -1, -1, -1, -1, -1, True, False, -1, None, None, None, -1, None, False)\n"
+    )
+    result = run_sandboxed(program)
+    assert result.status == "failed" and "importing _posixsubprocess is not allowed" in result.detail
+    assert "importing ctypes is not allowed" in run_sandboxed("import ctypes").detail
+    assert not marker.exists()
