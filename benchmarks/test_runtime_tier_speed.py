@@ -44,11 +44,16 @@ def test_worker_decode_matches_a_bare_loop(benchmark, smollm2: Path) -> None:
     try:
         runtime.loaded()
         generate(runtime, GENERATION_PROMPT, 8)  # warm-up
-        run = benchmark.pedantic(generate, args=(runtime, GENERATION_PROMPT, TOKENS), rounds=5, iterations=1)
-        worker = throughput(run)["decode_tokens_per_sec"]
+        rates: list[float] = []
+
+        def one_round() -> None:
+            rates.append(throughput(generate(runtime, GENERATION_PROMPT, TOKENS))["decode_tokens_per_sec"])
+
+        benchmark.pedantic(one_round, rounds=5, iterations=1)
+        worker = max(rates)  # best of 5, as the bare loop's best of 5
     finally:
         runtime.close()
-    bare = max(bare_decode_rate(smollm2) for _ in range(3))
+    bare = max(bare_decode_rate(smollm2) for _ in range(5))
     ratio = worker / bare
     benchmark.extra_info.update({"worker_tok_s": worker, "bare_tok_s": bare, "ratio": ratio})
     print(f"\nworker {worker:.1f} tok/s, bare llama-cpp-python {bare:.1f} tok/s, ratio {ratio:.2f}")
