@@ -14,6 +14,20 @@ from .real_model import fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
 
 
+DEFAULT_TIMEOUT_S = 300
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of the plugin's own suite has a hang guard (pytest-timeout), 300 s unless it says otherwise.
+
+    Set here rather than as an ini option, so that `pytest --dfqs-model=...` run in this
+    repository without the test extras meets no unknown option.
+    """
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT_S))
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
