@@ -147,6 +147,8 @@ def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
             model.benchmark = request.getfixturevalue("benchmark")  # the test that evaluates first measures throughput
         finding = model.finding(check.id)
     request.node.stash[FINDING] = finding
+    if finding.status == Status.ERROR:  # the check could not run: a pytest error, not a failure
+        pytest.fail(f"ERROR [{finding.check}]: {finding.summary}", pytrace=False)
     return finding
 
 
@@ -165,7 +167,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     if report.when == "setup":
         item.user_properties += [("dfqs_clause", case.clause.id), ("dfqs_level", case.clause.level), ("dfqs_check", case.check.id)]
         if report.failed:
-            state.record(case, Finding(case.check.id, Status.ERROR, f"the test could not be set up: {call.excinfo.exconly() if call.excinfo else ''}"))
+            reason = f"the test could not be set up: {call.excinfo.exconly() if call.excinfo else ''}"
+            finding = item.stash.get(FINDING, None) or Finding(case.check.id, Status.ERROR, reason)
+            state.record(case, finding)
+            _soften(report, case, finding, state.policy)
     elif report.when == "call":
         finding = item.stash.get(FINDING, None) or Finding(case.check.id, Status.ERROR, "the test ended without a finding")
         state.record(case, finding)

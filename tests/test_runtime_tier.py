@@ -70,6 +70,8 @@ def test_a_llama_cpp_abort_is_isolated(certify: Certification, tmp_path: Path) -
     assert result.ret == 1
     result.stdout.fnmatch_lines(["DFQS-3.2   SHALL   ERROR           the llama.cpp worker died with signal SIGABRT during 'load'*",
                                  "verdict: NOT CONFORMANT at tier runtime*"])
+    assert result.parseoutcomes()["errors"] == 2  # the SHALL checks that could not run: pytest errors, not failures
+    result.stdout.fnmatch_lines(["ERROR *test_cpu_operation[[]DFQS-3.2-cpu-generation-aborts.gguf[]]*"])
     first = findings(certify, "DFQS-3.2")["cpu-generation"]["summary"]
     assert "GGML_ASSERT(n_expert_used_max <= hparams.n_expert) failed" in first
     later = findings(certify, "DFQS-3.4")["llama-cpp-load"]
