@@ -28,7 +28,7 @@ from .session import Case, CertificationSession, ModelResult
 SEVERITY = {"SHALL": "critical", "SHOULD": "normal", "MAY": "minor"}
 CATEGORIES = [
     {"name": "SHALL violations", "matchedStatuses": ["failed"], "messageRegex": "(?s).*NOT MET \\[.*"},
-    {"name": "Checks that could not run", "matchedStatuses": ["broken"], "messageRegex": "(?s).*ERROR \\[.*"},
+    {"name": "Checks that could not run", "matchedStatuses": ["failed", "broken"], "messageRegex": "(?s).*ERROR \\[.*"},
     {"name": "SHOULD warnings", "matchedStatuses": ["skipped"], "messageRegex": "(?s).*SHOULD (NOT MET|ERROR) \\(warning\\).*"},
     {"name": "Errors of the suite itself", "matchedStatuses": ["broken"]},
 ]
