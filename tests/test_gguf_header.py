@@ -197,3 +197,26 @@ def test_reading_never_modifies_the_file(moe_file: Path) -> None:
     before = (moe_file.read_bytes(), moe_file.stat().st_mtime_ns)
     read_header(moe_file)
     assert (moe_file.read_bytes(), moe_file.stat().st_mtime_ns) == before
+
+
+def test_random_corruptions_give_header_errors_or_valid_headers(moe_model: Path, tmp_path: Path) -> None:
+    """Seeded byte flips all over the header: the reader answers with a header or a HeaderError, nothing else."""
+    import random
+
+    original = moe_model.read_bytes()
+    header_end = read_header(moe_model).data_offset
+    rng = random.Random(20261123)
+    target = tmp_path / "mutant.gguf"
+    outcomes = {"valid": 0, "error": 0}
+    for _ in range(1500):
+        data = bytearray(original[: header_end + 64])
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(header_end)] = rng.randrange(256)
+        target.write_bytes(data)
+        try:
+            read_header(target)
+            outcomes["valid"] += 1
+        except HeaderError as error:
+            assert 0 <= error.offset <= len(data) and error.field and error.problem
+            outcomes["error"] += 1
+    assert outcomes["error"] > 100 and outcomes["valid"] > 100  # both kinds of outcome were exercised
