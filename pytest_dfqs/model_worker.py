@@ -12,6 +12,7 @@ nothing llama.cpp prints can corrupt it.
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import json
 import os
@@ -65,7 +66,7 @@ class RoutingRecorder:
     """
 
     def __init__(self) -> None:
-        self.rows: dict[str, dict[int, list[list[float]]]] = defaultdict(lambda: defaultdict(list))
+        self.rows: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
         self.tokens: list[int] = []
         self.positions: list[int] = []
         self._positions_due = 0  # tokens of the current ubatch whose positions are still to be read
@@ -101,7 +102,7 @@ class RoutingRecorder:
         scores_kind = next((kind for kind in SCORE_PREFERENCE if self.rows.get(kind)), None)
         trace = {
             "topk": {str(layer): rows for layer, rows in sorted(self.rows.get("topk", {}).items())},
-            "scores": {str(layer): rows for layer, rows in sorted(self.rows[scores_kind].items())} if scores_kind else {},
+            "scores": {str(layer): encode_matrix(rows) for layer, rows in sorted(self.rows[scores_kind].items())} if scores_kind else {},
             "scores_kind": scores_kind,
             "tokens": self.tokens,
             "positions": self.positions,
@@ -144,13 +145,25 @@ def accelerator_devices() -> list[str]:
     ]
 
 
-def _read_rows(node: GgmlTensor) -> list[list[float]]:
-    """Rows of a 2D I32 or F32 tensor in host memory, honouring the row stride of views."""
-    ctype = ctypes.c_int32 if node.type == GGML_TYPE_I32 else ctypes.c_float
+def _read_rows(node: GgmlTensor) -> list:
+    """Rows of a 2D tensor in host memory, honouring the row stride of views.
+
+    Selected experts (I32) come back as lists of ids; router scores (F32) as
+    float32 arrays, which travel to the client as base64 (256 experts x 43
+    layers x hundreds of tokens would be tens of MB of JSON numbers).
+    """
     if node.type not in (GGML_TYPE_I32, GGML_TYPE_F32):
         raise TypeError(f"unexpected ggml type {node.type}")
     width, rows, stride = node.ne[0], node.ne[1], node.nb[1]
-    return [list((ctype * width).from_address(node.data + row * stride)) for row in range(rows)]
+    if node.type == GGML_TYPE_I32:
+        return [list((ctypes.c_int32 * width).from_address(node.data + row * stride)) for row in range(rows)]
+    return [np.frombuffer((ctypes.c_float * width).from_address(node.data + row * stride), dtype=np.float32).copy()
+            for row in range(rows)]
+
+
+def encode_matrix(rows: list[np.ndarray]) -> dict[str, Any]:
+    matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+    return {"dtype": "float32", "shape": list(matrix.shape), "base64": base64.b64encode(matrix.tobytes()).decode("ascii")}
 
 
 class ModelWorker:

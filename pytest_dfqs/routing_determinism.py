@@ -28,9 +28,12 @@ comparison and counted.
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .verdict import Finding, Status
 
@@ -83,7 +86,7 @@ class SequenceRun:
     generated: list[int]
     gaps: list[float]
     topk: dict[int, list[list[int]]]
-    scores: dict[int, list[list[float]]]
+    scores: dict[int, list]  # per layer, one float row per token fed (None where unattributed)
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def split_sequences(result: dict[str, Any]) -> list[SequenceRun]:
         return placed
 
     topk = {int(layer): per_sequence(rows) for layer, rows in trace["topk"].items()}
-    scores = {int(layer): per_sequence(rows) for layer, rows in trace["scores"].items()}
+    scores = {int(layer): per_sequence(decode_matrix(entry)) for layer, entry in trace["scores"].items()}
     return [
         SequenceRun(
             inputs=inputs[seq],
@@ -157,6 +160,12 @@ def split_sequences(result: dict[str, Any]) -> list[SequenceRun]:
         )
         for seq in range(len(inputs))
     ]
+
+
+def decode_matrix(entry: dict[str, Any]) -> np.ndarray:
+    """Router scores as the worker sends them: a float32 matrix in base64, one row per token."""
+    raw = base64.b64decode(entry["base64"])
+    return np.frombuffer(raw, dtype=np.dtype(entry["dtype"])).reshape(entry["shape"])
 
 
 def row_owners(trace: dict[str, Any], inputs: list[list[int]]) -> list[tuple[int, int] | None]:
@@ -182,12 +191,12 @@ def row_owners(trace: dict[str, Any], inputs: list[list[int]]) -> list[tuple[int
     return owners
 
 
-def router_margin(scores: list[float], selected: list[int]) -> float | None:
+def router_margin(scores, selected: list[int]) -> float | None:
     """Score of the last chosen expert minus that of the first rejected one."""
-    rejected = [score for expert, score in enumerate(scores) if expert not in selected]
+    rejected = [float(score) for expert, score in enumerate(scores) if expert not in selected]
     if not rejected or any(expert >= len(scores) for expert in selected):
         return None
-    return min(scores[expert] for expert in selected) - max(rejected)
+    return min(float(scores[expert]) for expert in selected) - max(rejected)
 
 
 def compare_runs(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> Comparison:
