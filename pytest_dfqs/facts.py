@@ -54,18 +54,18 @@ def is_routed_expert(tensor: TensorInfo) -> bool:
 
 def model_facts(header: GGUFHeader) -> ModelFacts:
     """Everything the terminal header block and the certificate state about a model."""
-    expert_count = _int(header.arch_value(Keys.LLM.EXPERT_COUNT))
-    expert_used = _int(header.arch_value(Keys.LLM.EXPERT_USED_COUNT))
+    expert_count = metadata_count(header.arch_value(Keys.LLM.EXPERT_COUNT))
+    expert_used = metadata_count(header.arch_value(Keys.LLM.EXPERT_USED_COUNT))
     total = sum(t.n_elements for t in header.tensors)
     routed = sum(t.n_elements for t in header.tensors if is_routed_expert(t))
     return ModelFacts(
         architecture=header.architecture,
         name=_str(header.metadata.get(Keys.General.NAME)),
-        block_count=_int(header.arch_value(Keys.LLM.BLOCK_COUNT)),
+        block_count=metadata_count(header.arch_value(Keys.LLM.BLOCK_COUNT)),
         expert_count=expert_count,
         expert_used_count=expert_used,
-        expert_shared_count=_int(header.arch_value(Keys.LLM.EXPERT_SHARED_COUNT)),
-        context_length=_int(header.arch_value(Keys.LLM.CONTEXT_LENGTH)),
+        expert_shared_count=metadata_count(header.arch_value(Keys.LLM.EXPERT_SHARED_COUNT)),
+        context_length=metadata_count(header.arch_value(Keys.LLM.CONTEXT_LENGTH)),
         total_parameters=total,
         active_parameters=active_parameters(total, routed, expert_count, expert_used),
         routed_parameters=routed,
@@ -93,7 +93,7 @@ def dtype_distribution(tensors: tuple[TensorInfo, ...]) -> dict[str, DtypeShare]
     return dict(sorted(shares.items()))
 
 
-def _int(value: Any) -> int | None:
+def metadata_count(value: Any) -> int | None:
     """A count from the metadata; anything but a non-negative integer counts as absent."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 

@@ -232,6 +232,13 @@ class ModelWorker:
             self.contexts[key] = context
         return self.contexts[key]
 
+    def fresh_context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool, n_threads: int):
+        """The context for these settings, at `n_threads`, with an empty memory."""
+        context = self.context(n_ctx, n_batch, n_ubatch, n_seq, trace)
+        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
+        return context
+
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         raw = text.encode("utf-8")
         capacity = len(raw) + 16
@@ -264,9 +271,7 @@ class ModelWorker:
         `token_prompts` gives prompts as token ids instead of text.
         """
         sequences = token_prompts or [self.tokenize(prompt) for prompt in prompts]
-        context = self.context(n_ctx, n_batch, n_ubatch, len(sequences), trace)
-        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
+        context = self.fresh_context(n_ctx, n_batch, n_ubatch, len(sequences), trace, n_threads)
         self.recorder.take()
         started = time.perf_counter()
         last_logits = self._decode_prompts(context, sequences, n_batch, all_logits=trace)
@@ -338,9 +343,7 @@ class ModelWorker:
 
     def complete(self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int) -> dict[str, Any]:
         """Greedy completion until end of generation, a stop string or max_tokens; the text before the stop."""
-        context = self.context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False)
-        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
+        context = self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads)
         tokens = self.tokenize(prompt)[: n_ctx - max_tokens]
         started = time.perf_counter()
         logits = self._decode_prompts(context, [tokens], REFERENCE_BATCH, all_logits=False)[0]
@@ -361,9 +364,7 @@ class ModelWorker:
 
     def continuation_logprobs(self, context_tokens: list[int], continuation: list[int], n_ctx: int, n_threads: int) -> dict[str, Any]:
         """Log-probability of each continuation token given everything before it, and whether greedy picks it."""
-        context = self.context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False)
-        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
-        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
+        context = self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads)
         sequence = context_tokens + continuation[:-1]
         scored_from = len(context_tokens) - 1
         logprobs, greedy = [], []

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from gguf.constants import Keys
 
+from .facts import metadata_count
 from .gguf_header import ArrayValue, GGUFHeader
 from .routing import BLOCK
 from .units import human_gib
@@ -52,15 +53,15 @@ def kv_cache_bytes(header: GGUFHeader, ctx: int) -> int:
     The layer count is the declared block count, but never more than the
     blocks the file has tensors for: a header cannot make this loop long.
     """
-    n_layer = min(_count(header.arch_value(Keys.LLM.BLOCK_COUNT)) or 0, _blocks_present(header))
-    n_embd = _count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH)) or 0
+    n_layer = min(metadata_count(header.arch_value(Keys.LLM.BLOCK_COUNT)) or 0, _blocks_present(header))
+    n_embd = metadata_count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH)) or 0
     heads = _per_layer(header.arch_value(Keys.Attention.HEAD_COUNT), n_layer)
     kv_heads = _per_layer(header.arch_value(Keys.Attention.HEAD_COUNT_KV), n_layer) or heads
     per_layer = 0
     for layer in range(n_layer):
         head_dim = n_embd // heads[layer] if heads and heads[layer] else 0
-        key = _count(header.arch_value(Keys.Attention.KEY_LENGTH)) or head_dim
-        value = _count(header.arch_value(Keys.Attention.VALUE_LENGTH)) or head_dim
+        key = metadata_count(header.arch_value(Keys.Attention.KEY_LENGTH)) or head_dim
+        value = metadata_count(header.arch_value(Keys.Attention.VALUE_LENGTH)) or head_dim
         per_layer += (kv_heads[layer] if kv_heads else 0) * (key + value)
     return ctx * per_layer * KV_BYTES_PER_VALUE
 
@@ -70,16 +71,12 @@ def _blocks_present(header: GGUFHeader) -> int:
     return max(indexes) + 1 if indexes else 0
 
 
-def _count(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-
-
 def _per_layer(value, n_layer: int) -> list[int]:
     """A per-layer hyperparameter that GGUF stores either once or as an array."""
     if isinstance(value, ArrayValue) and value.values is not None:
-        counts = [_count(v) for v in value.values[:n_layer]]
+        counts = [metadata_count(v) for v in value.values[:n_layer]]
         return [c or 0 for c in counts] + [0] * (n_layer - len(counts))
-    count = _count(value)
+    count = metadata_count(value)
     return [count] * n_layer if count is not None else []
 
 

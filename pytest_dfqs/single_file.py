@@ -157,7 +157,7 @@ def check_no_split(model: ModelUnderTest) -> Finding:
     header = model.header()
     count = header.metadata.get(Keys.Split.LLM_KV_SPLIT_COUNT)
     number = header.metadata.get(Keys.Split.LLM_KV_SPLIT_NO)
-    evidence = {"split.count": _plain(count), "split.no": _plain(number), "file_name": model.path.name}
+    evidence = {"split.count": count, "split.no": number, "file_name": model.path.name}
     if isinstance(count, int) and count > 1 or isinstance(number, int) and number > 0:
         shard = number + 1 if isinstance(number, int) else "?"
         return Finding(
@@ -202,7 +202,3 @@ def standalone_gaps(header: GGUFHeader) -> list[str]:
     return [need for need, present in needs.items() if not present]
 
 
-
-def _plain(value: object) -> object:
-    """A metadata value as evidence: scalars as they are, anything else as its text."""
-    return value if value is None or isinstance(value, (int, float, str, bool)) else repr(value)
