@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.cpu_operation import GENERATION_PROMPT, generate, throughput
-from pytest_dfqs.gguf_header import read_header
-from pytest_dfqs.runtime import ModelRuntime, RuntimeOptions
+from pytest_dfqs.modelfile.header import read_header
+from pytest_dfqs.runtime.client import GENERATION_PROMPT, ModelRuntime, RuntimeOptions, throughput
 
 pytestmark = pytest.mark.benchmark
 THREADS = 2
@@ -43,11 +42,11 @@ def test_worker_decode_matches_a_bare_loop(benchmark, smollm2: Path) -> None:
     runtime = ModelRuntime(smollm2, read_header(smollm2), RuntimeOptions(THREADS, CTX))
     try:
         runtime.loaded()
-        generate(runtime, GENERATION_PROMPT, 8)  # warm-up
+        runtime.generate(GENERATION_PROMPT, 8)  # warm-up
         rates: list[float] = []
 
         def one_round() -> None:
-            rates.append(throughput(generate(runtime, GENERATION_PROMPT, TOKENS))["decode_tokens_per_sec"])
+            rates.append(throughput(runtime.generate(GENERATION_PROMPT, TOKENS))["decode_tokens_per_sec"])
 
         benchmark.pedantic(one_round, rounds=5, iterations=1)
         worker = max(rates)  # best of 5, as the bare loop's best of 5

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
-from pytest_dfqs.gguf_header import read_header
-from pytest_dfqs.integrity import hash_stream
+from pytest_dfqs.modelfile.header import read_header
+from pytest_dfqs.modelfile.integrity import hash_stream
 from tests.deepseek_sized import REFERENCE_BYTES, deepseek_sized_header, write_sparse
 
 pytestmark = pytest.mark.benchmark
@@ -107,4 +107,3 @@ def test_sha256_throughput_against_openssl(benchmark, tmp_path: Path) -> None:
     print(f"\nhashlib {1 / ours:.2f} GiB/s, openssl {1 / openssl:.2f} GiB/s, ratio {ratio:.2f}")
     assert digest.sha256 == expected
     assert ratio >= 0.9
-

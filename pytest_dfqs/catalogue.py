@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -77,7 +77,7 @@ def tier_rank(tier: str) -> int:
     return TIERS.index(tier)
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
     """Read and validate the catalogue file once per process."""
     with open(path, "rb") as handle:
@@ -104,7 +104,9 @@ def catalogue_problems(catalogue: Catalogue) -> list[str]:
     problems += [f"clause id {i} appears more than once" for i in sorted({i for i in ids if ids.count(i) > 1})]
     for clause in catalogue.clauses:
         problems += _clause_problems(clause, catalogue.checks)
-    problems += [f"{c.id}: section {c.section!r} has no title in [sections]" for c in catalogue.clauses if c.section not in catalogue.sections]
+    problems += [
+        f"{c.id}: section {c.section!r} has no title in [sections]" for c in catalogue.clauses if c.section not in catalogue.sections
+    ]
     for check in catalogue.checks.values():
         if check.tier not in TIERS:
             problems.append(f"check {check.id}: tier {check.tier!r} is not one of {TIERS}")

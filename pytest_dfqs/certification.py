@@ -9,23 +9,24 @@ written into the certificate.
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
-from .allure_report import AllureCertification, allure_results_dir
 from .catalogue import CatalogueError, load_catalogue, tier_rank
-from .certificate import build_certificate, to_json, write_certificate
-from .demo_model import demo_model_path
-from .integrity import Progress
+from .clauses.registry import finding as check_finding
 from .model import EvalOptions, IntegrityOptions, ModelUnderTest
+from .modelfile.demo import demo_model_path
+from .modelfile.integrity import Progress
+from .modelfile.units import human_bytes
+from .reports import xdist_merge
+from .reports.allure_report import AllureCertification, allure_results_dir
+from .reports.certificate import build_certificate, write_certificate
+from .reports.terminal import baseline_table, clause_table, model_header_lines, settings_line
 from .session import Case, CertificationSession, model_labels
 from .settings import DEMO_MODEL, Settings
-from .terminal import baseline_table, clause_table, model_header_lines, settings_line
-from .units import human_bytes
 from .verdict import Finding, Policy, Status, Verdict
 
 STATE = pytest.StashKey[CertificationSession]()
@@ -44,13 +45,17 @@ def start(config: pytest.Config, settings: Settings) -> None:
         raise pytest.UsageError(f"the DFQS clause catalogue is malformed: {error}") from None
     paths = [_model_path(name, config) for name in settings.models]
     announce = _announcer(config)
-    integrity = IntegrityOptions(
-        settings.sha256, settings.checksums, str(settings.checksums_path), settings.profile == "reference"
-    )
+    integrity = IntegrityOptions(settings.sha256, settings.checksums, str(settings.checksums_path), settings.profile == "reference")
     models = [
         ModelUnderTest(
-            path, label, integrity, getattr(config, "cache", None), _progress_printer(announce, path),
-            threads=settings.threads, ctx=settings.ctx, announce=announce,
+            path,
+            label,
+            integrity,
+            getattr(config, "cache", None),
+            _progress_printer(announce, path),
+            threads=settings.threads,
+            ctx=settings.ctx,
+            announce=announce,
             eval_options=EvalOptions(settings.eval_budget, _metrics_path(settings.metrics, label, len(paths)), settings.baseline),
         )
         for path, label in zip(paths, model_labels(paths))
@@ -145,7 +150,7 @@ def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
         model = state.models[dfqs_case.model_index]
         if check.tier == "eval" and model.benchmark is None and model.header_readable() and _benchmark_usable(request.config):
             model.benchmark = request.getfixturevalue("benchmark")  # the test that evaluates first measures throughput
-        finding = model.finding(check.id)
+        finding = check_finding(model, check.id)
     request.node.stash[FINDING] = finding
     if finding.status == Status.ERROR:  # the check could not run: a pytest error, not a failure
         pytest.fail(f"ERROR [{finding.check}]: {finding.summary}", pytrace=False)
@@ -204,7 +209,7 @@ def pytest_testnodedown(node, error) -> None:
     exported = getattr(node, "workeroutput", {}).get("dfqs")
     state = node.config.stash.get(STATE, None)
     if exported and state is not None:
-        state.merge(json.loads(exported))
+        xdist_merge.merge(state, exported)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -216,7 +221,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for model in state.models:
         model.close()
     if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the outputs
-        config.workeroutput["dfqs"] = to_json(state.export())
+        config.workeroutput["dfqs"] = xdist_merge.export(state)
         return
     results = state.results()
     if session.exitstatus == 0 and any(r.verdict == Verdict.NOT_CONFORMANT for r in results):

@@ -1,20 +1,23 @@
 """The model under test: one GGUF file and everything learned about it once.
 
-Header, facts, digest and check findings are computed at most once per model
-per session, whichever test asks first; a check named by several clauses runs
-once.
+Header, facts, digest and the runtime are made at most once per model per
+session, whichever test asks first. The model also holds the caches of the
+work done on it (`findings`, `metrics_record`), filled by whoever does that
+work (`clauses.registry`, `evaluation.orchestrator`): it is data, it imports
+neither, so a check named by several clauses still runs once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
-from .facts import ModelFacts, model_facts
-from .gguf_header import GGUFHeader, HeaderError, read_header
-from .integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_sha256
-from .runtime import ModelRuntime, RuntimeOptions
+from .modelfile.facts import ModelFacts, model_facts
+from .modelfile.header import GGUFHeader, HeaderError, read_header
+from .modelfile.integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_sha256
+from .runtime.client import ModelRuntime, RuntimeOptions
 from .verdict import Finding
 
 DEFAULT_CTX = 4096
@@ -27,6 +30,15 @@ class EvalOptions:
     budget: str = "standard"
     metrics_path: Path | None = None
     baseline: Path | None = None
+
+
+@dataclass
+class RemoteWork:
+    """What pytest-xdist workers did with a model, as the controller learns it."""
+
+    workers_started: int = 0
+    loads: int = 0
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,12 +72,12 @@ class ModelUnderTest:
         self._progress = progress
         self._runtime: ModelRuntime | None = None
         self.eval_options = eval_options
-        self._remote = {"workers_started": 0, "loads": 0, "sha256": None}  # what xdist workers did with this model
-        self.benchmark = None  # pytest-benchmark's fixture, when the eval tier's test has it
-        self._evaluation = None
+        self._remote = RemoteWork()  # what xdist workers did with this model
+        self.benchmark: Any = None  # pytest-benchmark's fixture, when the eval tier's test has it
+        self.findings: dict[str, Finding] = {}  # check id -> finding, filled by clauses.registry
+        self.metrics_record: dict[str, Any] | None = None  # filled by evaluation.orchestrator
         self._header: GGUFHeader | HeaderError | None = None
         self._digest: Digest | None = None
-        self._findings: dict[str, Finding] = {}
 
     def header(self) -> GGUFHeader:
         """The parsed header; raises the same HeaderError on every call for a bad file."""
@@ -100,19 +112,19 @@ class ModelUnderTest:
     @property
     def sha256(self) -> str | None:
         """The digest if it was computed in this session (here or by an xdist worker), without computing it."""
-        return self._digest.sha256 if self._digest else self._remote["sha256"]
+        return self._digest.sha256 if self._digest else self._remote.sha256
 
-    def worker_view(self) -> dict:
+    def worker_view(self) -> dict[str, Any]:
         """What an xdist worker tells the controller about this model."""
         started = self._runtime.workers_started if self._runtime else 0
         loads = self._runtime.loads_requested if self._runtime else 0
         return {"workers_started": started, "loads": loads, "sha256": self.sha256}
 
-    def absorb(self, view: dict) -> None:
+    def absorb(self, view: dict[str, Any]) -> None:
         """Add what an xdist worker did with this model to the controller's account."""
-        self._remote["workers_started"] += view["workers_started"]
-        self._remote["loads"] += view["loads"]
-        self._remote["sha256"] = self._remote["sha256"] or view["sha256"]
+        self._remote.workers_started += view["workers_started"]
+        self._remote.loads += view["loads"]
+        self._remote.sha256 = self._remote.sha256 or view["sha256"]
 
     def runtime_options(self) -> RuntimeOptions:
         """Threads and context of the runtime tier; the context defaults to 4,096, at most the declared one."""
@@ -125,14 +137,6 @@ class ModelUnderTest:
             self._runtime = ModelRuntime(self.path, self.header(), self.runtime_options())
         return self._runtime
 
-    def evaluation(self):
-        """The section 11 measurements of this model, made once (they take minutes to hours)."""
-        from .metrics import BUDGETS, evaluate
-
-        if self._evaluation is None:
-            self._evaluation = evaluate(self, BUDGETS[self.eval_options.budget], self.benchmark)
-        return self._evaluation
-
     def runtime_record(self) -> dict[str, int]:
         """What the certificate says of the runtime: its settings and how often the model was loaded."""
         options = self.runtime_options()
@@ -140,17 +144,10 @@ class ModelUnderTest:
         return {
             "threads": options.threads,
             "ctx": options.ctx,
-            "workers_started": here["workers_started"] + self._remote["workers_started"],
-            "loads": here["loads"] + self._remote["loads"],
+            "workers_started": here["workers_started"] + self._remote.workers_started,
+            "loads": here["loads"] + self._remote.loads,
         }
 
     def close(self) -> None:
         if self._runtime is not None:
             self._runtime.close()
-
-    def finding(self, check_id: str) -> Finding:
-        from .checks import run_check
-
-        if check_id not in self._findings:
-            self._findings[check_id] = run_check(check_id, self)
-        return self._findings[check_id]

@@ -8,12 +8,13 @@ clause results back.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .catalogue import Catalogue, Check, Clause
 from .model import ModelUnderTest
-from .verdict import ClauseResult, Finding, Policy, Status, Verdict, decide_clause, overall_verdict
+from .verdict import ClauseResult, Finding, Policy, Verdict, decide_clause, overall_verdict
 
 
 @dataclass(frozen=True)
@@ -57,30 +58,20 @@ class CertificationSession:
         ]
 
     def record(self, case: Case, finding: Finding) -> None:
-        self._findings[(case.model_index, case.clause.id)].append(finding)
+        self.add(case.model_index, case.clause.id, finding)
 
-    def export(self) -> dict:
-        """This process's findings and model accounts, as JSON for the xdist controller."""
-        findings = [
-            {"model": index, "clause": clause_id, "check": f.check, "status": f.status.value, "summary": f.summary, "evidence": f.evidence}
-            for (index, clause_id), found in self._findings.items()
-            for f in found
-        ]
-        return {"findings": findings, "models": [model.worker_view() for model in self.models]}
+    def add(self, model_index: int, clause_id: str, finding: Finding) -> None:
+        """A finding for a clause of a model: from a test here, or from an xdist worker."""
+        self._findings[(model_index, clause_id)].append(finding)
 
-    def merge(self, exported: dict) -> None:
-        """Take in what an xdist worker exported."""
-        for item in exported["findings"]:
-            finding = Finding(item["check"], Status(item["status"]), item["summary"], item["evidence"])
-            self._findings[(item["model"], item["clause"])].append(finding)
-        for model, view in zip(self.models, exported["models"]):
-            model.absorb(view)
+    def recorded(self) -> Iterator[tuple[int, str, Finding]]:
+        """(model index, clause id, finding) for every finding recorded in this process."""
+        for (index, clause_id), found in self._findings.items():
+            for finding in found:
+                yield index, clause_id, finding
 
     def result(self, index: int) -> ModelResult:
-        clauses = tuple(
-            decide_clause(clause, self._findings.get((index, clause.id), []), self.policy)
-            for clause in self.catalogue.clauses
-        )
+        clauses = tuple(decide_clause(clause, self._findings.get((index, clause.id), []), self.policy) for clause in self.catalogue.clauses)
         return ModelResult(self.models[index], clauses, overall_verdict(list(clauses)))
 
     def results(self) -> list[ModelResult]:

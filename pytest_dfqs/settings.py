@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from .catalogue import PROFILES, TIERS
-from .integrity import parse_checksums, validate_sha256
+from .evaluation.budget import BUDGETS
+from .modelfile.integrity import parse_checksums, validate_sha256
+from .runtime.host import physical_cores
 
 DEMO_MODEL = "demo"
 MAX_THREADS = 4 * (os.cpu_count() or 1)
@@ -41,7 +43,6 @@ CTX_HELP = "Context size in tokens for the runtime tier (default: 4096, at most 
 BUDGET_HELP = "Prompt-set subsets of the eval tier: quick, standard (default) or full; recorded in the conditions."
 METRICS_HELP = "Write the section 11 metrics record (schemas/dfqs-metrics-1.schema.json) to this path."
 BASELINE_HELP = "A metrics record of another model: conditions must be identical, metrics are shown side by side."
-BUDGETS = ("quick", "standard", "full")
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def read_settings(config: pytest.Config) -> Settings:
         report=_validate_report(str(report), report_from) if report else None,
         threads=_validate_count(str(threads), threads_from, 1, MAX_THREADS) if threads else physical_cores(),
         ctx=_validate_count(str(ctx), ctx_from, MIN_CTX, MAX_CTX) if ctx else None,
-        eval_budget=_validate_choice(str(budget), BUDGETS, budget_from),
+        eval_budget=_validate_choice(str(budget), tuple(BUDGETS), budget_from),
         metrics=_validate_report(str(metrics), metrics_from) if metrics else None,
         baseline=_validate_json(_validate_readable_file(baseline, "--dfqs-baseline"), "--dfqs-baseline") if baseline else None,
     )
@@ -155,23 +156,6 @@ def _validate_count(value: str, where: str, low: int, high: int) -> int:
     if not low <= number <= high:
         raise pytest.UsageError(f"{where}: {number} is outside {low}..{high}")
     return number
-
-
-def physical_cores() -> int:
-    """Distinct (physical id, core id) pairs of /proc/cpuinfo; os.cpu_count() where that says nothing."""
-    cores: set[tuple[str, str]] = set()
-    package = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                key, _, value = line.partition(":")
-                if key.strip() == "physical id":
-                    package = value.strip()
-                elif key.strip() == "core id":
-                    cores.add((package, value.strip()))
-    except OSError:
-        pass
-    return len(cores) or os.cpu_count() or 1
 
 
 def _validate_model(value: str, where: str) -> str:

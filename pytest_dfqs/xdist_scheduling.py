@@ -20,4 +20,3 @@ class ModelScopeScheduling(LoadScopeScheduling):
     def _split_scope(self, nodeid: str) -> str:
         parameters = nodeid.rpartition("[")[2]
         return next((label for label in self.labels if parameters.endswith(f"-{label}]")), nodeid)
-

@@ -6,15 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from pytest_dfqs.demo_model import TinyModelSpec, write_model
+from pytest_dfqs.catalogue import SCHEMAS_DIR
+from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 
 from .real_model import fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
 
-
 DEFAULT_TIMEOUT_S = 300
+CERTIFICATE_SCHEMA = json.loads((SCHEMAS_DIR / "dfqs-certificate-1.schema.json").read_text())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -103,3 +105,7 @@ class Certification:
 @pytest.fixture
 def certify(pytester: pytest.Pytester) -> Certification:
     return Certification(pytester)
+
+
+def validate_certificate(certificate: dict[str, Any]) -> None:
+    jsonschema.validate(certificate, CERTIFICATE_SCHEMA, format_checker=jsonschema.FormatChecker())

@@ -2,7 +2,7 @@
 
 Hostile and malformed headers (absurd counts, misaligned or overlapping
 tensors, unknown types) need byte-level control; valid files come from
-GGUFWriter through pytest_dfqs.demo_model.
+GGUFWriter through pytest_dfqs.modelfile.demo.
 """
 
 from __future__ import annotations
@@ -14,9 +14,17 @@ from pathlib import Path
 from gguf.constants import GGML_QUANT_SIZES, GGUF_MAGIC, GGMLQuantizationType, GGUFValueType
 
 SCALAR_FORMATS = {
-    GGUFValueType.UINT8: "<B", GGUFValueType.INT8: "<b", GGUFValueType.UINT16: "<H", GGUFValueType.INT16: "<h",
-    GGUFValueType.UINT32: "<I", GGUFValueType.INT32: "<i", GGUFValueType.FLOAT32: "<f", GGUFValueType.BOOL: "<b",
-    GGUFValueType.UINT64: "<Q", GGUFValueType.INT64: "<q", GGUFValueType.FLOAT64: "<d",
+    GGUFValueType.UINT8: "<B",
+    GGUFValueType.INT8: "<b",
+    GGUFValueType.UINT16: "<H",
+    GGUFValueType.INT16: "<h",
+    GGUFValueType.UINT32: "<I",
+    GGUFValueType.INT32: "<i",
+    GGUFValueType.FLOAT32: "<f",
+    GGUFValueType.BOOL: "<b",
+    GGUFValueType.UINT64: "<Q",
+    GGUFValueType.INT64: "<q",
+    GGUFValueType.FLOAT64: "<d",
 }
 
 
@@ -64,9 +72,15 @@ class RawGGUF:
     with_data: bool = True
 
     def header_bytes(self) -> bytes:
-        parts = [struct.pack("<IIqq", self.magic, self.version,
-                             len(self.tensors) if self.n_tensors is None else self.n_tensors,
-                             len(self.kv) if self.n_kv is None else self.n_kv)]
+        parts = [
+            struct.pack(
+                "<IIqq",
+                self.magic,
+                self.version,
+                len(self.tensors) if self.n_tensors is None else self.n_tensors,
+                len(self.kv) if self.n_kv is None else self.n_kv,
+            )
+        ]
         parts += [gguf_string(key) + struct.pack("<I", vtype) + encode_value(vtype, value) for key, vtype, value in self.kv]
         parts += [self._tensor_info(tensor, offset) for tensor, offset in zip(self.tensors, self.offsets())]
         return b"".join(parts)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.catalogue import CONFORMANCE_DIR, Catalogue, CatalogueError, catalogue_problems, load_catalogue
-from pytest_dfqs.checks import CHECKS
+from pytest_dfqs.clauses.registry import CHECKS
 
 SPEC = CONFORMANCE_DIR / "spec" / "DFQS-v1.0.txt"
 
@@ -53,13 +53,14 @@ def test_clause_texts_are_the_specs_own_words(catalogue: Catalogue) -> None:
 
 def test_every_normative_statement_of_sections_3_and_11_is_a_clause(catalogue: Catalogue) -> None:
     spec = SPEC.read_text(encoding="utf-8")
-    section_3 = spec[spec.index("3. NORMATIVE REQUIREMENTS"):spec.index("4. REFERENCE IMPLEMENTATION")]
+    section_3 = spec[spec.index("3. NORMATIVE REQUIREMENTS") : spec.index("4. REFERENCE IMPLEMENTATION")]
     headings = {"SHALL", "SHOULD", "MAY"}
     statements = [
-        line.lstrip("- ").strip() for line in section_3.splitlines()
+        line.lstrip("- ").strip()
+        for line in section_3.splitlines()
         if re.search(r"\b(SHALL|SHOULD|MAY)\b", line) and line.strip() not in headings
     ]
-    section_11 = spec[spec.index("11. EVALUATION INTERFACE"):spec.index("12. IMPLEMENTATION NOTES")]
+    section_11 = spec[spec.index("11. EVALUATION INTERFACE") : spec.index("12. IMPLEMENTATION NOTES")]
     statements += [line.strip() for line in section_11.splitlines() if re.search(r"\b(SHALL|MUST)\b", line)]
     texts = [folded(c.text) for c in catalogue.clauses]
     for statement in statements:

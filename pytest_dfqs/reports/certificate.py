@@ -1,0 +1,126 @@
+"""The certificate: a machine-readable record of one certification run.
+
+Its envelope follows pytest-benchmark's JSON (machine_info, datetime, version,
+results); schemas/dfqs-certificate-1.schema.json describes it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pytest_dfqs import __version__
+from pytest_dfqs.catalogue import Catalogue
+from pytest_dfqs.model import ModelUnderTest
+from pytest_dfqs.modelfile.header import HeaderError
+from pytest_dfqs.runtime.host import cpu_model, physical_memory
+from pytest_dfqs.session import ModelResult
+from pytest_dfqs.verdict import ClauseResult, Policy, Verdict
+
+CERTIFICATE_FORMAT = "dfqs-certificate"
+CERTIFICATE_VERSION = 1
+TOOL_PACKAGES = ("pytest", "gguf", "llama-cpp-python", "jsonschema", "allure-pytest", "pytest-benchmark")
+
+
+def tool_versions() -> dict[str, str | None]:
+    """Installed versions, read from package metadata (importing llama_cpp would be slow)."""
+    versions: dict[str, str | None] = {"pytest-dfqs": __version__, "python": platform.python_version()}
+    for package in TOOL_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "node": platform.node(),
+        "system": platform.system(),
+        "release": platform.release(),
+        "machine": platform.machine(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": physical_memory(),
+        "python_implementation": platform.python_implementation(),
+        "python_executable": sys.executable,
+    }
+
+
+def build_certificate(catalogue: Catalogue, policy: Policy, results: list[ModelResult]) -> dict[str, Any]:
+    verdicts = [r.verdict for r in results]
+    return {
+        "format": CERTIFICATE_FORMAT,
+        "format_version": CERTIFICATE_VERSION,
+        "datetime": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "spec": {"name": catalogue.spec, "title": catalogue.spec_title, "doi": catalogue.spec_doi, "catalogue_version": catalogue.version},
+        "tool": tool_versions(),
+        "machine_info": machine_info(),
+        "settings": {"tier": policy.tier, "strict": policy.strict, "profile": policy.profile},
+        "verdict": _worst(verdicts).value,
+        "models": [_model_entry(r, policy) for r in results],
+    }
+
+
+def _worst(verdicts: list[Verdict]) -> Verdict:
+    order = list(Verdict)
+    return max(verdicts, key=order.index, default=Verdict.CONFORMANT)
+
+
+def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
+    model = result.model
+    try:
+        facts: dict[str, Any] | None = model.facts().as_dict()
+    except HeaderError:
+        facts = None
+    return {
+        "label": model.label,
+        "path": str(model.path.resolve()),
+        "file_name": model.path.name,
+        "file_size": model.path.stat().st_size,
+        "sha256": model.sha256,
+        "facts": facts,
+        "verdict": result.verdict.value,
+        "tier": policy.tier,
+        "runtime": _runtime_entry(model),
+        "clauses": [_clause_entry(c) for c in result.clauses],
+    }
+
+
+def _runtime_entry(model: ModelUnderTest) -> dict[str, int] | None:
+    """The threads and context the runtime tier uses (or would use), and how many loads it made."""
+    try:
+        return model.runtime_record()
+    except HeaderError:
+        return None
+
+
+def _clause_entry(result: ClauseResult) -> dict[str, Any]:
+    clause = result.clause
+    return {
+        "id": clause.id,
+        "section": clause.section,
+        "level": clause.level,
+        "profile": clause.profile,
+        "text": clause.text,
+        "tier": clause.tier,
+        "status": result.status.value,
+        "weight": result.weight,
+        "reason": result.reason,
+        "findings": [{"check": f.check, "status": f.status.value, "summary": f.summary, "evidence": f.evidence} for f in result.findings],
+    }
+
+
+def to_json(document: Any) -> str:
+    """JSON of a certificate or evidence; values JSON cannot hold (raw metadata) become their text."""
+    return json.dumps(document, indent=2, default=str)
+
+
+def write_certificate(path: Path, certificate: dict[str, Any]) -> None:
+    path.write_text(to_json(certificate) + "\n", encoding="utf-8")

@@ -1,0 +1,90 @@
+"""What the plugin prints: the model facts header and the clause table."""
+
+from __future__ import annotations
+
+from pytest_dfqs.model import ModelUnderTest
+from pytest_dfqs.modelfile.facts import ModelFacts
+from pytest_dfqs.modelfile.header import HeaderError
+from pytest_dfqs.modelfile.units import human_bytes, human_count
+from pytest_dfqs.session import ModelResult
+from pytest_dfqs.verdict import ClauseResult, Policy, Status
+
+STATUS_MARKUP = {
+    Status.MET: {"green": True},
+    Status.NOT_MET: {"red": True, "bold": True},
+    Status.ERROR: {"red": True, "bold": True},
+    Status.NOT_APPLICABLE: {},
+    Status.NOT_EVALUATED: {"yellow": True},
+}
+REASON_WIDTH = 90
+
+
+def settings_line(policy: Policy, spec: str) -> str:
+    profile = policy.profile or "none (profile clauses informational)"
+    return f"dfqs: {spec}, tier {policy.tier}, strict {'on' if policy.strict else 'off'}, profile {profile}"
+
+
+def model_header_lines(model: ModelUnderTest) -> list[str]:
+    """The facts block shown before the tests run; a bad header shows its error."""
+    lines = [f"dfqs model: {model.label} ({model.path})"]
+    try:
+        facts = model.facts()
+    except HeaderError as error:
+        return lines + [f"  invalid GGUF header: {error}"]
+    return lines + [f"  {line}" for line in facts_lines(facts)]
+
+
+def facts_lines(facts: ModelFacts) -> list[str]:
+    experts = (
+        f"experts {facts.expert_count} ({facts.expert_used_count} used per token, {facts.expert_shared_count or 0} shared)"
+        if facts.is_moe
+        else "dense (no routed experts)"
+    )
+    dtypes = ", ".join(f"{name} {share.tensors} tensors {human_bytes(share.bytes)}" for name, share in facts.dtypes.items())
+    return [
+        f"{facts.name or 'unnamed'}: architecture {facts.architecture}, {facts.block_count} blocks, context {facts.context_length:,}"
+        if facts.context_length
+        else f"architecture {facts.architecture}",
+        f"{experts}; parameters {human_count(facts.total_parameters)} total, {human_count(facts.active_parameters)} active per token",
+        f"{facts.tensor_count} tensors, {human_bytes(facts.file_size)}, GGUF v{facts.gguf_version}; dtypes: {dtypes}",
+    ]
+
+
+def clause_table(result: ModelResult, tier: str) -> list[tuple[str, dict]]:
+    """(text, markup) lines: one per clause, then the verdict line."""
+    lines = [(f"{'clause':<11}{'level':<8}{'status':<16}evidence", {"bold": True})]
+    lines += [(_clause_line(r), STATUS_MARKUP[r.status]) for r in result.clauses]
+    counts = _counts(result.clauses)
+    verdict_markup = {"green": True, "bold": True} if result.verdict.value == "CONFORMANT" else {"red": True, "bold": True}
+    lines.append((f"verdict: {result.verdict.value} at tier {tier} ({counts})", verdict_markup))
+    return lines
+
+
+def _clause_line(result: ClauseResult) -> str:
+    level = result.clause.level if result.weight != "info" or result.clause.profile is None else "info"
+    reason = result.reason.splitlines()[0] if result.reason else ""
+    if len(reason) > REASON_WIDTH:
+        reason = reason[: REASON_WIDTH - 3] + "..."
+    return f"{result.clause.id:<11}{level:<8}{result.status.value:<16}{reason}"
+
+
+def _counts(results: tuple[ClauseResult, ...]) -> str:
+    """Status counts of the deciding clauses, then of the informational ones."""
+    deciding = _count_statuses(r for r in results if r.weight != "info")
+    informational = _count_statuses(r for r in results if r.weight == "info")
+    return deciding + (f"; informational: {informational}" if informational else "")
+
+
+def _count_statuses(results) -> str:
+    statuses = [r.status for r in results]
+    return ", ".join(f"{statuses.count(s)} {s.value.lower()}" for s in Status if statuses.count(s))
+
+
+def baseline_table(result: ModelResult) -> list[str]:
+    """The metrics beside the baseline's, when DFQS-11.2 compared identical conditions."""
+    rows = next((f.evidence["side_by_side"] for c in result.clauses for f in c.findings if "side_by_side" in f.evidence), None)
+    if not rows:
+        return []
+    lines = [f"{'metric':<30}{'model':>14}{'baseline':>14}{'delta':>14}"]
+    lines += [f"{r['metric']:<30}{r['model']:>14.4g}{r['baseline']:>14.4g}{r['delta']:>+14.4g}" for r in rows]
+    return lines

@@ -1,0 +1,435 @@
+"""llama.cpp in a process of its own: the model worker.
+
+The runtime tier loads a model once per session in this worker and talks to it
+with one JSON line per request and per answer. When llama.cpp aborts or
+segfaults, only the worker dies: the pytest process reports the signal and the
+last lines of llama.cpp's log and carries on.
+
+Run as `python -m pytest_dfqs.runtime.worker`. The protocol travels on a private
+copy of the original stdout; file descriptor 1 is pointed at stderr so that
+nothing llama.cpp prints can corrupt it.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import re
+import resource
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import llama_cpp
+import numpy as np
+
+# The selected experts may be a view ("ffn_moe_topk-3 (view)"); scores are taken only from the
+# nodes themselves, not from their reshaped copies.
+TRACE_NODE = re.compile(r"ffn_moe_(topk)-(\d+)(?: \(.*\))?|ffn_moe_(probs|probs_biased|probs_masked)-(\d+)")
+SCORE_PREFERENCE = ("probs_masked", "probs_biased", "probs")  # the scores that selection used
+GGML_TYPE_I32 = 26
+GGML_TYPE_F32 = 0
+ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_type
+REFERENCE_BATCH = 512
+
+
+class GgmlTensor(ctypes.Structure):
+    """The head of ggml.h's struct ggml_tensor, enough to read a node's name and data."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("buffer", ctypes.c_void_p),
+        ("ne", ctypes.c_int64 * 4),
+        ("nb", ctypes.c_size_t * 4),
+        ("op", ctypes.c_int),
+        ("op_params", ctypes.c_int32 * 16),
+        ("flags", ctypes.c_int32),
+        ("src", ctypes.c_void_p * 10),
+        ("view_src", ctypes.c_void_p),
+        ("view_offs", ctypes.c_size_t),
+        ("data", ctypes.c_void_p),
+        ("name", ctypes.c_char * 64),
+    ]
+
+
+class RoutingRecorder:
+    """Collects selected expert ids and router scores per layer, one row per token of each ubatch.
+
+    llama.cpp may reorder the tokens of a batch into ubatches (the DeepSeek-V4
+    cache splits sequences into equal chunks), so the recorder also reads each
+    ubatch's token ids (the embedding lookup's `inp_tokens` input) and
+    positions (the first node fed by `inp_pos`): rows are matched to sequences
+    by (token, position), not by an assumed order.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
+        self.tokens: list[int] = []
+        self.positions: list[int] = []
+        self._positions_due = 0  # tokens of the current ubatch whose positions are still to be read
+        self.failures = 0
+        self.callback = llama_cpp.ggml_backend_sched_eval_callback(self._observe)
+
+    def _observe(self, tensor: int, ask: bool, _user_data: int) -> bool:
+        try:
+            node = GgmlTensor.from_address(tensor)
+            match = TRACE_NODE.fullmatch(node.name.decode("utf-8", "replace"))
+            sources = _source_names(node)
+            embedding = sources[:2] == ["token_embd.weight", "inp_tokens"]
+            positions = bool(self._positions_due) and "inp_pos" in sources
+            if ask:
+                return match is not None or embedding or positions
+            if match:
+                kind, layer = (match[1], match[2]) if match[1] else (match[3], match[4])
+                self.rows[kind][int(layer)].extend(_read_rows(node))
+            elif embedding:
+                ubatch_tokens = _read_vector(node.src[1])
+                self.tokens += ubatch_tokens
+                self._positions_due = len(ubatch_tokens)
+            elif positions:
+                # M-RoPE models store several positions per token: the first block is the sequence position
+                self.positions += _read_vector(node.src[sources.index("inp_pos")])[: self._positions_due]
+                self._positions_due = 0
+        except Exception:  # an exception must not escape into ggml: it would stop the computation
+            self.failures += 1
+        return True
+
+    def take(self) -> dict[str, Any]:
+        """The trace so far: selected experts, scores, and the (token, position) of every row; then start afresh."""
+        scores_kind = next((kind for kind in SCORE_PREFERENCE if self.rows.get(kind)), None)
+        trace = {
+            "topk": {str(layer): rows for layer, rows in sorted(self.rows.get("topk", {}).items())},
+            "scores": {str(layer): encode_matrix(rows) for layer, rows in sorted(self.rows[scores_kind].items())} if scores_kind else {},
+            "scores_kind": scores_kind,
+            "tokens": self.tokens,
+            "positions": self.positions,
+            "callback_failures": self.failures,
+        }
+        self.rows.clear()
+        self.tokens, self.positions, self._positions_due, self.failures = [], [], 0, 0
+        return trace
+
+
+def _source_names(node: GgmlTensor) -> list[str]:
+    return [GgmlTensor.from_address(source).name.decode("utf-8", "replace") if source else "" for source in node.src]
+
+
+def _read_vector(address: int) -> list[int]:
+    """The values of a 1D I32 input tensor."""
+    source = GgmlTensor.from_address(address)
+    return list((ctypes.c_int32 * source.ne[0]).from_address(source.data))
+
+
+def accelerator_devices() -> list[str]:
+    """Names of the GPU devices ggml's backends found on this machine."""
+    from llama_cpp._ggml import libggml
+
+    libggml.ggml_backend_dev_count.restype = ctypes.c_size_t
+    libggml.ggml_backend_dev_get.restype = ctypes.c_void_p
+    libggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+    libggml.ggml_backend_dev_type.restype = ctypes.c_int
+    libggml.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+    libggml.ggml_backend_dev_description.restype = ctypes.c_char_p
+    libggml.ggml_backend_dev_description.argtypes = [ctypes.c_void_p]
+    devices = [libggml.ggml_backend_dev_get(index) for index in range(libggml.ggml_backend_dev_count())]
+    return [
+        f"{ACCELERATOR_TYPES[kind]}: {libggml.ggml_backend_dev_description(device).decode('utf-8', 'replace')}"
+        for device in devices
+        if (kind := libggml.ggml_backend_dev_type(device)) in ACCELERATOR_TYPES
+    ]
+
+
+def _read_rows(node: GgmlTensor) -> list:
+    """Rows of a 2D tensor in host memory, honouring the row stride of views.
+
+    Selected experts (I32) come back as lists of ids; router scores (F32) as
+    float32 arrays, which travel to the client as base64 (256 experts x 43
+    layers x hundreds of tokens would be tens of MB of JSON numbers).
+    """
+    if node.type not in (GGML_TYPE_I32, GGML_TYPE_F32):
+        raise TypeError(f"unexpected ggml type {node.type}")
+    width, rows, stride = node.ne[0], node.ne[1], node.nb[1]
+    if node.type == GGML_TYPE_I32:
+        return [list((ctypes.c_int32 * width).from_address(node.data + row * stride)) for row in range(rows)]
+    return [np.frombuffer((ctypes.c_float * width).from_address(node.data + row * stride), dtype=np.float32).copy() for row in range(rows)]
+
+
+def encode_matrix(rows: list[np.ndarray]) -> dict[str, Any]:
+    matrix = np.stack(rows).astype(np.float32) if rows else np.zeros((0, 0), dtype=np.float32)
+    return {"dtype": "float32", "shape": list(matrix.shape), "base64": base64.b64encode(matrix.tobytes()).decode("ascii")}
+
+
+class ModelWorker:
+    """One loaded model and the contexts the probes ask for."""
+
+    def __init__(self) -> None:
+        self.model = None
+        self.vocab = None
+        self.loads = 0
+        self.recorder = RoutingRecorder()
+        self.contexts: dict[tuple, Any] = {}
+
+    def load(self, path: str, n_gpu_layers: int = 0) -> dict[str, Any]:
+        """Load the model; CPU only unless the GPU comparison asks for offloaded layers."""
+        llama_cpp.llama_backend_init()
+        params = llama_cpp.llama_model_default_params()
+        params.n_gpu_layers = n_gpu_layers
+        started = time.perf_counter()
+        model = llama_cpp.llama_model_load_from_file(path.encode(), params)
+        if not model:
+            raise RuntimeError(f"llama.cpp could not load {path} (its log says why)")
+        self.model, self.loads = model, self.loads + 1
+        self.vocab = llama_cpp.llama_model_get_vocab(model)
+        return {"load_seconds": time.perf_counter() - started, **self.describe()}
+
+    def describe(self) -> dict[str, Any]:
+        description = ctypes.create_string_buffer(256)
+        llama_cpp.llama_model_desc(self.model, description, len(description))
+        return {
+            "description": description.value.decode("utf-8", "replace"),
+            "n_params": llama_cpp.llama_model_n_params(self.model),
+            "size_bytes": llama_cpp.llama_model_size(self.model),
+            "n_layer": llama_cpp.llama_model_n_layer(self.model),
+            "n_vocab": llama_cpp.llama_vocab_n_tokens(self.vocab),
+            "loads": self.loads,
+            "pid": os.getpid(),
+            "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
+            "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
+            "gpu_devices": accelerator_devices(),
+            "llama_cpp_python": llama_cpp.__version__,
+            "chat_template": self._chat_template(),
+        }
+
+    def _chat_template(self) -> str | None:
+        template = llama_cpp.llama_model_chat_template(self.model, None)
+        return template.decode("utf-8", "replace") if template else None
+
+    def stats(self) -> dict[str, Any]:
+        return {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "loads": self.loads, "pid": os.getpid()}
+
+    def context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool):
+        """The context for these settings; only one is kept, its KV cache can be large."""
+        key = (n_ctx, n_batch, n_ubatch, n_seq, trace)
+        if key not in self.contexts:
+            for old in self.contexts.values():
+                llama_cpp.llama_free(old)
+            self.contexts.clear()
+            params = llama_cpp.llama_context_default_params()
+            params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_ubatch
+            params.n_seq_max, params.kv_unified = n_seq, True  # one cache, batches split in order
+            if trace:
+                params.cb_eval = self.recorder.callback
+            context = llama_cpp.llama_init_from_model(self.model, params)
+            if not context:
+                raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens (n_batch {n_batch}, n_ubatch {n_ubatch})")
+            self.contexts[key] = context
+        return self.contexts[key]
+
+    def fresh_context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool, n_threads: int):
+        """The context for these settings, at `n_threads`, with an empty memory."""
+        context = self.context(n_ctx, n_batch, n_ubatch, n_seq, trace)
+        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
+        return context
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]:
+        raw = text.encode("utf-8")
+        capacity = len(raw) + 16
+        tokens = (llama_cpp.llama_token * capacity)()
+        count = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), tokens, capacity, add_special, True)
+        if count < 0:
+            raise RuntimeError(f"tokenizing needs {-count} tokens")
+        return list(tokens[:count])
+
+    def detokenize(self, tokens: list[int]) -> str:
+        capacity = 16 * len(tokens) + 64
+        buffer = ctypes.create_string_buffer(capacity)
+        array = (llama_cpp.llama_token * len(tokens))(*tokens)
+        count = llama_cpp.llama_detokenize(self.vocab, array, len(tokens), buffer, capacity, False, False)
+        return buffer.raw[: max(count, 0)].decode("utf-8", "replace")
+
+    def evaluate(
+        self,
+        prompts: list[str],
+        n_predict: int,
+        n_ctx: int,
+        n_threads: int,
+        n_batch: int,
+        n_ubatch: int,
+        trace: bool,
+        token_prompts: list[list[int]] | None = None,
+    ) -> dict[str, Any]:
+        """Decode each prompt as its own sequence of one batch, then greedily extend them together.
+
+        `token_prompts` gives prompts as token ids instead of text.
+        """
+        sequences = token_prompts or [self.tokenize(prompt) for prompt in prompts]
+        context = self.fresh_context(n_ctx, n_batch, n_ubatch, len(sequences), trace, n_threads)
+        self.recorder.take()
+        started = time.perf_counter()
+        last_logits = self._decode_prompts(context, sequences, n_batch, all_logits=trace)
+        prompt_seconds = time.perf_counter() - started
+        generated, gaps, decode_seconds, nonfinite = self._generate(context, sequences, last_logits, n_predict)
+        return {
+            "prompt_tokens": sequences if token_prompts is None else [len(tokens) for tokens in sequences],
+            "nonfinite_steps": nonfinite,
+            "generated": generated,
+            "top2_gaps": gaps,
+            "prompt_seconds": prompt_seconds,
+            "decode_seconds": decode_seconds,
+            "trace": self.recorder.take() if trace else None,
+        }
+
+    def _decode_prompts(self, context, sequences: list[list[int]], n_batch: int, all_logits: bool) -> list[np.ndarray]:
+        """Feed all prompt tokens in batch order, n_batch at a time; returns each sequence's last logits."""
+        if not all(sequences):
+            raise ValueError("a prompt tokenized to no tokens")
+        items = [(seq, pos, token) for seq, tokens in enumerate(sequences) for pos, token in enumerate(tokens)]
+        last: dict[int, np.ndarray] = {}
+        for start in range(0, len(items), n_batch):
+            chunk = items[start : start + n_batch]
+            self._decode(context, chunk, [all_logits or pos == len(sequences[seq]) - 1 for seq, pos, _ in chunk])
+            for index, (seq, pos, _) in enumerate(chunk):
+                if pos == len(sequences[seq]) - 1:
+                    last[seq] = self._logits(context, index).copy()  # rows are overwritten by the next decode
+        return [last[seq] for seq in range(len(sequences))]
+
+    def _decode(self, context, items: list[tuple[int, int, int]], wants_logits: list[bool]) -> None:
+        batch = llama_cpp.llama_batch_init(len(items), 0, 1)
+        try:
+            for index, (seq, pos, token) in enumerate(items):
+                batch.token[index] = token
+                batch.pos[index] = pos
+                batch.n_seq_id[index] = 1
+                batch.seq_id[index][0] = seq
+                batch.logits[index] = wants_logits[index]
+            batch.n_tokens = len(items)
+            status = llama_cpp.llama_decode(context, batch)
+            if status != 0:
+                raise RuntimeError(f"llama_decode returned {status} for a batch of {len(items)} tokens")
+        finally:
+            llama_cpp.llama_batch_free(batch)
+
+    def _logits(self, context, row: int) -> np.ndarray:
+        pointer = llama_cpp.llama_get_logits_ith(context, row)
+        return np.ctypeslib.as_array(pointer, shape=(llama_cpp.llama_vocab_n_tokens(self.vocab),))
+
+    def _generate(self, context, sequences: list[list[int]], logits: list[np.ndarray], n_predict: int):
+        """Greedy decoding of every sequence, one token each per step; records the top-2 logit gap."""
+        generated: list[list[int]] = [[] for _ in sequences]
+        gaps: list[list[float]] = [[] for _ in sequences]
+        nonfinite = 0
+        started = time.perf_counter()
+        for step in range(n_predict):
+            nonfinite += sum(1 for row in logits if not np.isfinite(row).all())
+            for seq, row in enumerate(logits):
+                top = np.argpartition(row, -2)[-2:]
+                best, second = (top[1], top[0]) if row[top[1]] >= row[top[0]] else (top[0], top[1])
+                generated[seq].append(int(best))
+                gaps[seq].append(float(row[best] - row[second]))
+            if step == n_predict - 1:
+                break
+            items = [(seq, len(tokens) + step, generated[seq][-1]) for seq, tokens in enumerate(sequences)]
+            self._decode(context, items, [True] * len(items))
+            logits = [self._logits(context, index).copy() for index in range(len(items))]
+        return generated, gaps, time.perf_counter() - started, nonfinite
+
+    def complete(self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int) -> dict[str, Any]:
+        """Greedy completion until end of generation, a stop string or max_tokens; the text before the stop."""
+        context = self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads)
+        tokens = self.tokenize(prompt)[: n_ctx - max_tokens]
+        started = time.perf_counter()
+        logits = self._decode_prompts(context, [tokens], REFERENCE_BATCH, all_logits=False)[0]
+        produced: list[int] = []
+        text = ""
+        for step in range(max_tokens):
+            token = int(np.argmax(logits))
+            if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                break
+            produced.append(token)
+            text = self.detokenize(produced)
+            if any(marker in text for marker in stop):
+                text = text[: min(text.index(marker) for marker in stop if marker in text)]
+                break
+            self._decode(context, [(0, len(tokens) + step, token)], [True])
+            logits = self._logits(context, 0).copy()
+        return {"text": text, "tokens": len(produced), "prompt_tokens": len(tokens), "seconds": time.perf_counter() - started}
+
+    def continuation_logprobs(self, context_tokens: list[int], continuation: list[int], n_ctx: int, n_threads: int) -> dict[str, Any]:
+        """Log-probability of each continuation token given everything before it, and whether greedy picks it."""
+        context = self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads)
+        sequence = context_tokens + continuation[:-1]
+        scored_from = len(context_tokens) - 1
+        logprobs, greedy = [], []
+        for start in range(0, len(sequence), REFERENCE_BATCH):
+            chunk = [(0, position, sequence[position]) for position in range(start, min(start + REFERENCE_BATCH, len(sequence)))]
+            self._decode(context, chunk, [position >= scored_from for _, position, _ in chunk])
+            for index, (_, position, _) in enumerate(chunk):
+                if position >= scored_from:
+                    row = self._logits(context, index).astype(np.float64)
+                    target = continuation[position - scored_from]
+                    top = row.max()
+                    logprobs.append(float(row[target] - top - np.log(np.exp(row - top).sum())))
+                    greedy.append(int(row.argmax()) == target)
+        return {"logprobs": logprobs, "greedy_matches": greedy}
+
+    def tokenizer_roundtrip(self, texts: list[str]) -> list[dict[str, Any]]:
+        results = []
+        for text in texts:
+            tokens = self.tokenize(text, add_special=False)
+            results.append({"text": text, "tokens": len(tokens), "roundtrip": self.detokenize(tokens)})
+        return results
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        template = llama_cpp.llama_model_chat_template(self.model, None)
+        if not template:
+            return None
+        chat = (llama_cpp.llama_chat_message * len(messages))(
+            *[llama_cpp.llama_chat_message(m["role"].encode(), m["content"].encode()) for m in messages]
+        )
+        capacity = 8192
+        buffer = ctypes.create_string_buffer(capacity)
+        count = llama_cpp.llama_chat_apply_template(template, chat, len(messages), True, buffer, capacity)
+        if count < 0:
+            raise RuntimeError("llama.cpp could not apply the model's chat template")
+        return buffer.raw[:count].decode("utf-8", "replace")
+
+
+def serve(worker: ModelWorker, requests, answers) -> None:
+    """Answer one JSON request per line until `shutdown` or end of input."""
+    operations: dict[str, Callable[..., Any]] = {
+        "load": worker.load,
+        "describe": worker.describe,
+        "stats": worker.stats,
+        "evaluate": worker.evaluate,
+        "tokenize": worker.tokenize,
+        "complete": worker.complete,
+        "continuation_logprobs": worker.continuation_logprobs,
+        "tokenizer_roundtrip": worker.tokenizer_roundtrip,
+        "render_chat": worker.render_chat,
+    }
+    for line in requests:
+        request = json.loads(line)
+        if request["op"] == "shutdown":
+            break
+        try:
+            answer = {"ok": True, "result": operations[request["op"]](**request.get("args", {}))}
+        except Exception as error:
+            answer = {"ok": False, "error": f"{type(error).__name__}: {error}"}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
+
+
+def main() -> None:
+    protocol = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(ModelWorker(), sys.stdin, protocol)
+
+
+if __name__ == "__main__":
+    main()

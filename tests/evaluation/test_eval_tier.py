@@ -1,0 +1,88 @@
+"""`pytest --dfqs-tier eval` end to end on SmolLM2 and the tiny MoE: the five metrics, the record, comparability."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_dfqs.evaluation.record import REQUIRED, record_problems
+from tests.conftest import Certification
+
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def smollm2_record(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One quick evaluation of SmolLM2, shared by the tests that compare with it."""
+    folder = tmp_path_factory.mktemp("smollm2-eval")
+    record = folder / "smollm2.json"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--dfqs-model={smollm2}",
+        "--dfqs-tier=eval",
+        "--dfqs-eval-budget=quick",
+        f"--dfqs-metrics={record}",
+        f"--dfqs-report={folder / 'certificate.json'}",
+        "-p",
+        "no:cacheprovider",
+    ]
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return record, done.stdout
+
+
+def test_smollm2_quick_evaluation_reports_the_five_metrics(smollm2_record: tuple[Path, str]) -> None:
+    path, output = smollm2_record
+    record = json.loads(path.read_text())
+    assert record_problems(record) == []
+    assert set(REQUIRED) <= set(record)
+    assert isinstance(record["failure_boundary_tokens"], int) and record["context_stability_curve"][0] == 1.0
+    assert record["cpu_tokens_per_sec"] > 10
+    assert record["details"]["reasoning"]["items"] == 40 and record["details"]["code"]["problems"] == 10
+    assert record["details"]["context_stability"]["lengths"] == [512, 1024, 2048]
+    assert record["details"]["context_stability"]["retrieved"][0] == 1.0  # SmolLM2 recalls the planted code at 512
+    assert record["details"]["throughput"]["measured_with"] == "pytest-benchmark"
+    assert record["conditions"]["budget"] == "quick" and record["conditions"]["sampling"]["decoding"] == "greedy"
+    assert path.with_name("smollm2-stability.png").stat().st_size > 10_000
+    assert "DFQS-11.1  SHALL   MET" in output and "verdict: CONFORMANT at tier eval" in output
+    certificate = json.loads(path.with_name("certificate.json").read_text())
+    statuses = {c["id"]: c["status"] for c in certificate["models"][0]["clauses"]}
+    assert statuses["DFQS-11.1"] == statuses["DFQS-11.2"] == "MET"
+
+
+def test_identical_conditions_show_the_metrics_side_by_side(
+    certify: Certification, runtime_moe_model: Path, smollm2_record: tuple[Path, str]
+) -> None:
+    baseline, _ = smollm2_record
+    result = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", f"--dfqs-baseline={baseline}")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(
+        ["DFQS-11.2  SHALL   MET *", "metric * model * baseline * delta", "reasoning_score *", "cpu_tokens_per_sec *"]
+    )
+
+
+def test_different_conditions_are_not_met(certify: Certification, runtime_moe_model: Path, smollm2_record: tuple[Path, str]) -> None:
+    baseline, _ = smollm2_record
+    result = certify.run(
+        f"--dfqs-model={runtime_moe_model}",
+        "--dfqs-tier=eval",
+        "--dfqs-eval-budget=quick",
+        "--dfqs-threads=1",
+        f"--dfqs-baseline={baseline}",
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["DFQS-11.2  SHALL   NOT MET         conditions differ from the baseline's in 1 field(s): threads"])
+
+
+def test_bad_budget_and_baseline_are_usage_errors(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:
+    pytester.path.joinpath("not.json").write_text("{oops")
+    budget = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-eval-budget=huge")
+    budget.stderr.fnmatch_lines(["ERROR: --dfqs-eval-budget: 'huge' is not one of quick, standard, full"])
+    baseline = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-baseline=not.json")
+    baseline.stderr.fnmatch_lines(["ERROR: --dfqs-baseline: not.json is not JSON*"])

@@ -1,0 +1,104 @@
+"""`pytest --dfqs-tier runtime` end to end, on real llama.cpp: tiny MoE, deepseek4, SmolLM2, a crash, a preflight skip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
+from tests.conftest import Certification, validate_certificate
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def findings(certify: Certification, clause: str) -> dict[str, dict]:
+    return {f["check"]: f for f in certify.clause(clause)["findings"]}
+
+
+@pytest.mark.parametrize("model", ["runtime_moe_model", "deepseek4_model"])
+def test_moe_models_are_conformant_at_runtime(certify: Certification, request: pytest.FixtureRequest, model: str) -> None:
+    path: Path = request.getfixturevalue(model)
+    result = certify.run(f"--dfqs-model={path}", "--dfqs-tier=runtime", "--dfqs-threads=2")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["verdict: CONFORMANT at tier runtime*"])
+    validate_certificate(certify.certificate())
+    assert certify.clause("DFQS-3.2")["status"] == "MET"
+    assert certify.clause("DFQS-3.3")["status"] == "MET"
+    assert certify.clause("DFQS-3.4")["status"] == "MET"
+    assert certify.clause("DFQS-3.6")["status"] == "NOT APPLICABLE"
+    cpu = findings(certify, "DFQS-3.2")["cpu-generation"]["evidence"]
+    assert cpu["backend"].startswith("CPU") and cpu["threads"] == 2 and cpu["generated_tokens"] == 32
+    assert cpu["decode_tokens_per_sec"] > 0 and cpu["prompt_tokens_per_sec"] > 0 and cpu["peak_rss_bytes"] > 0
+    routing = findings(certify, "DFQS-3.3")["routing-determinism"]["evidence"]
+    assert routing["token_rows_compared"] > 1000 and set(routing["expert_load"]) == set(routing["trace"])
+
+
+def test_each_model_is_loaded_once_per_session(certify: Certification, runtime_moe_model: Path, deepseek4_model: Path) -> None:
+    result = certify.run(f"--dfqs-model={runtime_moe_model}", f"--dfqs-model={deepseek4_model}", "--dfqs-tier=runtime")
+    assert result.ret == 0, result.stdout.str()
+    for model in certify.certificate()["models"]:
+        assert model["runtime"]["workers_started"] == 1 and model["runtime"]["loads"] == 1, model["runtime"]
+
+
+def test_dense_model_routing_is_not_applicable_and_it_decodes_past_64k(certify: Certification, dense_model: Path) -> None:
+    assert certify.run(f"--dfqs-model={dense_model}", "--dfqs-tier=runtime").ret == 0
+    routing = certify.clause("DFQS-3.3")
+    assert routing["status"] == "NOT APPLICABLE" and "not a Mixture-of-Experts model" in routing["reason"]
+    far = findings(certify, "DFQS-3.7")["decode-past-64k"]
+    assert far["status"] == "MET" and far["evidence"]["last_position"] > 65_536
+    assert certify.clause("DFQS-3.7")["status"] == "MET"
+
+
+def test_smollm2_runs_real_text(certify: Certification, smollm2: Path) -> None:
+    result = certify.run(f"--dfqs-model={smollm2}", "--dfqs-tier=runtime")
+    assert result.ret == 0, result.stdout.str()
+    compatibility = findings(certify, "DFQS-3.4")["llama-cpp-load"]
+    assert compatibility["status"] == "MET" and compatibility["evidence"]["chat_template"] == "present"
+    assert "<|im_start|>user" in compatibility["evidence"]["chat_rendered"]
+    assert all(r["roundtrip"] == r["text"] for r in compatibility["evidence"]["tokenizer_roundtrips"])
+    assert certify.clause("DFQS-3.2")["status"] == "MET"
+    assert findings(certify, "DFQS-3.7")["decode-past-64k"]["status"] == "NOT APPLICABLE"
+
+
+def test_a_llama_cpp_abort_is_isolated(certify: Certification, tmp_path: Path) -> None:
+    crashing = tmp_path / "aborts.gguf"
+    write_model(crashing, TinyModelSpec(n_expert_used=5, context_length=4096))  # llama.cpp asserts used <= count
+    result = certify.run(f"--dfqs-model={crashing}", "--dfqs-tier=runtime")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            "DFQS-3.2   SHALL   ERROR           the llama.cpp worker died with signal SIGABRT during 'load'*",
+            "verdict: NOT CONFORMANT at tier runtime*",
+        ]
+    )
+    assert result.parseoutcomes()["errors"] == 2  # the SHALL checks that could not run: pytest errors, not failures
+    result.stdout.fnmatch_lines(["ERROR *test_cpu_operation[[]DFQS-3.2-cpu-generation-aborts.gguf[]]*"])
+    first = findings(certify, "DFQS-3.2")["cpu-generation"]["summary"]
+    assert "GGML_ASSERT(n_expert_used_max <= hparams.n_expert) failed" in first
+    later = findings(certify, "DFQS-3.4")["llama-cpp-load"]
+    assert later["status"] == "ERROR" and later["summary"].startswith("could not run: the llama.cpp worker died")
+    assert certify.certificate()["models"][0]["runtime"]["workers_started"] == 1
+
+
+def test_preflight_skips_a_context_that_cannot_fit(certify: Certification, runtime_moe_model: Path) -> None:
+    result = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-ctx=400000000", "-rs")
+    assert result.ret == 1  # the tests skip, but a gate must not pass on SHALL checks that did not run
+    result.stdout.fnmatch_lines(
+        [
+            "verdict: NOT CONFORMANT at tier runtime*",
+            "*NOT EVALUATED: needs about * GiB, * GiB available (weights * + KV cache for 400,000,000 tokens *",
+        ]
+    )
+    assert certify.clause("DFQS-3.2")["status"] == "NOT EVALUATED"
+    assert certify.certificate()["models"][0]["runtime"]["workers_started"] == 0
+
+
+def test_runtime_options_are_validated(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:
+    result = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-threads=zero")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --dfqs-threads: 'zero' is not a whole number"])
+    huge = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-threads=99999999999")
+    huge.stderr.fnmatch_lines(["ERROR: --dfqs-threads: 99999999999 is outside 1..*"])
+    tiny = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-ctx=1")
+    tiny.stderr.fnmatch_lines(["ERROR: --dfqs-ctx: 1 is outside 256..2147483647"])
