@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from .reports import xdist_merge
 from .reports.allure_report import AllureCertification, allure_results_dir
 from .reports.certificate import build_certificate, write_certificate
 from .reports.terminal import baseline_table, clause_table, model_header_lines, settings_line
-from .session import Case, CertificationSession, model_labels
+from .session import Case, CertificationSession, case_of, model_labels
 from .settings import DEMO_MODEL, Settings
 from .verdict import Finding, Policy, Status, Verdict
 
@@ -163,11 +164,11 @@ def _benchmark_usable(config: pytest.Config) -> bool:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     state = item.config.stash.get(STATE, None)
-    case = getattr(item, "callspec", None) and item.callspec.params.get("dfqs_case")
-    if state is None or not isinstance(case, Case):
+    case = case_of(item)
+    if state is None or case is None:
         return report
     if report.when == "setup":
         item.user_properties += [("dfqs_clause", case.clause.id), ("dfqs_level", case.clause.level), ("dfqs_check", case.check.id)]
@@ -193,7 +194,7 @@ def _soften(report: pytest.TestReport, case: Case, finding: Finding, policy: Pol
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config: pytest.Config, log):
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under pytest-xdist's load scheduling, all tests of one model go to one worker: one load per model."""
     state = config.stash.get(STATE, None)
     if state is None or config.getoption("dist") not in ("load", "loadgroup"):
@@ -204,7 +205,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 
 @pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node, error) -> None:
+def pytest_testnodedown(node: Any, error: Any) -> None:
     """The xdist controller merges each worker's findings into the one certificate."""
     exported = getattr(node, "workeroutput", {}).get("dfqs")
     state = node.config.stash.get(STATE, None)
@@ -235,8 +236,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         config.stash[REPORT_ERROR] = f"could not build the certificate: {error.strerror or error}"
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
         return
-    if settings.report is not None:
-        _write(session, f"the certificate to {settings.report}", lambda: write_certificate(settings.report, certificate))
+    report = settings.report
+    if report is not None:
+        _write(session, f"the certificate to {report}", lambda: write_certificate(report, certificate))
     if allure is not None:
         _write(session, f"the Allure session files to {allure.results_dir}", lambda: allure.write_session_files(results, certificate))
 
@@ -250,7 +252,7 @@ def _write(session: pytest.Session, what: str, action: Callable[[], None]) -> No
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
 
 
-def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None or config.option.collectonly:
         return

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from .catalogue import Catalogue, Check, Clause
 from .model import ModelUnderTest
 from .verdict import ClauseResult, Finding, Policy, Verdict, decide_clause, overall_verdict
@@ -32,6 +34,13 @@ class Case:
 
     def __repr__(self) -> str:  # how reports that print parameters (Allure) show the case
         return self.id
+
+
+def case_of(item: pytest.Item) -> Case | None:
+    """The case a collected test checks; None for a test that is not a conformance test."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("dfqs_case") if callspec is not None else None
+    return case if isinstance(case, Case) else None
 
 
 @dataclass(frozen=True)

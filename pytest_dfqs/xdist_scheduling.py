@@ -8,12 +8,14 @@ the test id (`...[DFQS-3.1-no-split-<model>]`). Imported only under xdist.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from xdist.scheduler import LoadScopeScheduling
 
 
 class ModelScopeScheduling(LoadScopeScheduling):
-    def __init__(self, config: pytest.Config, log, labels: list[str]) -> None:
+    def __init__(self, config: pytest.Config, log: Any, labels: list[str]) -> None:
         super().__init__(config, log)
         self.labels = sorted(labels, key=len, reverse=True)  # the longest label that fits wins
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +85,7 @@ class SequenceRun:
     generated: list[int]
     gaps: list[float]
     topk: dict[int, list[list[int]]]
-    scores: dict[int, list]  # per layer, one float row per token fed (None where unattributed)
+    scores: dict[int, list[Any]]  # per layer, one float32 row per token fed (None where unattributed)
 
 
 @dataclass(frozen=True)
@@ -137,10 +138,10 @@ def split_sequences(result: dict[str, Any]) -> list[SequenceRun]:
     inputs = [prompt + output[:-1] for prompt, output in zip(prompts, generated)]
     owners = row_owners(trace, inputs)
 
-    def per_sequence(rows: list) -> list[list]:
+    def per_sequence(rows: Sequence[Any] | np.ndarray) -> list[list[Any]]:
         if len(rows) != len(owners):
             raise TraceMismatch(f"a layer recorded {len(rows)} rows for {len(owners)} tokens fed")
-        placed: list[list] = [[None] * len(tokens) for tokens in inputs]
+        placed: list[list[Any]] = [[None] * len(tokens) for tokens in inputs]
         for owner, row in zip(owners, rows):
             if owner is not None:
                 placed[owner[0]][owner[1]] = row
@@ -190,7 +191,7 @@ def row_owners(trace: dict[str, Any], inputs: list[list[int]]) -> list[tuple[int
     return owners
 
 
-def router_margin(scores, selected: list[int]) -> float | None:
+def router_margin(scores: Sequence[float] | np.ndarray, selected: list[int]) -> float | None:
     """Score of the last chosen expert minus that of the first rejected one."""
     rejected = [float(score) for expert, score in enumerate(scores) if expert not in selected]
     if not rejected or any(expert >= len(scores) for expert in selected):
@@ -230,7 +231,9 @@ def _row(rows: list, position: int) -> list | None:
     return rows[position] if position < len(rows) else None
 
 
-def _routing_divergence(reference: SequenceRun, load: Load, prompt: int, layer: int, position: int, ours, theirs) -> Divergence:
+def _routing_divergence(
+    reference: SequenceRun, load: Load, prompt: int, layer: int, position: int, ours: list[int], theirs: list[int]
+) -> Divergence:
     scores = _row(reference.scores.get(layer, []), position)
     margin = router_margin(scores, ours) if scores is not None else None
     tolerated = load.tolerates_ties and margin is not None and 0 <= margin < NEAR_TIE_MARGIN
@@ -321,10 +324,12 @@ def check_routing_determinism(model: ModelUnderTest) -> Finding:
             Status.ERROR,
             "llama.cpp's graph has no ffn_moe_topk-<layer> nodes for this architecture: routing cannot be traced",
         )
-    return _decide(reference, comparison, per_load, loads, facts.expert_count)
+    return _decide(reference, comparison, per_load, loads, facts.expert_count or 0)
 
 
-def _decide(reference, comparison: Comparison, per_load: dict[str, int], loads, n_expert: int) -> Finding:
+def _decide(
+    reference: list[SequenceRun], comparison: Comparison, per_load: dict[str, int], loads: tuple[Load, ...], n_expert: int
+) -> Finding:
     histogram = expert_load(reference, n_expert)
     dead = {layer: [e for e, count in enumerate(counts) if count == 0] for layer, counts in histogram.items()}
     dead = {layer: experts for layer, experts in dead.items() if experts}

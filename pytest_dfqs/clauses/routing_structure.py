@@ -32,7 +32,7 @@ def check_router_structure(model: ModelUnderTest) -> Finding:
             Status.NOT_APPLICABLE,
             f"not a Mixture-of-Experts model ({facts.architecture}.expert_count is {facts.expert_count}): there is no expert routing",
         )
-    problems = router_problems(model.header(), facts.expert_count, facts.expert_used_count)
+    problems = router_problems(model.header(), facts.expert_count or 0, facts.expert_used_count)
     layers = sorted(moe_layers(model.header()))
     evidence = {
         "moe_layers": layers,

@@ -51,8 +51,9 @@ def metadata_type_problems(header: GGUFHeader) -> list[str]:
     keys = [template.format(arch=header.architecture) for template in COUNT_KEYS] if header.architecture else []
     keys += [Keys.Split.LLM_KV_SPLIT_COUNT, Keys.Split.LLM_KV_SPLIT_NO]
     for key in keys:
-        if key in types and (types[key] not in INTEGER_TYPES or header.metadata[key] < 0):
-            shown = types[key].name if types[key] not in INTEGER_TYPES else f"negative ({header.metadata[key]})"
+        value = header.metadata.get(key)
+        if key in types and (types[key] not in INTEGER_TYPES or isinstance(value, int) and value < 0):
+            shown = types[key].name if types[key] not in INTEGER_TYPES else f"negative ({value})"
             problems.append(f"{key} (key at byte {offsets[key]}) is {shown}; llama.cpp reads an unsigned integer")
     return problems
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def build_tensors(spec: TinyModelSpec) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _feed_forward(block: str, spec: TinyModelSpec, weight) -> dict[str, np.ndarray]:
+def _feed_forward(block: str, spec: TinyModelSpec, weight: Callable[..., np.ndarray]) -> dict[str, np.ndarray]:
     if not spec.is_moe:
         return {
             f"{block}.ffn_gate.weight": weight(spec.n_ff, spec.n_embd),

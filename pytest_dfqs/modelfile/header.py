@@ -18,6 +18,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from gguf.constants import (
     GGML_QUANT_SIZES,
@@ -155,11 +156,17 @@ class _Cursor:
         return start
 
     def unpack(self, fmt: struct.Struct, field_name: str) -> int | float:
-        return fmt.unpack_from(self.buffer, self.need(fmt.size, field_name))[0]
+        value: int | float = fmt.unpack_from(self.buffer, self.need(fmt.size, field_name))[0]
+        return value
+
+    def integer(self, fmt: struct.Struct, field_name: str) -> int:
+        """A count, type id, offset or dimension: `fmt` is one of the integer formats."""
+        value: int = fmt.unpack_from(self.buffer, self.need(fmt.size, field_name))[0]
+        return value
 
     def string(self, field_name: str) -> str:
         length_at = self.pos
-        length = self.unpack(_U64, f"{field_name} length")
+        length = self.integer(_U64, f"{field_name} length")
         if length > MAX_STRING_LENGTH:
             raise HeaderError(length_at, field_name, f"string length {length} exceeds the GGUF maximum of {MAX_STRING_LENGTH}")
         if length > self.remaining():
@@ -192,7 +199,7 @@ def read_header(path: Path) -> GGUFHeader:
         raise HeaderError(0, "file", f"cannot be read as a GGUF file: {getattr(error, 'strerror', None) or error}") from None
 
 
-def _file_size(handle) -> int:
+def _file_size(handle: BinaryIO) -> int:
     handle.seek(0, 2)
     return handle.tell()
 
@@ -215,7 +222,7 @@ def _read_preamble(cursor: _Cursor) -> int:
     if magic != GGUF_MAGIC:
         found = bytes(cursor.buffer[start : start + 4])
         raise HeaderError(0, "magic", f"expected b'GGUF', found {found!r}: not a GGUF file")
-    version = cursor.unpack(_U32, "version")
+    version = cursor.integer(_U32, "version")
     if version == 0 or version & 0xFFFF == 0:
         raise HeaderError(4, "version", f"version {version} is invalid (a big-endian GGUF or a corrupt header)")
     if version not in SUPPORTED_VERSIONS:
@@ -226,7 +233,7 @@ def _read_preamble(cursor: _Cursor) -> int:
 def _read_count(cursor: _Cursor, field_name: str, min_entry: int, extra: int = 0) -> int:
     """A declared count, refused when its entries cannot fit in what is left."""
     at = cursor.pos
-    count = cursor.unpack(_I64, field_name)
+    count = cursor.integer(_I64, field_name)
     room = cursor.remaining() - extra
     if count < 0 or count > room // min_entry:
         raise HeaderError(
@@ -261,7 +268,7 @@ def _read_metadata(cursor: _Cursor, n_kv: int) -> tuple[dict[str, MetadataValue]
 
 def _value_type(cursor: _Cursor, field_name: str) -> GGUFValueType:
     at = cursor.pos
-    raw = cursor.unpack(_U32, field_name)
+    raw = cursor.integer(_U32, field_name)
     try:
         return GGUFValueType(raw)
     except ValueError:
@@ -280,7 +287,7 @@ def _read_array(cursor: _Cursor, key: str) -> ArrayValue:
     if element_type == GGUFValueType.ARRAY:
         raise HeaderError(cursor.pos - 4, f"element type of {key!r}", "nested arrays are not allowed in GGUF")
     count_at = cursor.pos
-    count = cursor.unpack(_U64, f"length of {key!r}")
+    count = cursor.integer(_U64, f"length of {key!r}")
     element_size = 8 if element_type == GGUFValueType.STRING else _SCALARS[element_type].size
     if count > MAX_ARRAY_ELEMENTS or count * element_size > cursor.remaining():
         raise HeaderError(
@@ -349,7 +356,7 @@ def _alignment(metadata: dict[str, MetadataValue], types: dict[str, GGUFValueTyp
     if types[key] != GGUFValueType.UINT32:
         raise HeaderError(offsets[key], key, f"must be of type UINT32 but is {types[key].name}")
     alignment = metadata[key]
-    if alignment == 0 or alignment & (alignment - 1):
+    if not isinstance(alignment, int) or alignment == 0 or alignment & (alignment - 1):
         raise HeaderError(offsets[key], key, f"alignment {alignment} is not a power of two")
     return alignment
 
@@ -377,18 +384,18 @@ def _read_tensor_info(cursor: _Cursor, index: int) -> TensorInfo:
         )
     shape = _read_shape(cursor, name)
     type_at = cursor.pos
-    ggml_type = cursor.unpack(_U32, f"type of tensor {name!r}")
+    ggml_type = cursor.integer(_U32, f"type of tensor {name!r}")
     _check_type(type_at, name, ggml_type, shape)
-    offset = cursor.unpack(_U64, f"offset of tensor {name!r}")
+    offset = cursor.integer(_U64, f"offset of tensor {name!r}")
     return TensorInfo(name, shape, ggml_type, offset, info_at)
 
 
 def _read_shape(cursor: _Cursor, name: str) -> tuple[int, ...]:
     dims_at = cursor.pos
-    n_dims = cursor.unpack(_U32, f"dimension count of tensor {name!r}")
+    n_dims = cursor.integer(_U32, f"dimension count of tensor {name!r}")
     if n_dims > MAX_DIMS:
         raise HeaderError(dims_at, f"dimension count of tensor {name!r}", f"{n_dims} dimensions; ggml allows at most {MAX_DIMS}")
-    shape = tuple(cursor.unpack(_I64, f"dimension {axis} of tensor {name!r}") for axis in range(n_dims))
+    shape = tuple(cursor.integer(_I64, f"dimension {axis} of tensor {name!r}") for axis in range(n_dims))
     if any(dim < 0 for dim in shape):
         raise HeaderError(dims_at, f"shape of tensor {name!r}", f"negative dimension in {shape}")
     count = 1

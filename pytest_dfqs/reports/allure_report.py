@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 from pytest_dfqs.modelfile.header import HeaderError
-from pytest_dfqs.session import Case, CertificationSession, ModelResult
+from pytest_dfqs.session import Case, CertificationSession, ModelResult, case_of
+from pytest_dfqs.verdict import Finding
 
 from .certificate import build_certificate, to_json
 
@@ -65,8 +67,8 @@ class AllureCertification:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         last: dict[int, str] = {}
         for item in items:
-            case = getattr(item, "callspec", None) and item.callspec.params.get("dfqs_case")
-            if isinstance(case, Case):
+            case = case_of(item)
+            if case is not None:
                 last[case.model_index] = item.nodeid
         self.last_of_model = {nodeid: index for index, nodeid in last.items()}
 
@@ -83,14 +85,14 @@ class AllureCertification:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
-        case = getattr(item, "callspec", None) and item.callspec.params.get("dfqs_case")
-        if isinstance(case, Case):
+        case = case_of(item)
+        if case is not None:
             self._label(case)
         try:
             return (yield)
         finally:
             finding = item.stash.get(self.finding_key, None)
-            if isinstance(case, Case) and finding is not None:
+            if case is not None and finding is not None:
                 self._attach(case, finding)
 
     def _label(self, case: Case) -> None:
@@ -112,7 +114,7 @@ class AllureCertification:
             f"({', '.join(clause.checks)}) is met or not applicable; this is one of them."
         )
 
-    def _attach(self, case: Case, finding) -> None:
+    def _attach(self, case: Case, finding: Finding) -> None:
         import allure
 
         model = self.state.models[case.model_index]
@@ -130,7 +132,7 @@ class AllureCertification:
             self._attach_files(allure, finding.evidence)
 
     @staticmethod
-    def _attach_files(allure, evidence: dict[str, Any]) -> None:
+    def _attach_files(allure: ModuleType, evidence: dict[str, Any]) -> None:
         if evidence.get("written_to"):
             allure.attach.file(evidence["written_to"], name="metrics record", attachment_type=allure.attachment_type.JSON)
         if evidence.get("plot"):
@@ -144,7 +146,7 @@ class AllureCertification:
         (self.results_dir / "dfqs-certificate.json").write_text(to_json(certificate), encoding="utf-8")
 
 
-def _attach_json(allure, name: str, body: Any) -> None:
+def _attach_json(allure: ModuleType, name: str, body: Any) -> None:
     allure.attach(to_json(body), name=name, attachment_type=allure.attachment_type.JSON)
 
 

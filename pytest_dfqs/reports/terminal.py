@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.facts import ModelFacts
 from pytest_dfqs.modelfile.header import HeaderError
@@ -75,7 +77,7 @@ def _counts(results: tuple[ClauseResult, ...]) -> str:
     return deciding + (f"; informational: {informational}" if informational else "")
 
 
-def _count_statuses(results) -> str:
+def _count_statuses(results: Iterable[ClauseResult]) -> str:
     statuses = [r.status for r in results]
     return ", ".join(f"{statuses.count(s)} {s.value.lower()}" for s in Status if statuses.count(s))
 

@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from pytest_dfqs.modelfile.header import GGUFHeader
 from pytest_dfqs.modelfile.units import human_gib
@@ -89,13 +89,15 @@ class WorkerProcess:
             bufsize=0,
             env={**os.environ, "GGML_NO_BACKTRACE": "1"},  # an abort leaves its message, not a debugger's backtrace, last
         )
+        self._requests = cast(IO[bytes], self.process.stdin)  # both exist: stdin and stdout are pipes
+        self._answers = cast(IO[bytes], self.process.stdout)
         self._buffer = b""
 
     def request(self, op: str, timeout: float = REQUEST_TIMEOUT_S, **args: Any) -> Any:
         """Send one request and wait for its answer; a dead or silent worker raises WorkerFailed."""
         try:
-            self.process.stdin.write((json.dumps({"op": op, "args": args}) + "\n").encode())
-            self.process.stdin.flush()
+            self._requests.write((json.dumps({"op": op, "args": args}) + "\n").encode())
+            self._requests.flush()
         except (BrokenPipeError, OSError):
             raise self._death(op) from None
         answer = json.loads(self._read_line(op, timeout))
@@ -106,13 +108,13 @@ class WorkerProcess:
     def _read_line(self, op: str, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
+            selector.register(self._answers, selectors.EVENT_READ)
             while b"\n" not in self._buffer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
                     self.kill()
                     raise WorkerFailed(f"the llama.cpp worker gave no answer to {op!r} within {timeout:.0f} s and was stopped")
-                chunk = os.read(self.process.stdout.fileno(), 1 << 16)
+                chunk = os.read(self._answers.fileno(), 1 << 16)
                 if not chunk:
                     raise self._death(op)
                 self._buffer += chunk
@@ -141,8 +143,8 @@ class WorkerProcess:
     def close(self) -> None:
         if self.alive:
             try:
-                self.process.stdin.write(b'{"op": "shutdown"}\n')
-                self.process.stdin.close()
+                self._requests.write(b'{"op": "shutdown"}\n')
+                self._requests.close()
                 self.process.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired):
                 self.kill()
@@ -190,14 +192,17 @@ class ModelRuntime:
         self.workers_started += 1
         self.loads_requested += 1
         try:
-            return self._worker.request("load", path=str(self.path), n_gpu_layers=self.n_gpu_layers)
+            loaded: dict[str, Any] = self._worker.request("load", path=str(self.path), n_gpu_layers=self.n_gpu_layers)
         except RequestFailed as failure:
             raise ModelRejected(f"llama.cpp does not load this model: {failure}") from None
+        return loaded
 
     def request(self, op: str, **args: Any) -> Any:
         self.loaded()
+        worker = self._worker
+        assert worker is not None  # loaded() started it or raised
         try:
-            return self._worker.request(op, **args)
+            return worker.request(op, **args)
         except WorkerFailed as failure:
             self._failure = failure
             raise

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from gguf.constants import Keys
 
 from pytest_dfqs.modelfile.facts import blocks_present, metadata_count
-from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader
+from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, MetadataValue
 from pytest_dfqs.modelfile.units import human_gib
 
 KV_BYTES_PER_VALUE = 2  # llama.cpp's default cache type is f16
@@ -64,7 +64,7 @@ def kv_cache_bytes(header: GGUFHeader, ctx: int) -> int:
     return ctx * per_layer * KV_BYTES_PER_VALUE
 
 
-def _per_layer(value, n_layer: int) -> list[int]:
+def _per_layer(value: MetadataValue | None, n_layer: int) -> list[int]:
     """A per-layer hyperparameter that GGUF stores either once or as an array."""
     if isinstance(value, ArrayValue) and value.values is not None:
         counts = [metadata_count(v) for v in value.values[:n_layer]]

@@ -21,8 +21,8 @@ import resource
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TextIO
 
 import llama_cpp
 import numpy as np
@@ -35,6 +35,7 @@ GGML_TYPE_I32 = 26
 GGML_TYPE_F32 = 0
 ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_type
 REFERENCE_BATCH = 512
+Context = llama_cpp.llama_context_p  # a llama_context pointer
 
 
 class GgmlTensor(ctypes.Structure):
@@ -171,7 +172,7 @@ class ModelWorker:
         self.vocab = None
         self.loads = 0
         self.recorder = RoutingRecorder()
-        self.contexts: dict[tuple, Any] = {}
+        self.contexts: dict[tuple[int, int, int, int, bool], Context] = {}
 
     def load(self, path: str, n_gpu_layers: int = 0) -> dict[str, Any]:
         """Load the model; CPU only unless the GPU comparison asks for offloaded layers."""
@@ -211,7 +212,7 @@ class ModelWorker:
     def stats(self) -> dict[str, Any]:
         return {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "loads": self.loads, "pid": os.getpid()}
 
-    def context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool):
+    def context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool) -> Context:
         """The context for these settings; only one is kept, its KV cache can be large."""
         key = (n_ctx, n_batch, n_ubatch, n_seq, trace)
         if key not in self.contexts:
@@ -229,7 +230,7 @@ class ModelWorker:
             self.contexts[key] = context
         return self.contexts[key]
 
-    def fresh_context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool, n_threads: int):
+    def fresh_context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool, n_threads: int) -> Context:
         """The context for these settings, at `n_threads`, with an empty memory."""
         context = self.context(n_ctx, n_batch, n_ubatch, n_seq, trace)
         llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
@@ -284,7 +285,7 @@ class ModelWorker:
             "trace": self.recorder.take() if trace else None,
         }
 
-    def _decode_prompts(self, context, sequences: list[list[int]], n_batch: int, all_logits: bool) -> list[np.ndarray]:
+    def _decode_prompts(self, context: Context, sequences: list[list[int]], n_batch: int, all_logits: bool) -> list[np.ndarray]:
         """Feed all prompt tokens in batch order, n_batch at a time; returns each sequence's last logits."""
         if not all(sequences):
             raise ValueError("a prompt tokenized to no tokens")
@@ -298,7 +299,7 @@ class ModelWorker:
                     last[seq] = self._logits(context, index).copy()  # rows are overwritten by the next decode
         return [last[seq] for seq in range(len(sequences))]
 
-    def _decode(self, context, items: list[tuple[int, int, int]], wants_logits: list[bool]) -> None:
+    def _decode(self, context: Context, items: list[tuple[int, int, int]], wants_logits: list[bool]) -> None:
         batch = llama_cpp.llama_batch_init(len(items), 0, 1)
         try:
             for index, (seq, pos, token) in enumerate(items):
@@ -314,11 +315,13 @@ class ModelWorker:
         finally:
             llama_cpp.llama_batch_free(batch)
 
-    def _logits(self, context, row: int) -> np.ndarray:
+    def _logits(self, context: Context, row: int) -> np.ndarray:
         pointer = llama_cpp.llama_get_logits_ith(context, row)
         return np.ctypeslib.as_array(pointer, shape=(llama_cpp.llama_vocab_n_tokens(self.vocab),))
 
-    def _generate(self, context, sequences: list[list[int]], logits: list[np.ndarray], n_predict: int):
+    def _generate(
+        self, context: Context, sequences: list[list[int]], logits: list[np.ndarray], n_predict: int
+    ) -> tuple[list[list[int]], list[list[float]], float, int]:
         """Greedy decoding of every sequence, one token each per step; records the top-2 logit gap."""
         generated: list[list[int]] = [[] for _ in sequences]
         gaps: list[list[float]] = [[] for _ in sequences]
@@ -399,7 +402,7 @@ class ModelWorker:
         return buffer.raw[:count].decode("utf-8", "replace")
 
 
-def serve(worker: ModelWorker, requests, answers) -> None:
+def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None:
     """Answer one JSON request per line until `shutdown` or end of input."""
     operations: dict[str, Callable[..., Any]] = {
         "load": worker.load,
