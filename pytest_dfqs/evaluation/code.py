@@ -60,23 +60,13 @@ def score_completion(problem: Problem, completion: str, model_path: Path) -> San
     return run_sandboxed(problem.program(completion), forbidden=(model_path.resolve().parent,))
 
 
-def solve(runtime: ModelRuntime, problem: Problem) -> str:
-    """The model's greedy completion of the problem's prompt."""
-    options = runtime.options
-    result = runtime.request(
-        "complete", prompt=problem.prompt, max_tokens=MAX_TOKENS, stop=STOP, n_ctx=options.ctx, n_threads=options.threads
-    )
-    text: str = result["text"]
-    return text
-
-
 def measure_code(runtime: ModelRuntime, budget: Budget, model_path: Path) -> dict[str, Any]:
     """pass@1 over the budget's problems, greedy, each completion run in the sandbox."""
     problems, digest = load_problems()
     chosen = problems[: budget.code_problems]
-    outcomes = []
+    outcomes: list[dict[str, Any]] = []
     for problem in chosen:
-        completion = solve(runtime, problem)
+        completion = runtime.complete(problem.prompt, MAX_TOKENS, STOP)
         result = score_completion(problem, completion, model_path)
         outcomes.append({"task_id": problem.task_id, "status": result.status, "detail": result.detail, "completion": completion})
     passed = sum(o["status"] == "passed" for o in outcomes)

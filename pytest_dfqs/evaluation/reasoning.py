@@ -130,12 +130,9 @@ def measure_reasoning(runtime: ModelRuntime, budget: Budget) -> dict[str, Any]:
     """Greedy answers to the budget's items, scored by exact match, with the outcome of each."""
     items, digest = load_set()
     chosen = items[: budget.reasoning_items]
-    options = runtime.options
-    outcomes = []
+    outcomes: list[dict[str, Any]] = []
     for item in chosen:
-        output = runtime.request(
-            "complete", prompt=item.prompt(), max_tokens=MAX_TOKENS, stop=STOP, n_ctx=options.ctx, n_threads=options.threads
-        )["text"]
+        output = runtime.complete(item.prompt(), MAX_TOKENS, STOP)
         outcomes.append({"id": item.id, "kind": item.kind, "answer": item.answer, "output": output, "correct": is_correct(item, output)})
     correct = sum(o["correct"] for o in outcomes)
     low, high = wilson_interval(correct, len(outcomes))

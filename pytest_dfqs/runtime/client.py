@@ -213,6 +213,14 @@ class ModelRuntime:
         run: dict[str, Any] = self.request("evaluate", prompts=[prompt], n_predict=n_predict, **{**args, **overrides})
         return run
 
+    def complete(self, prompt: str, max_tokens: int, stop: list[str]) -> str:
+        """Greedy completion text of `prompt`, cut at the first stop string, at the runtime's threads and context."""
+        options = self.options
+        text: str = self.request("complete", prompt=prompt, max_tokens=max_tokens, stop=stop, n_ctx=options.ctx, n_threads=options.threads)[
+            "text"
+        ]
+        return text
+
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()

@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import llama_cpp
 import numpy as np
+from llama_cpp._ggml import libggml
 
 # The selected experts may be a view ("ffn_moe_topk-3 (view)"); scores are taken only from the
 # nodes themselves, not from their reshaped copies.
@@ -127,8 +128,6 @@ def _read_vector(address: int) -> list[int]:
 
 def accelerator_devices() -> list[str]:
     """Names of the GPU devices ggml's backends found on this machine."""
-    from llama_cpp._ggml import libggml
-
     libggml.ggml_backend_dev_count.restype = ctypes.c_size_t
     libggml.ggml_backend_dev_get.restype = ctypes.c_void_p
     libggml.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
