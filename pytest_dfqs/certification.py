@@ -28,7 +28,7 @@ from .reports.certificate import build_certificate, write_certificate
 from .reports.terminal import baseline_table, clause_table, model_header_lines, settings_line
 from .session import Case, CertificationSession, case_of, model_labels
 from .settings import DEMO_MODEL, Settings
-from .verdict import Finding, Policy, Status, Verdict
+from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
 
 STATE = pytest.StashKey[CertificationSession]()
 SETTINGS = pytest.StashKey[Settings]()
@@ -146,7 +146,7 @@ def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
     state = request.config.stash[STATE]
     check = dfqs_case.check
     if tier_rank(check.tier) > tier_rank(state.policy.tier):
-        finding = Finding(check.id, Status.NOT_EVALUATED, f"needs --dfqs-tier {check.tier}")
+        finding = Finding(check.id, Status.NOT_EVALUATED, f"needs --dfqs-tier {check.tier}", {NEEDS_TIER: check.tier})
     else:
         model = state.models[dfqs_case.model_index]
         if check.tier == "eval" and model.benchmark is None and model.header_readable() and _benchmark_usable(request.config):

@@ -15,6 +15,8 @@ from typing import Any
 
 from .catalogue import Clause, tier_rank
 
+NEEDS_TIER = "needs_tier"  # evidence key of a finding whose check belongs to a tier this run did not reach
+
 
 class Status(str, Enum):
     MET = "MET"
@@ -66,6 +68,11 @@ class ClauseResult:
     tier_ran: bool = True  # the run's tier includes the clause's tier
 
     @property
+    def awaiting(self) -> tuple[str, ...]:
+        """Tiers whose checks would confirm a clause its own tier decided (DFQS-3.1: llama.cpp's load)."""
+        return tuple(dict.fromkeys(f.evidence[NEEDS_TIER] for f in self.findings if NEEDS_TIER in f.evidence and self.tier_ran))
+
+    @property
     def unverified(self) -> bool:
         """A clause whose tier ran but whose checks could not run (no memory, no llama.cpp)."""
         return self.status == Status.NOT_EVALUATED and self.tier_ran and bool(self.findings)
@@ -80,6 +87,9 @@ class ClauseResult:
         deciding = [f for f in self.findings if f.status == self.status] or list(self.findings)
         if not deciding:
             return ""
+        if self.status == Status.MET and self.awaiting:
+            checks = len([f for f in self.findings if f.status == Status.MET])
+            return f"decided from the header ({checks} checks); llama.cpp's load confirms it at --dfqs-tier {self.awaiting[0]}"
         return deciding[0].summary if self.status in (Status.NOT_MET, Status.ERROR) else deciding[-1].summary
 
 
@@ -90,6 +100,8 @@ def decide_clause(clause: Clause, findings: list[Finding], policy: Policy) -> Cl
 
 
 def _clause_status(clause: Clause, findings: list[Finding], policy: Policy) -> Status:
+    if tier_rank(clause.tier) <= tier_rank(policy.tier):  # the clause's own tier ran: higher-tier checks only confirm
+        findings = [finding for finding in findings if NEEDS_TIER not in finding.evidence] or findings
     statuses = {finding.status for finding in findings}
     if Status.NOT_MET in statuses:
         return Status.NOT_MET

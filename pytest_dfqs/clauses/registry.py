@@ -34,7 +34,14 @@ from .reference_profile import (
 )
 from .routing_determinism import check_routing_determinism
 from .routing_structure import check_router_structure
-from .single_file import check_gguf_header, check_no_split, check_standalone, check_tensor_layout, check_tensors_in_file
+from .single_file import (
+    check_gguf_header,
+    check_llama_cpp_executes,
+    check_no_split,
+    check_standalone,
+    check_tensor_layout,
+    check_tensors_in_file,
+)
 
 CheckFunction = Callable[[ModelUnderTest], Finding]
 
@@ -45,6 +52,7 @@ CHECKS: dict[str, CheckFunction] = {
     "tensors-in-file": check_tensors_in_file,
     "no-split": check_no_split,
     "standalone": check_standalone,
+    "llama-cpp-executes": check_llama_cpp_executes,
     "router-structure": check_router_structure,
     "declared-context": check_declared_context,
     "moe-architecture": check_moe_architecture,

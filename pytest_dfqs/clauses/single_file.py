@@ -1,9 +1,12 @@
-"""DFQS-3.1: single-file GGUF execution, decided from the header.
+"""DFQS-3.1: single-file GGUF execution: predicted from the header, decided by llama.cpp.
 
-A file is executable on its own when its header is valid under llama.cpp's
-rules, its tensors are laid out where llama.cpp will look for them, all of
-their data is inside this one file, it is not one shard of a split model, and
-it holds what a model needs to run (embeddings, output head, tokenizer).
+At the static tier a file is predicted executable on its own when its header
+is valid under llama.cpp's rules, its tensors are laid out where llama.cpp
+will look for them, all of their data is inside this one file, it is not one
+shard of a split model, and it holds what a model needs to run (embeddings,
+output head, tokenizer). At the runtime tier llama.cpp itself judges: the
+worker loads this one file from a folder holding nothing else, and a refusal
+or an abort of llama.cpp's loader is NOT MET in llama.cpp's own words.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from gguf.constants import GGUFValueType, Keys
 
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.header import GGUFHeader
+from pytest_dfqs.runtime.client import RuntimeNotEvaluated
 from pytest_dfqs.verdict import Finding, Status
 
 SHARD_NAME = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
@@ -63,19 +67,30 @@ def check_gguf_header(model: ModelUnderTest) -> Finding:
     problems = metadata_type_problems(header)
     if problems:
         return Finding("gguf-header", Status.NOT_MET, problems[0], {"problems": problems})
+    deviations = [d.describe() for d in header.deviations]
     return Finding(
         "gguf-header",
         Status.MET,
         f"GGUF v{header.version}: {len(header.metadata)} metadata keys, {len(header.tensors)} tensors,"
-        f" data section at byte {header.data_offset}",
+        f" data section at byte {header.data_offset}{_deviation_note(deviations)}",
         {
             "version": header.version,
             "metadata_keys": len(header.metadata),
             "tensors": len(header.tensors),
             "alignment": header.alignment,
             "data_offset": header.data_offset,
+            "spec_deviations": deviations[:MAX_LISTED],
+            "spec_deviation_count": len(deviations),
         },
     )
+
+
+def _deviation_note(deviations: list[str]) -> str:
+    """GGUF-spec strictness is information: llama.cpp executes such files, so DFQS-3.1 follows llama.cpp."""
+    if not deviations:
+        return ""
+    more = f" and {len(deviations) - 1} more" if len(deviations) > 1 else ""
+    return f"; informational, llama.cpp reads it anyway: {deviations[0]}{more}"
 
 
 def layout_problems(header: GGUFHeader) -> list[str]:
@@ -228,3 +243,37 @@ def standalone_gaps(header: GGUFHeader) -> list[str]:
         Keys.Tokenizer.LIST: Keys.Tokenizer.LIST in header.metadata,
     }
     return [need for need, present in needs.items() if not present]
+
+
+def check_llama_cpp_executes(model: ModelUnderTest) -> Finding:
+    """llama.cpp's loader is the judge: a vocab-only load, then the whole model, from a folder holding only this file."""
+    runtime = model.runtime()
+    try:
+        loaded = runtime.loaded()
+    except RuntimeNotEvaluated as skipped:
+        if runtime.vocabulary is None:
+            raise
+        return Finding(
+            "llama-cpp-executes",
+            Status.NOT_EVALUATED,
+            f"llama.cpp read the hyperparameters and the {runtime.vocabulary['n_vocab']:,}-token vocabulary (vocab-only load);"
+            f" the full load was not attempted: {skipped}",
+            {"vocab_only": runtime.vocabulary},
+        )
+    alone = runtime.alone_path() != model.path
+    evidence = {
+        "vocab_only": runtime.vocabulary,
+        "loaded_alone": alone,
+        "description": loaded["description"],
+        "n_params": loaded["n_params"],
+        "load_seconds": loaded["load_seconds"],
+        "system_info": loaded["system_info"],
+    }
+    where = "from a folder holding nothing else" if alone else "where it lies (this system has no symbolic links)"
+    return Finding(
+        "llama-cpp-executes",
+        Status.MET,
+        f"llama.cpp loaded this one file {where}: {loaded['description']}, {loaded['n_params']:,} parameters,"
+        f" in {loaded['load_seconds']:.2f} s on the CPU",
+        evidence,
+    )

@@ -69,6 +69,18 @@ class HeaderError(Exception):
 
 
 @dataclass(frozen=True)
+class SpecDeviation:
+    """Something the GGUF specification forbids but llama.cpp reads anyway: reported, not fatal."""
+
+    offset: int
+    field: str
+    problem: str
+
+    def describe(self) -> str:
+        return f"{self.field} at byte {self.offset}: {self.problem}"
+
+
+@dataclass(frozen=True)
 class ArrayValue:
     """A metadata array; large arrays keep only their place in the file."""
 
@@ -124,6 +136,7 @@ class GGUFHeader:
     data_offset: int
     metadata_types: dict[str, GGUFValueType] = field(default_factory=dict)
     metadata_offsets: dict[str, int] = field(default_factory=dict)
+    deviations: tuple[SpecDeviation, ...] = ()  # what the spec forbids and llama.cpp tolerates
 
     @property
     def architecture(self) -> str | None:
@@ -139,10 +152,11 @@ class GGUFHeader:
 class _Cursor:
     """A position in the mapped header that refuses to step past the end."""
 
-    def __init__(self, buffer: mmap.mmap | bytes, size: int) -> None:
+    def __init__(self, buffer: mmap.mmap | bytes, size: int, deviations: list[SpecDeviation] | None = None) -> None:
         self.buffer = buffer
         self.size = size
         self.pos = 0
+        self.deviations = deviations if deviations is not None else []
 
     def need(self, nbytes: int, field_name: str) -> int:
         start = self.pos
@@ -179,8 +193,10 @@ class _Cursor:
         raw = bytes(self.buffer[start : start + length])
         try:
             return raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise HeaderError(start, field_name, f"is not valid UTF-8 ({error.reason} at position {error.start})") from None
+        except UnicodeDecodeError as error:  # the spec asks for UTF-8; llama.cpp takes the bytes as they are
+            problem = f"is not valid UTF-8 ({error.reason} at position {error.start}); shown with \\x escapes"
+            self.deviations.append(SpecDeviation(start, field_name, problem))
+            return raw.decode("utf-8", "backslashreplace")
 
     def remaining(self) -> int:
         return self.size - self.pos
@@ -213,7 +229,9 @@ def _parse(path: Path, buffer: mmap.mmap | bytes, size: int) -> GGUFHeader:
     alignment = _alignment(metadata, types, offsets)
     tensors = _read_tensor_infos(cursor, n_tensors)
     data_offset = _align(cursor.pos, alignment) if tensors else cursor.pos
-    return GGUFHeader(path, size, version, metadata, tensors, alignment, data_offset, types, offsets)
+    if version < GGUF_VERSION:
+        cursor.deviations.insert(0, SpecDeviation(4, "version", f"GGUF v{version}; the current version is {GGUF_VERSION}"))
+    return GGUFHeader(path, size, version, metadata, tensors, alignment, data_offset, types, offsets, tuple(cursor.deviations))
 
 
 def _read_preamble(cursor: _Cursor) -> int:
@@ -300,7 +318,7 @@ def _read_array(cursor: _Cursor, key: str) -> ArrayValue:
         _skip_strings(cursor, count, key)
     else:
         cursor.need(count * element_size, f"elements of {key!r}")
-    values = _decode_small_array(cursor, element_type, count, start) if count <= SMALL_ARRAY else None
+    values = _decode_small_array(cursor, key, element_type, count, start) if count <= SMALL_ARRAY else None
     return ArrayValue(element_type, count, start, values)
 
 
@@ -339,11 +357,11 @@ def _skip_strings_checked(cursor: _Cursor, count: int, key: str) -> int:
     return pos
 
 
-def _decode_small_array(cursor: _Cursor, element_type: GGUFValueType, count: int, start: int) -> tuple:
+def _decode_small_array(cursor: _Cursor, key: str, element_type: GGUFValueType, count: int, start: int) -> tuple:
     if element_type == GGUFValueType.STRING:
-        reader = _Cursor(cursor.buffer, cursor.size)
+        reader = _Cursor(cursor.buffer, cursor.size, cursor.deviations)
         reader.pos = start
-        return tuple(reader.string("array element") for _ in range(count))
+        return tuple(reader.string(f"{key}[{index}]") for index in range(count))
     fmt = _SCALARS[element_type]
     values = struct.unpack_from(f"<{count}{fmt.format[-1]}", cursor.buffer, start)
     return tuple(bool(v) for v in values) if element_type == GGUFValueType.BOOL else values

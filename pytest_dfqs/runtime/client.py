@@ -1,18 +1,27 @@
 """The runtime tier's link to llama.cpp: one isolated worker per model.
 
-`ModelRuntime` checks memory first, then starts the worker process and loads
-the model once; every runtime check of that model talks to the same worker.
+`ModelRuntime` starts the worker process, has llama.cpp read the model's
+hyperparameters and vocabulary (a `vocab_only` load: cheap, no weights), checks
+memory, then loads the model once; every runtime check of that model talks to
+the same worker. The model is loaded through a folder that holds nothing but a
+link to it, so llama.cpp cannot pick up other shards: what it runs is this one
+file alone.
+
 Whatever stops the runtime from answering becomes a `RuntimeUnavailable` with
-the status the affected checks report: not enough memory or no llama.cpp is
-NOT EVALUATED, a model llama.cpp refuses is NOT MET, a worker that died is
-ERROR with the signal and the last lines of llama.cpp's log.
+the status the affected checks report. The model's fault is NOT MET: llama.cpp
+refusing the file, or aborting or crashing while it loads it, quoted from
+llama.cpp's log (its load error or its GGML_ASSERT line). Not enough memory is
+NOT EVALUATED. The tool's own failures are ERROR: no llama-cpp-python, a worker
+that cannot start, our own time limit, a worker that died after the load.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +47,12 @@ GENERATION_PROMPT = (
     "Explain, in plain words, why that keeps the cost of each token low:"
 )  # the standard prompt of the CPU, GPU and throughput measurements
 BATCH = 512
+CRASH_SIGNALS = (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
+COMPLAINT = re.compile(
+    r"error loading model: (?P<error>.+)"
+    r"|(?:\S*/)?(?P<assertion>[^/\s]+:\d+: GGML_ASSERT\(.*\) failed)"
+    r"|(?P<message>(?:key not found in model|failed to load|invalid|unknown model architecture)\b.*)"
+)
 
 
 @dataclass(frozen=True)
@@ -63,15 +78,34 @@ class ModelRejected(RuntimeUnavailable):
 
 
 class WorkerFailed(RuntimeUnavailable):
+    """The worker died or fell silent; `crash_signal` says whether llama.cpp crashed it."""
+
     status = Status.ERROR
+
+    def __init__(self, message: str, crash_signal: signal.Signals | None = None, complaint: str | None = None) -> None:
+        super().__init__(message)
+        self.crash_signal = crash_signal
+        self.complaint = complaint
 
 
 class RequestFailed(RuntimeUnavailable):
     """The worker is alive but could not do what was asked."""
 
-    def __init__(self, error: str, log_tail: str) -> None:
+    def __init__(self, error: str, log_tail: str, complaint: str | None = None) -> None:
         super().__init__(f"{error}; llama.cpp's log ends:\n{log_tail}")
         self.error = error
+        self.log_tail = log_tail
+        self.complaint = complaint
+
+
+def llama_complaint(log: str) -> str | None:
+    """llama.cpp's own sentence for why it stopped: its last load error or assertion, else its last other complaint."""
+    found: dict[str, str] = {}
+    for line in log.splitlines():
+        match = COMPLAINT.search(line)
+        if match:
+            found.update({name: text.strip() for name, text in match.groupdict().items() if text})
+    return found.get("assertion") or found.get("error") or found.get("message")
 
 
 class WorkerProcess:
@@ -102,7 +136,7 @@ class WorkerProcess:
             raise self._death(op) from None
         answer = json.loads(self._read_line(op, timeout))
         if not answer["ok"]:
-            raise RequestFailed(answer["error"], self.log_tail())
+            raise RequestFailed(answer["error"], self.log_tail(), llama_complaint(self.log_text()))
         return answer["result"]
 
     def _read_line(self, op: str, timeout: float) -> bytes:
@@ -123,12 +157,17 @@ class WorkerProcess:
 
     def _death(self, op: str) -> WorkerFailed:
         code = self.process.wait()
-        cause = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
-        return WorkerFailed(f"the llama.cpp worker died with {cause} during {op!r}; llama.cpp's log ends:\n{self.log_tail()}")
+        crash = signal.Signals(-code) if code < 0 else None
+        cause = f"signal {crash.name}" if crash else f"exit status {code}"
+        message = f"the llama.cpp worker died with {cause} during {op!r}; llama.cpp's log ends:\n{self.log_tail()}"
+        return WorkerFailed(message, crash if crash in CRASH_SIGNALS else None, llama_complaint(self.log_text()))
+
+    def log_text(self) -> str:
+        self._log_handle.flush()
+        return self.log.read_text(errors="replace")
 
     def log_tail(self) -> str:
-        self._log_handle.flush()
-        lines = deque(self.log.read_text(errors="replace").splitlines(), maxlen=LOG_TAIL_LINES)
+        lines = deque(self.log_text().splitlines(), maxlen=LOG_TAIL_LINES)
         return "\n".join(f"    {line}" for line in lines) or "    (empty)"
 
     @property
@@ -161,14 +200,18 @@ class ModelRuntime:
         self.options = options
         self.n_gpu_layers = n_gpu_layers  # 0: CPU only, as the runtime tier requires; -1: offload all
         self.estimate: MemoryEstimate = estimate_memory(header, options.ctx)
+        self.vocabulary: dict[str, Any] | None = None  # what the vocab-only load reported, once it passed
         self._worker: WorkerProcess | None = None
         self._loaded: dict[str, Any] | None = None
         self._failure: RuntimeUnavailable | None = None
+        self._alone: Path | None = None
         self.workers_started = 0
         self.loads_requested = 0
 
     def loaded(self) -> dict[str, Any]:
         """What the load reported; starts the worker and loads on first use, once."""
+        if isinstance(self._failure, ModelRejected):  # the model's verdict, the same for every check that asks
+            raise ModelRejected(str(self._failure))
         if self._failure is not None:
             raise type(self._failure)(f"could not run: {self._failure}")
         if self._loaded is None:
@@ -181,21 +224,45 @@ class ModelRuntime:
 
     def _start(self) -> dict[str, Any]:
         if find_spec("llama_cpp") is None:
-            raise RuntimeNotEvaluated("llama-cpp-python is not installed: pip install 'pytest-dfqs[runtime]'")
+            raise WorkerFailed("llama-cpp-python is not installed: pip install 'pytest-dfqs[runtime]'")
+        self._worker = WorkerProcess()
+        self.workers_started += 1
+        self.vocabulary = self._load("load_vocab", path=str(self.alone_path()))
         available = available_memory()
         if self.estimate.total > available:
             raise RuntimeNotEvaluated(
                 f"needs about {human_gib(self.estimate.total)}, {human_gib(available)} available"
                 f" ({self.estimate.describe()}); lower --dfqs-ctx or free memory"
             )
-        self._worker = WorkerProcess()
-        self.workers_started += 1
         self.loads_requested += 1
+        return self._load("load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers)
+
+    def _load(self, op: str, **args: Any) -> dict[str, Any]:
+        """A load in the worker; llama.cpp refusing or crashing on the file is the model's fault (NOT MET)."""
+        assert self._worker is not None  # _start made it
         try:
-            loaded: dict[str, Any] = self._worker.request("load", path=str(self.path), n_gpu_layers=self.n_gpu_layers)
+            loaded: dict[str, Any] = self._worker.request(op, **args)
         except RequestFailed as failure:
-            raise ModelRejected(f"llama.cpp does not load this model: {failure}") from None
+            quote = failure.complaint or failure.error
+            raise ModelRejected(f"llama.cpp refuses to load this model: {quote}\nllama.cpp's log ends:\n{failure.log_tail}") from None
+        except WorkerFailed as failure:
+            if failure.crash_signal is None:
+                raise  # killed from outside (the OOM killer, our time limit) or could not start: not the model's doing
+            quote = failure.complaint or "no message in its log"
+            raise ModelRejected(f"llama.cpp aborted ({failure.crash_signal.name}) loading this model: {quote}\n{failure}") from None
         return loaded
+
+    def alone_path(self) -> Path:
+        """The model seen from a folder holding only a link to it: llama.cpp finds no other shard there."""
+        if self._alone is None:
+            folder = Path(tempfile.mkdtemp(prefix="dfqs-alone-"))
+            self._alone = folder / self.path.name
+            try:
+                self._alone.symlink_to(self.path.resolve())
+            except OSError:  # no symlinks here: load the file where it is
+                shutil.rmtree(folder, ignore_errors=True)
+                self._alone = self.path
+        return self._alone
 
     def request(self, op: str, **args: Any) -> Any:
         self.loaded()
@@ -224,6 +291,8 @@ class ModelRuntime:
     def close(self) -> None:
         if self._worker is not None:
             self._worker.close()
+        if self._alone is not None and self._alone != self.path:
+            shutil.rmtree(self._alone.parent, ignore_errors=True)
 
 
 def throughput(run: dict[str, Any]) -> dict[str, float]:

@@ -173,6 +173,24 @@ class ModelWorker:
         self.recorder = RoutingRecorder()
         self.contexts: dict[tuple[int, int, int, int, bool], Context] = {}
 
+    def load_vocab(self, path: str) -> dict[str, Any]:
+        """llama.cpp reads the hyperparameters and the vocabulary, no weights: what it refuses there, it refuses cheaply."""
+        llama_cpp.llama_backend_init()
+        params = llama_cpp.llama_model_default_params()
+        params.vocab_only = True
+        started = time.perf_counter()
+        model = llama_cpp.llama_model_load_from_file(path.encode(), params)
+        if not model:
+            raise RuntimeError(f"llama.cpp could not read the hyperparameters and vocabulary of {path} (its log says why)")
+        try:
+            vocab = llama_cpp.llama_model_get_vocab(model)
+            return {
+                "n_vocab": llama_cpp.llama_vocab_n_tokens(vocab),
+                "load_seconds": time.perf_counter() - started,
+            }
+        finally:
+            llama_cpp.llama_model_free(model)
+
     def load(self, path: str, n_gpu_layers: int = 0) -> dict[str, Any]:
         """Load the model; CPU only unless the GPU comparison asks for offloaded layers."""
         llama_cpp.llama_backend_init()
@@ -404,6 +422,7 @@ class ModelWorker:
 def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None:
     """Answer one JSON request per line until `shutdown` or end of input."""
     operations: dict[str, Callable[..., Any]] = {
+        "load_vocab": worker.load_vocab,
         "load": worker.load,
         "describe": worker.describe,
         "stats": worker.stats,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gguf.constants import GGUFValueType
 
-from pytest_dfqs.modelfile.demo import write_model
+from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from tests.conftest import Certification
 from tests.gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
 
@@ -213,3 +213,26 @@ def test_a_file_that_cannot_be_mapped(certify: Certification) -> None:
 
 def findings_of(certify: Certification, clause: str) -> dict[str, dict]:
     return {f["check"]: f for f in certify.clause(clause)["findings"]}
+
+
+def test_what_llama_cpp_tolerates_is_information_not_failure(certify: Certification, tmp_path: Path) -> None:
+    """GGUF v2 and a name that is not UTF-8: llama.cpp loads and runs the file, so DFQS-3.1 is MET with a note."""
+    target = tmp_path / "lenient.gguf"
+    write_model(target, TinyModelSpec(context_length=4096), name="lenient-ZZZZ")
+    data = bytearray(target.read_bytes())
+    assert data.count(b"lenient-ZZZZ") == 1
+    at = data.index(b"lenient-ZZZZ") + len(b"lenient-")
+    data[at : at + 4] = b"\xff\xfe\xfd\xfc"
+    data[4:8] = struct.pack("<I", 2)
+    target.write_bytes(data)
+    result = certify.run(f"--dfqs-model={target}", "--dfqs-tier=runtime")
+    assert certify.clause("DFQS-3.1")["status"] == "MET", result.stdout.str()
+    found = findings_of(certify, "DFQS-3.1")
+    assert found["llama-cpp-executes"]["status"] == "MET"
+    header = found["gguf-header"]
+    assert "informational, llama.cpp reads it anyway: version at byte 4: GGUF v2" in header["summary"]
+    assert header["evidence"]["spec_deviations"] == [
+        "version at byte 4: GGUF v2; the current version is 3",
+        f"value of 'general.name' at byte {at - len(b'lenient-')}: is not valid UTF-8 (invalid start byte at position 8);"
+        " shown with \\x escapes",
+    ]

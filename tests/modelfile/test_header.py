@@ -59,10 +59,24 @@ def test_large_arrays_keep_only_their_place(tmp_path: Path) -> None:
     assert big.count == 2000 and big.values is None
 
 
-def test_gguf_v2_is_accepted(tmp_path: Path) -> None:
+def test_gguf_v2_is_accepted_and_noted(tmp_path: Path) -> None:
     raw = minimal_model()
     raw.version = 2
-    assert read_header(raw.write(tmp_path / "v2.gguf")).version == 2
+    header = read_header(raw.write(tmp_path / "v2.gguf"))
+    assert header.version == 2
+    assert [d.describe() for d in header.deviations] == ["version at byte 4: GGUF v2; the current version is 3"]
+
+
+def test_invalid_utf8_is_a_deviation_with_its_place_not_an_error(tmp_path: Path) -> None:
+    raw = minimal_model()
+    raw.kv.append((b"dfqs.\xff", GGUFValueType.STRING, b"caf\xc3"))  # a key and a value that are not UTF-8
+    header = read_header(raw.write(tmp_path / "latin.gguf"))
+    key = next(k for k in header.metadata if k.startswith("dfqs."))
+    assert key == "dfqs.\\xff" and header.metadata[key] == "caf\\xc3"  # shown with escapes, distinct from any valid name
+    fields = [(d.field, d.offset) for d in header.deviations]
+    key_at = header.metadata_offsets[key] + 8  # the string's bytes follow its 8-byte length
+    assert fields == [(f"metadata key #{len(raw.kv) - 1}", key_at), (f"value of {key!r}", key_at + 6 + 4 + 8)]
+    assert all("not valid UTF-8" in d.problem for d in header.deviations)
 
 
 def test_every_truncation_of_the_header_is_a_header_error(moe_file: Path, tmp_path: Path) -> None:
