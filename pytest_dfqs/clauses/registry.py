@@ -37,6 +37,7 @@ from .routing_structure import check_router_structure
 from .single_file import (
     check_gguf_header,
     check_llama_cpp_executes,
+    check_loader_rules,
     check_no_split,
     check_standalone,
     check_tensor_layout,
@@ -52,6 +53,7 @@ CHECKS: dict[str, CheckFunction] = {
     "tensors-in-file": check_tensors_in_file,
     "no-split": check_no_split,
     "standalone": check_standalone,
+    "loader-rules": check_loader_rules,
     "llama-cpp-executes": check_llama_cpp_executes,
     "router-structure": check_router_structure,
     "declared-context": check_declared_context,

@@ -20,6 +20,8 @@ from pytest_dfqs.modelfile.header import GGUFHeader
 from pytest_dfqs.runtime.client import RuntimeNotEvaluated
 from pytest_dfqs.verdict import Finding, Status
 
+from .loader_rules import loader_problems, loader_table
+
 SHARD_NAME = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
 MERGE_HINT = "merge the shards into one file with `llama-gguf-split --merge <first-shard>.gguf <merged>.gguf`"
 MAX_LISTED = 10
@@ -243,6 +245,23 @@ def standalone_gaps(header: GGUFHeader) -> list[str]:
         Keys.Tokenizer.LIST: Keys.Tokenizer.LIST in header.metadata,
     }
     return [need for need, present in needs.items() if not present]
+
+
+def check_loader_rules(model: ModelUnderTest) -> Finding:
+    """The static prediction of llama.cpp's refusals, by the loader's own rules."""
+    refused, unsure = loader_problems(model.header())
+    table = loader_table()
+    evidence = {"llama_cpp_python": table.llama_cpp_python, "problems": refused[:MAX_LISTED], "reported_only": unsure[:MAX_LISTED]}
+    if refused:
+        return Finding("loader-rules", Status.NOT_MET, refused[0], evidence)
+    note = f"; another llama-cpp-python is installed, so only reported: {unsure[0]}" if unsure else ""
+    return Finding(
+        "loader-rules",
+        Status.MET,
+        f"nothing llama.cpp's loader (llama-cpp-python {table.llama_cpp_python}) refuses: known architecture and"
+        f" tokenizer, tensors its loader creates, block and expert counts, unique tokens{note}",
+        evidence,
+    )
 
 
 def check_llama_cpp_executes(model: ModelUnderTest) -> Finding:

@@ -379,6 +379,26 @@ def _alignment(metadata: dict[str, MetadataValue], types: dict[str, GGUFValueTyp
     return alignment
 
 
+def array_strings(header: GGUFHeader, array: ArrayValue) -> list[bytes]:
+    """The raw bytes of every string of a string array the header read (a vocabulary, say), from the file.
+
+    The header already checked that the strings lie inside the file; a file that
+    changed since is a HeaderError like any other.
+    """
+    if array.element_type != GGUFValueType.STRING:
+        return []
+    with open(header.path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        strings, pos = [], array.offset
+        try:
+            for _ in range(array.count):
+                length = _U64.unpack_from(mapped, pos)[0]
+                strings.append(bytes(mapped[pos + 8 : pos + 8 + length]))
+                pos += 8 + length
+        except struct.error:
+            raise HeaderError(pos, "string array", "the file changed since its header was read") from None
+    return strings
+
+
 def _read_tensor_infos(cursor: _Cursor, n_tensors: int) -> tuple[TensorInfo, ...]:
     seen: set[str] = set()
     tensors = []

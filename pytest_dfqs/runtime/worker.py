@@ -445,10 +445,20 @@ def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None
         answers.flush()
 
 
+@llama_cpp.llama_log_callback
+def _log_bytes(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """llama.cpp's log as the bytes it wrote: the names it quotes come from the model and need not be UTF-8.
+
+    (llama-cpp-python's own callback decodes them as UTF-8 and drops the line when that fails.)
+    """
+    os.write(2, text)
+
+
 def main() -> None:
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
+    llama_cpp.llama_log_set(_log_bytes, ctypes.c_void_p(0))
     serve(ModelWorker(), sys.stdin, protocol)
 
 

@@ -1,0 +1,145 @@
+"""What llama.cpp's loader refuses, predicted from the header: the static half of DFQS-3.1's judge.
+
+The rules are llama.cpp's own, read out of the source that the pinned
+llama-cpp-python vendors (conformance/llama-cpp-loader.json, derived by
+tests/llama_cpp_source.py): the architectures and tokenizers it knows, the
+tensors each architecture's loader can create (a file holding any other tensor
+is refused),
+the block and expert counts it asserts on, and its assertion that vocabulary tokens are
+unique. They follow that llama.cpp: when another llama-cpp-python is
+installed, the architecture, tokenizer and tensor rules are only reported, and the
+runtime tier's load decides.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from typing import Any
+
+from gguf.constants import Keys
+
+from pytest_dfqs.catalogue import CONFORMANCE_DIR
+from pytest_dfqs.modelfile.facts import blocks_present, metadata_count
+from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, array_strings
+
+LOADER_FILE = CONFORMANCE_DIR / "llama-cpp-loader.json"
+MAX_LISTED = 5
+
+
+@dataclass(frozen=True)
+class LoaderTable:
+    llama_cpp_python: str
+    known_architectures: frozenset[str]
+    known_tokenizers: frozenset[str]
+    max_experts: int
+    max_layers: int
+    tensors: dict[str, re.Pattern[str]]  # architecture -> the names its loader can create
+
+    @property
+    def follows_installed(self) -> bool:
+        """The installed llama-cpp-python is the one the table was read from (or none is installed)."""
+        try:
+            return metadata.version("llama-cpp-python") == self.llama_cpp_python
+        except metadata.PackageNotFoundError:
+            return True
+
+
+@lru_cache(maxsize=1)
+def loader_table() -> LoaderTable:
+    document: dict[str, Any] = json.loads(LOADER_FILE.read_text(encoding="utf-8"))
+    return LoaderTable(
+        document["llama_cpp_python"],
+        frozenset(document["known_architectures"]),
+        frozenset(document["known_tokenizers"]),
+        document["max_experts"],
+        document["max_layers"],
+        {arch: _names_pattern(names) for arch, names in document["architectures"].items()},
+    )
+
+
+def _names_pattern(templates: list[str]) -> re.Pattern[str]:
+    parts = [re.escape(t).replace(r"\{bid\}", r"\d+").replace(r"\{xid\}", r"\d+") for t in templates]
+    return re.compile("|".join(parts))
+
+
+def architecture_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """An architecture or tokenizer llama.cpp does not know, or tensors its loader would not create."""
+    tokenizer = header.metadata.get(Keys.Tokenizer.MODEL)
+    if isinstance(tokenizer, str) and tokenizer not in table.known_tokenizers:
+        return [f"{Keys.Tokenizer.MODEL} is {tokenizer!r}: llama.cpp refuses it (unknown tokenizer)"]
+    arch = header.architecture
+    if arch is None:
+        return []  # `standalone` says the architecture is missing
+    if arch not in table.known_architectures:
+        return [f"llama.cpp knows no architecture {arch!r} (it refuses: unknown model architecture)"]
+    pattern = table.tensors.get(arch)
+    if pattern is None:
+        return []
+    unknown = [t.name for t in header.tensors if not pattern.fullmatch(t.name)]
+    if not unknown:
+        return []
+    shown = ", ".join(repr(name) for name in unknown[:MAX_LISTED]) + (
+        f" and {len(unknown) - MAX_LISTED} more" if len(unknown) > MAX_LISTED else ""
+    )
+    return [f"{len(unknown)} tensor(s) that llama.cpp's {arch} loader never creates, so it refuses the file: {shown}"]
+
+
+def expert_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """llama.cpp's assertions on expert counts (llama-model.cpp: n_expert_used_max <= n_expert, > 0 when experts exist)."""
+    count_key = Keys.LLM.EXPERT_COUNT.format(arch=header.architecture)
+    used_key = Keys.LLM.EXPERT_USED_COUNT.format(arch=header.architecture)
+    experts = metadata_count(header.metadata.get(count_key)) or 0
+    used_value = header.metadata.get(used_key)
+    used_values = used_value.values if isinstance(used_value, ArrayValue) and used_value.values is not None else (used_value,)
+    used = max((metadata_count(v) or 0 for v in used_values), default=0)
+    if experts > table.max_experts:
+        return [
+            f"{count_key} is {experts}; llama.cpp allows at most {table.max_experts} (GGML_ASSERT(hparams.n_expert <= LLAMA_MAX_EXPERTS))"
+        ]
+    if used > experts:
+        return [f"{used_key} is {used} but {count_key} is {experts}: llama.cpp aborts (GGML_ASSERT(n_expert_used_max <= hparams.n_expert))"]
+    if experts > 0 and used == 0:
+        return [f"{used_key} is 0 (or absent) with {experts} experts: llama.cpp aborts (GGML_ASSERT(n_expert_used_max > 0))"]
+    return []
+
+
+def block_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """llama.cpp asserts 0 < block_count <= LLAMA_MAX_LAYERS and looks for the tensors of every block it counts."""
+    key = Keys.LLM.BLOCK_COUNT.format(arch=header.architecture)
+    blocks = metadata_count(header.metadata.get(key))
+    if blocks is None or blocks == 0:
+        return []  # `standalone` says the block count is missing
+    if blocks > table.max_layers:
+        return [f"{key} is {blocks}; llama.cpp allows at most {table.max_layers} (GGML_ASSERT(hparams.n_layer_all <= LLAMA_MAX_LAYERS))"]
+    present = blocks_present(header)
+    if blocks > present:
+        return [f"{key} is {blocks} but the file holds tensors of {present} block(s): llama.cpp does not find blk.{present}.*"]
+    return []
+
+
+def vocabulary_problems(header: GGUFHeader) -> list[str]:
+    """llama.cpp aborts on a vocabulary with a token twice (llama-vocab.cpp: id_to_token.size() == token_to_id.size())."""
+    tokens = header.metadata.get(Keys.Tokenizer.LIST)
+    if not isinstance(tokens, ArrayValue):
+        return []
+    first: dict[bytes, int] = {}
+    for index, token in enumerate(array_strings(header, tokens)):
+        if token in first:
+            return [
+                f"{Keys.Tokenizer.LIST} holds {token!r} twice (tokens #{first[token]} and #{index}): llama.cpp aborts"
+                " (GGML_ASSERT(id_to_token.size() == token_to_id.size()))"
+            ]
+        first[token] = index
+    return []
+
+
+def loader_problems(header: GGUFHeader) -> tuple[list[str], list[str]]:
+    """(what llama.cpp refuses, what the pinned llama.cpp would refuse but the installed one may not)."""
+    table = loader_table()
+    certain = block_problems(header, table) + expert_problems(header, table) + vocabulary_problems(header)
+    versioned = architecture_problems(header, table)
+    return (certain + versioned, []) if table.follows_installed else (certain, versioned)

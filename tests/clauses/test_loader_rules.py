@@ -1,0 +1,92 @@
+"""The static prediction of llama.cpp's refusals: each rule against llama.cpp's own verdict on the same file."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from pytest_dfqs.clauses.loader_rules import LOADER_FILE, LoaderTable, architecture_problems, loader_problems, loader_table
+from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
+from pytest_dfqs.modelfile.header import read_header
+from tests.llama_cpp_source import fetch_sdist, render, table
+from tests.llama_judge import LlamaJudge
+
+ONE = struct.pack("<Q", 1)  # the length of a one-byte GGUF string
+
+
+@pytest.fixture(scope="module")
+def judge() -> LlamaJudge:
+    llama = LlamaJudge()
+    yield llama
+    llama.close()
+
+
+def _patched(source: Path, target: Path, old: bytes, new: bytes) -> Path:
+    data = source.read_bytes()
+    assert data.count(old) == 1 and len(old) == len(new)
+    target.write_bytes(data.replace(old, new))
+    return target
+
+
+def _block_count(source: Path, target: Path, blocks: int) -> Path:
+    header = read_header(source)
+    key = "llama.block_count"
+    at = header.metadata_offsets[key] + 8 + len(key) + 4
+    data = bytearray(source.read_bytes())
+    struct.pack_into("<I", data, at, blocks)
+    target.write_bytes(data)
+    return target
+
+
+def refused_files(base: Path, folder: Path) -> dict[str, tuple[Path, str]]:
+    """Files llama.cpp refuses, each with the words the static rule must say."""
+    used_five = folder / "used5.gguf"
+    write_model(used_five, TinyModelSpec(n_expert_used=5, context_length=4096))
+    no_used = folder / "used0.gguf"
+    write_model(no_used, TinyModelSpec(n_expert_used=0, context_length=4096))
+    return {
+        "renamed tensor": (_patched(base, folder / "renamed.gguf", b"blk.1.ffn_norm", b"blk.1.ffn_nxrm"), "blk.1.ffn_nxrm.weight"),
+        "unknown tokenizer": (
+            _patched(base, folder / "tok.gguf", b"\x05\x00\x00\x00\x00\x00\x00\x00llama\x15", b"\x05\x00\x00\x00\x00\x00\x00\x00llaxa\x15"),
+            "unknown tokenizer",
+        ),
+        "duplicate token": (_patched(base, folder / "dup.gguf", ONE + b"a" + ONE + b"b", ONE + b"a" + ONE + b"a"), "holds b'a' twice"),
+        "more used than experts": (used_five, "GGML_ASSERT(n_expert_used_max <= hparams.n_expert)"),
+        "no expert used": (no_used, "GGML_ASSERT(n_expert_used_max > 0)"),
+        "blocks missing": (_block_count(base, folder / "blocks3.gguf", 3), "does not find blk.2.*"),
+    }
+
+
+def test_each_rule_agrees_with_llama_cpp(runtime_moe_model: Path, tmp_path: Path, judge: LlamaJudge) -> None:
+    assert loader_problems(read_header(runtime_moe_model)) == ([], [])
+    assert judge.judge(runtime_moe_model).runs
+    for case, (path, words) in refused_files(runtime_moe_model, tmp_path).items():
+        refused, _ = loader_problems(read_header(path))
+        assert refused and words in refused[0], (case, refused)
+        assert not judge.judge(path).runs, case
+
+
+def test_real_and_deepseek4_models_pass(smollm2: Path, deepseek4_model: Path, judge: LlamaJudge) -> None:
+    for path in (smollm2, deepseek4_model):
+        assert loader_problems(read_header(path)) == ([], []), path
+        assert judge.judge(path).runs, path
+
+
+def test_another_llama_cpp_only_reports_the_versioned_rules(runtime_moe_model: Path, tmp_path: Path) -> None:
+    renamed = _patched(runtime_moe_model, tmp_path / "renamed.gguf", b"blk.1.ffn_norm", b"blk.1.ffn_nxrm")
+    other: LoaderTable = replace(loader_table(), llama_cpp_python="0.0.1")
+    assert not other.follows_installed and loader_table().follows_installed
+    assert architecture_problems(read_header(renamed), other)  # the rule still sees it; loader_problems reports it only
+
+
+@pytest.mark.timeout(900)
+def test_the_loader_table_is_what_the_pinned_llama_cpp_source_says(tmp_path: Path) -> None:
+    """Regenerate conformance/llama-cpp-loader.json from the llama-cpp-python sdist (pip download, cached) and compare."""
+    fresh = render(table(fetch_sdist(tmp_path)))
+    assert fresh == LOADER_FILE.read_text(encoding="utf-8"), "run: python -m tests.llama_cpp_source conformance/llama-cpp-loader.json"
+    assert json.loads(fresh)["llama_cpp_python"] == metadata.version("llama-cpp-python")  # the llama.cpp the tests judge with

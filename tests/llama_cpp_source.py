@@ -1,0 +1,131 @@
+"""Derive llama.cpp's tensor inventory per architecture from the source that llama-cpp-python vendors.
+
+llama.cpp's loader creates a model's tensors by name (`create_tensor(tn(LLM_TENSOR_X,
+"weight", i), ...)` in src/models/<arch>.cpp and in the shared helpers of
+src/llama-model.cpp) and refuses a file that holds a tensor it did not create. The
+names an architecture can create are therefore a fact of the source: this script
+reads them out of the pinned llama-cpp-python sdist (fetched with pip, never at the
+plugin's run time) and writes conformance/llama-cpp-loader.json, which the static
+tier's `loader-rules` check uses. An architecture whose loader is not defined in a
+models/*.cpp file of its own (one that borrows another's) is left out, and the rule
+says nothing about it.
+
+    python -m tests.llama_cpp_source conformance/llama-cpp-loader.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+LLAMA_CPP_PYTHON = "0.3.36"
+SDIST = f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz"
+SOURCE = f"llama_cpp_python-{LLAMA_CPP_PYTHON}/vendor/llama.cpp/src/"
+TENSOR_NAME = re.compile(r'\{\s*(LLM_TENSOR_\w+)\s*,\s*"([^"]+)"\s*\}')
+ARCH_NAME = re.compile(r'\{\s*(LLM_ARCH_\w+)\s*,\s*"([^"]+)"\s*\}')
+ARCH_CLASS = re.compile(r"case (LLM_ARCH_\w+):\s*return new (llama_model_\w+)\(params\);")
+TN_CALL = re.compile(r'\btn\(\s*(LLM_TENSOR_\w+)\s*(?:,\s*"(\w+)")?')
+LOADER = re.compile(r"void (llama_model_\w+)::load_arch_tensors\(")
+HELPER = re.compile(r"void llama_model_base::(create_tensor_\w+)\(")
+HELPER_CALL = re.compile(r"\b(create_tensor_\w+)\(")
+TOKENIZER = re.compile(r'tokenizer_model == "(\w+)"')
+
+
+def fetch_sdist(folder: Path) -> Path:
+    """The pinned sdist, downloaded with pip (its cache makes a second run free)."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet", "-d", str(folder)]
+    subprocess.run([*command, f"llama-cpp-python=={LLAMA_CPP_PYTHON}"], check=True)
+    return folder / SDIST
+
+
+def read_sources(sdist: Path) -> dict[str, str]:
+    """src/llama-arch.cpp, -model.cpp, -hparams.h, -vocab.cpp and src/models/*.cpp, by path below src/."""
+    sources = {}
+    with tarfile.open(sdist) as archive:
+        for member in archive.getmembers():
+            name = member.name.removeprefix(SOURCE)
+            wanted = name in ("llama-arch.cpp", "llama-model.cpp", "llama-hparams.h", "llama-vocab.cpp") or re.fullmatch(
+                r"models/[\w-]+\.cpp", name
+            )
+            if member.name.startswith(SOURCE) and wanted:
+                handle = archive.extractfile(member)
+                assert handle is not None
+                sources[name] = handle.read().decode("utf-8")
+    return sources
+
+
+def _helpers(source: str) -> dict[str, str]:
+    """Name -> body of the shared create_tensor_* helpers of llama-model.cpp (a body ends at a brace in column 0)."""
+    return {match[1]: source[match.end() : source.find("\n}", match.end())] for match in HELPER.finditer(source)}
+
+
+def tensor_inventory(sources: dict[str, str]) -> dict[str, list[str]]:
+    """Architecture name -> the tensor name templates its loader can create ("blk.{bid}.attn_norm.weight").
+
+    Every tensor name a models/<arch>.cpp file mentions, and those of the shared helpers it
+    calls, count for each architecture whose loader that file defines: a superset of what
+    llama.cpp creates for any one file, so a name outside it is one llama.cpp refuses.
+    """
+    arch_source = sources["llama-arch.cpp"]
+    templates = dict(TENSOR_NAME.findall(arch_source[arch_source.index("LLM_TENSOR_NAMES") :]))
+    arch_names = dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")]))
+    classes = {cls: arch for arch, cls in ARCH_CLASS.findall(sources["llama-model.cpp"])}
+    helpers = _helpers(sources["llama-model.cpp"])
+    inventory: dict[str, set[str]] = {}
+    for path, source in sorted(sources.items()):
+        archs = [arch_names[classes[cls]] for cls in LOADER.findall(source) if cls in classes] if path.startswith("models/") else []
+        if not archs:
+            continue
+        used = source + "".join(helpers.get(name, "") for name in set(HELPER_CALL.findall(source)))
+        names = {_name(templates[tensor], suffix) for tensor, suffix in TN_CALL.findall(used) if tensor in templates}
+        for arch in archs:
+            inventory.setdefault(arch, set()).update(names)
+    return {arch: sorted(names) for arch, names in sorted(inventory.items())}
+
+
+def _name(template: str, suffix: str) -> str:
+    name = template.replace("%d", "{bid}", 1).replace("%d", "{xid}", 1)
+    return f"{name}.{suffix}" if suffix else name
+
+
+def table(sdist: Path) -> dict[str, object]:
+    return {
+        "llama_cpp_python": LLAMA_CPP_PYTHON,
+        "derived_from": f"llama.cpp as vendored in {SDIST}",
+        "sdist_sha256": hashlib.sha256(sdist.read_bytes()).hexdigest(),
+        "how": "python -m tests.llama_cpp_source conformance/llama-cpp-loader.json",
+        **inventory(read_sources(sdist)),
+    }
+
+
+def inventory(sources: dict[str, str]) -> dict[str, object]:
+    """The architectures and tokenizers llama.cpp knows, the tensors each architecture can hold, its expert limit."""
+    arch_source = sources["llama-arch.cpp"]
+    limits = dict(re.findall(r"#define (LLAMA_MAX_EXPERTS|LLAMA_MAX_LAYERS)\s+(\d+)", sources["llama-hparams.h"]))
+    assert len(limits) == 2, "LLAMA_MAX_EXPERTS or LLAMA_MAX_LAYERS is no longer defined in llama-hparams.h"
+    return {
+        "known_architectures": sorted(set(dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")])).values())),
+        "known_tokenizers": sorted(set(TOKENIZER.findall(sources["llama-vocab.cpp"]))),
+        "max_experts": int(limits["LLAMA_MAX_EXPERTS"]),
+        "max_layers": int(limits["LLAMA_MAX_LAYERS"]),
+        "architectures": tensor_inventory(sources),
+    }
+
+
+def render(document: dict[str, object]) -> str:
+    return json.dumps(document, indent=1, sort_keys=True) + "\n"
+
+
+def main(target: Path) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        target.write_text(render(table(fetch_sdist(Path(folder)))), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
