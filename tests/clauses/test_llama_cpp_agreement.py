@@ -104,11 +104,11 @@ def test_the_static_tier_catches_what_llama_cpp_refuses(suite_verdicts: list[Ver
 
 
 def test_the_runtime_tier_never_calls_a_refused_file_met(suite_verdicts: list[Verdicts], tmp_path: Path, bases: list[Path]) -> None:
-    """The files the static prediction misses are exactly where llama.cpp's own load must decide."""
-    missed = {v.name: v for v in suite_verdicts if not v.judgement.runs and v.static == Status.MET}
-    assert missed, "no mutant slipped past the static tier: nothing for the runtime tier to decide here"
+    """Where the static prediction misses, llama.cpp's own load decides; a sample of the caught ones too."""
+    refused = [v for v in suite_verdicts if not v.judgement.runs]
+    checked = {v.name: v for v in [v for v in refused if v.static == Status.MET] + refused[:10]}
     by_name = {m.name: m for base in bases for m in mutants(base, SUITE_SEED, SUITE_MUTANTS)}
-    for name, verdict in missed.items():
+    for name, verdict in checked.items():
         path = tmp_path / name
         path.write_bytes(by_name[name].data)
         model = ModelUnderTest(path, name, threads=1, ctx=512)
@@ -117,7 +117,8 @@ def test_the_runtime_tier_never_calls_a_refused_file_met(suite_verdicts: list[Ve
         finally:
             model.close()
         assert executes.status == Status.NOT_MET, (name, verdict.judgement, executes.summary)
-        assert verdict.judgement.words.split(": ")[-1] in executes.summary, (name, executes.summary)
+        if verdict.static == Status.MET:  # the header reads well, so llama.cpp's own words decide
+            assert verdict.judgement.words.split(": ")[-1] in executes.summary, (name, executes.summary)
 
 
 def test_mutants_never_break_the_plugin(certify: Certification, bases: list[Path], tmp_path: Path) -> None:
