@@ -35,6 +35,11 @@ LOADER = re.compile(r"void (llama_model_\w+)::load_arch_tensors\(")
 HELPER = re.compile(r"void llama_model_base::(create_tensor_\w+)\(")
 HELPER_CALL = re.compile(r"\b(create_tensor_\w+)\(")
 TOKENIZER = re.compile(r'tokenizer_model == "(\w+)"')
+KV_NAME = re.compile(r'\{\s*(LLM_KV_\w+)\s*,\s*"([^"]+)"\s*\}')
+HPARAMS = re.compile(r"void (llama_model_\w+)::load_arch_hparams\(")
+GENERIC_HPARAMS = re.compile(r"void (llama_model_base)::load_hparams\(")
+KEY_CALL = re.compile(r"\bml\.(get_key|get_key_or_arr|get_arr_n|get_arr)\(")
+REQUIRED_ARGUMENTS = {"get_key": 2, "get_key_or_arr": 3, "get_arr_n": 2, "get_arr": 2}  # one more: the `required` flag
 
 
 def fetch_sdist(folder: Path) -> Path:
@@ -89,6 +94,75 @@ def tensor_inventory(sources: dict[str, str]) -> dict[str, list[str]]:
     return {arch: sorted(names) for arch, names in sorted(inventory.items())}
 
 
+def required_keys(body: str) -> list[str]:
+    """LLM_KV ids the function reads unconditionally with `required` left at true.
+
+    Only statements at the function's own level count, up to its first `return`
+    (a return inside `if (... vocab_only ...)` aside: the full load never takes it);
+    a key read inside a branch or a loop, or after a possible early return, is not
+    required of every file.
+    """
+    required, depth, position = [], 0, 0
+    while position < len(body):
+        char = body[position]
+        if char in "{}":
+            depth += 1 if char == "{" else -1
+        elif body.startswith("return", position) and re.match(r"return\b", body[position:]):
+            if "vocab_only" not in body[body.rfind("if", 0, position) : position]:
+                break
+        elif depth == 0 and (call := KEY_CALL.match(body, position)):
+            arguments, end = _arguments(body, call.end())
+            if len(arguments) == REQUIRED_ARGUMENTS[call[1]] or arguments[-1] == "true":
+                required.append(arguments[0])
+            position = end
+            continue
+        position += 1
+    return required
+
+
+def _arguments(text: str, start: int) -> tuple[list[str], int]:
+    """The top-level arguments of a call whose '(' ends just before `start`, and where the call ends."""
+    arguments, depth, current = [], 0, start
+    for index in range(start, len(text)):
+        char = text[index]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}" and depth:
+            depth -= 1
+        elif char == ")" or (char == "," and depth == 0):
+            arguments.append(text[current:index].strip())
+            current = index + 1
+            if char == ")":
+                return arguments, index + 1
+    return arguments, len(text)
+
+
+def hyperparameter_keys(sources: dict[str, str], arch_names: dict[str, str], classes: dict[str, str]) -> dict[str, list[str]]:
+    """Architecture name -> the metadata keys llama.cpp's full load refuses to do without."""
+    kv_source = sources["llama-arch.cpp"]
+    kv_names = dict(KV_NAME.findall(kv_source[kv_source.index("LLM_KV_NAMES") :]))
+    generic = required_keys(next(iter(_bodies(sources["llama-model.cpp"], GENERIC_HPARAMS).values())))
+    keys: dict[str, list[str]] = {}
+    for path, source in sorted(sources.items()):
+        if not path.startswith("models/"):
+            continue
+        for cls, body in _bodies(source, HPARAMS).items():
+            if cls in classes and classes[cls] != "LLM_ARCH_CLIP":
+                arch = arch_names[classes[cls]]
+                ids = dict.fromkeys(generic + required_keys(body))
+                keys[arch] = [kv_names[kv].replace("%s", arch) for kv in ids if kv in kv_names]
+    return dict(sorted(keys.items()))
+
+
+def _bodies(source: str, header: re.Pattern[str]) -> dict[str, str]:
+    """Name -> body (after the opening brace, up to the closing brace in column 0) of each matching function."""
+    bodies = {}
+    for match in header.finditer(source):
+        opening = source.index("{", match.end())
+        bodies[match[1]] = source[opening + 1 : source.find("\n}", opening)]
+    return bodies
+
+
 def _name(template: str, suffix: str) -> str:
     name = template.replace("%d", "{bid}", 1).replace("%d", "{xid}", 1)
     return f"{name}.{suffix}" if suffix else name
@@ -115,6 +189,11 @@ def inventory(sources: dict[str, str]) -> dict[str, object]:
         "max_experts": int(limits["LLAMA_MAX_EXPERTS"]),
         "max_layers": int(limits["LLAMA_MAX_LAYERS"]),
         "architectures": tensor_inventory(sources),
+        "required_keys": hyperparameter_keys(
+            sources,
+            dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")])),
+            {cls: arch for arch, cls in ARCH_CLASS.findall(sources["llama-model.cpp"])},
+        ),
     }
 
 

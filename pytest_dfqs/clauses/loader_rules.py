@@ -3,8 +3,8 @@
 The rules are llama.cpp's own, read out of the source that the pinned
 llama-cpp-python vendors (conformance/llama-cpp-loader.json, derived by
 tests/llama_cpp_source.py): the architectures and tokenizers it knows, the
-tensors each architecture's loader can create (a file holding any other tensor
-is refused),
+hyperparameter keys each architecture cannot load without, the tensors each
+architecture's loader can create (a file holding any other tensor is refused),
 the block and expert counts it asserts on, and its assertion that vocabulary tokens are
 unique. They follow that llama.cpp: when another llama-cpp-python is
 installed, the architecture, tokenizer and tensor rules are only reported, and the
@@ -38,6 +38,7 @@ class LoaderTable:
     max_experts: int
     max_layers: int
     tensors: dict[str, re.Pattern[str]]  # architecture -> the names its loader can create
+    required_keys: dict[str, tuple[str, ...]]  # architecture -> the keys its full load reads unconditionally
 
     @property
     def follows_installed(self) -> bool:
@@ -58,6 +59,7 @@ def loader_table() -> LoaderTable:
         document["max_experts"],
         document["max_layers"],
         {arch: _names_pattern(names) for arch, names in document["architectures"].items()},
+        {arch: tuple(keys) for arch, keys in document["required_keys"].items()},
     )
 
 
@@ -67,7 +69,7 @@ def _names_pattern(templates: list[str]) -> re.Pattern[str]:
 
 
 def architecture_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
-    """An architecture or tokenizer llama.cpp does not know, or tensors its loader would not create."""
+    """An architecture or tokenizer llama.cpp does not know, a key it cannot do without, a tensor it would not create."""
     tokenizer = header.metadata.get(Keys.Tokenizer.MODEL)
     if isinstance(tokenizer, str) and tokenizer not in table.known_tokenizers:
         return [f"{Keys.Tokenizer.MODEL} is {tokenizer!r}: llama.cpp refuses it (unknown tokenizer)"]
@@ -76,16 +78,21 @@ def architecture_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
         return []  # `standalone` says the architecture is missing
     if arch not in table.known_architectures:
         return [f"llama.cpp knows no architecture {arch!r} (it refuses: unknown model architecture)"]
+    missing = [key for key in table.required_keys.get(arch, ()) if key not in header.metadata]
+    if missing:
+        return [f"llama.cpp refuses a {arch} model without {missing[0]} (key not found in model)" + _more(missing)]
     pattern = table.tensors.get(arch)
     if pattern is None:
         return []
     unknown = [t.name for t in header.tensors if not pattern.fullmatch(t.name)]
     if not unknown:
         return []
-    shown = ", ".join(repr(name) for name in unknown[:MAX_LISTED]) + (
-        f" and {len(unknown) - MAX_LISTED} more" if len(unknown) > MAX_LISTED else ""
-    )
-    return [f"{len(unknown)} tensor(s) that llama.cpp's {arch} loader never creates, so it refuses the file: {shown}"]
+    shown = ", ".join(repr(name) for name in unknown[:MAX_LISTED])
+    return [f"{len(unknown)} tensor(s) that llama.cpp's {arch} loader never creates, so it refuses the file: {shown}" + _more(unknown)]
+
+
+def _more(items: list[str]) -> str:
+    return f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
 
 
 def expert_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:

@@ -259,7 +259,7 @@ def check_loader_rules(model: ModelUnderTest) -> Finding:
         "loader-rules",
         Status.MET,
         f"nothing llama.cpp's loader (llama-cpp-python {table.llama_cpp_python}) refuses: known architecture and"
-        f" tokenizer, tensors its loader creates, block and expert counts, unique tokens{note}",
+        f" tokenizer, required keys, tensors its loader creates, block and expert counts, unique tokens{note}",
         evidence,
     )
 

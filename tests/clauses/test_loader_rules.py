@@ -59,6 +59,10 @@ def refused_files(base: Path, folder: Path) -> dict[str, tuple[Path, str]]:
         "more used than experts": (used_five, "GGML_ASSERT(n_expert_used_max <= hparams.n_expert)"),
         "no expert used": (no_used, "GGML_ASSERT(n_expert_used_max > 0)"),
         "blocks missing": (_block_count(base, folder / "blocks3.gguf", 3), "does not find blk.2.*"),
+        "required key renamed": (
+            _patched(base, folder / "eps.gguf", b"layer_norm_rms_epsilon", b"layer_norm_rms_epsilxn"),
+            "without llama.attention.layer_norm_rms_epsilon",
+        ),
     }
 
 
