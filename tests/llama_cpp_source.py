@@ -39,6 +39,12 @@ KV_NAME = re.compile(r'\{\s*(LLM_KV_\w+)\s*,\s*"([^"]+)"\s*\}')
 HPARAMS = re.compile(r"void (llama_model_\w+)::load_arch_hparams\(")
 GENERIC_HPARAMS = re.compile(r"void (llama_model_base)::load_hparams\(")
 KEY_CALL = re.compile(r"\bml\.(get_key|get_key_or_arr|get_arr_n|get_arr)\(")
+CREATE = re.compile(r'create_tensor\(\s*tn\(\s*(LLM_TENSOR_\w+)\s*(?:,\s*"(\w+)")?[^)]*\)\s*,\s*\{([^}]*)\}')
+SYMBOLS = ("n_embd", "n_vocab", "n_expert", "n_ff")  # LLAMA_LOAD_LOCALS: hparams.n_embd, vocab.n_tokens(), .n_expert, .n_ff()
+SHADOWED = re.compile(r"\b(?:int64_t|int|uint32_t|auto|size_t)\s+(?:n_embd|n_vocab|n_expert|n_ff)\s*=|n_ff_arr\[[^\]]*\]\s*=[^=]")
+ROPE_CHECK = re.compile(
+    r"if \(((?:\s*arch == LLM_ARCH_\w+\s*(?:\|\|)?)+)\)\s*\{\s*if \(hparams\.n_rot_full != hparams\.n_embd_head_k_full\)"
+)
 REQUIRED_ARGUMENTS = {"get_key": 2, "get_key_or_arr": 3, "get_arr_n": 2, "get_arr": 2}  # one more: the `required` flag
 
 
@@ -92,6 +98,49 @@ def tensor_inventory(sources: dict[str, str]) -> dict[str, list[str]]:
         for arch in archs:
             inventory.setdefault(arch, set()).update(names)
     return {arch: sorted(names) for arch, names in sorted(inventory.items())}
+
+
+def tensor_shapes(sources: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """Architecture -> tensor name template -> its dimensions, where every dimension is n_embd, n_vocab, n_expert or n_ff.
+
+    Only names created with one shape throughout the file (and by no shared helper) and
+    files that never redefine those names are kept: what is left is a shape llama.cpp
+    checks (check_tensor_dims) and that the header alone can check too.
+    """
+    arch_source = sources["llama-arch.cpp"]
+    templates = dict(TENSOR_NAME.findall(arch_source[arch_source.index("LLM_TENSOR_NAMES") :]))
+    arch_names = dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")]))
+    classes = {cls: arch for arch, cls in ARCH_CLASS.findall(sources["llama-model.cpp"])}
+    helpers = _helpers(sources["llama-model.cpp"])
+    shapes: dict[str, dict[str, list[str]]] = {}
+    for path, source in sorted(sources.items()):
+        archs = [arch_names[classes[cls]] for cls in LOADER.findall(source) if cls in classes] if path.startswith("models/") else []
+        tensor_code = source
+        for body in _bodies(source, HPARAMS).values():  # locals of the hyperparameter loader do not reach the tensors
+            tensor_code = tensor_code.replace(body, "")
+        if not archs or SHADOWED.search(tensor_code):
+            continue
+        found: dict[str, set[tuple[str, ...]]] = {}
+        for tensor, suffix, dims in CREATE.findall(source):
+            if tensor in templates:
+                found.setdefault(_name(templates[tensor], suffix), set()).add(tuple(d.strip() for d in dims.split(",")))
+        helped = "".join(helpers.get(name, "") for name in set(HELPER_CALL.findall(source)))
+        for tensor, suffix in TN_CALL.findall(helped):
+            if tensor in templates:
+                found.setdefault(_name(templates[tensor], suffix), set()).add(("helper",))
+        simple = {name: list(next(iter(dims))) for name, dims in found.items() if len(dims) == 1 and set(next(iter(dims))) <= set(SYMBOLS)}
+        for arch in archs:
+            shapes[arch] = dict(sorted(simple.items()))
+    return dict(sorted(shapes.items()))
+
+
+def rope_checked_architectures(sources: dict[str, str]) -> list[str]:
+    """The architectures whose rope.dimension_count llama.cpp requires to equal the key length ("invalid n_rot")."""
+    arch_source = sources["llama-arch.cpp"]
+    arch_names = dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")]))
+    found = ROPE_CHECK.search(sources["llama-model.cpp"])
+    assert found is not None, "llama-model.cpp no longer checks n_rot as this script expects"
+    return sorted(arch_names[arch] for arch in re.findall(r"LLM_ARCH_\w+", found[1]))
 
 
 def required_keys(body: str) -> list[str]:
@@ -189,6 +238,8 @@ def inventory(sources: dict[str, str]) -> dict[str, object]:
         "max_experts": int(limits["LLAMA_MAX_EXPERTS"]),
         "max_layers": int(limits["LLAMA_MAX_LAYERS"]),
         "architectures": tensor_inventory(sources),
+        "shapes": tensor_shapes(sources),
+        "rope_dimension_is_head_size": rope_checked_architectures(sources),
         "required_keys": hyperparameter_keys(
             sources,
             dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")])),

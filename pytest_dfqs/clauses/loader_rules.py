@@ -4,7 +4,9 @@ The rules are llama.cpp's own, read out of the source that the pinned
 llama-cpp-python vendors (conformance/llama-cpp-loader.json, derived by
 tests/llama_cpp_source.py): the architectures and tokenizers it knows, the
 hyperparameter keys each architecture cannot load without, the tensors each
-architecture's loader can create (a file holding any other tensor is refused),
+architecture's loader can create (a file holding any other tensor is refused)
+the shapes it checks where they are n_embd, n_vocab, n_expert or n_ff, its rope
+dimension rule,
 the block and expert counts it asserts on, and its assertion that vocabulary tokens are
 unique. They follow that llama.cpp: when another llama-cpp-python is
 installed, the architecture, tokenizer and tensor rules are only reported, and the
@@ -39,6 +41,8 @@ class LoaderTable:
     max_layers: int
     tensors: dict[str, re.Pattern[str]]  # architecture -> the names its loader can create
     required_keys: dict[str, tuple[str, ...]]  # architecture -> the keys its full load reads unconditionally
+    shapes: dict[str, tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]]  # architecture -> (name, dimension symbols)
+    rope_checked: frozenset[str]  # architectures whose rope.dimension_count must equal the key length
 
     @property
     def follows_installed(self) -> bool:
@@ -60,6 +64,11 @@ def loader_table() -> LoaderTable:
         document["max_layers"],
         {arch: _names_pattern(names) for arch, names in document["architectures"].items()},
         {arch: tuple(keys) for arch, keys in document["required_keys"].items()},
+        {
+            arch: tuple((_names_pattern([name]), tuple(dims)) for name, dims in shapes.items())
+            for arch, shapes in document["shapes"].items()
+        },
+        frozenset(document["rope_dimension_is_head_size"]),
     )
 
 
@@ -93,6 +102,65 @@ def architecture_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
 
 def _more(items: list[str]) -> str:
     return f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+
+
+def shape_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """Tensors whose shape is not the one llama.cpp's loader checks (check_tensor_dims), where it is n_embd, n_vocab or n_expert."""
+    symbols = _dimension_values(header)
+    expected_shapes = table.shapes.get(header.architecture or "", ())
+    for tensor in header.tensors:
+        for pattern, dims in expected_shapes:
+            if pattern.fullmatch(tensor.name) and all(d in symbols for d in dims):
+                expected = tuple(symbols[d] for d in dims)
+                if _padded(tensor.shape) != _padded(expected):
+                    shown = ", ".join(f"{d}={symbols[d]}" for d in dims)
+                    return [f"tensor {tensor.name!r} has shape {list(tensor.shape)}; llama.cpp expects {list(expected)} ({shown})"]
+    return []
+
+
+def _dimension_values(header: GGUFHeader) -> dict[str, int]:
+    """The values llama.cpp gives n_embd, n_vocab, n_expert and n_ff, where the header states them plainly."""
+    values = {}
+    embd = metadata_count(header.metadata.get(Keys.LLM.EMBEDDING_LENGTH.format(arch=header.architecture)))
+    if embd:
+        values["n_embd"] = embd
+    tokens, model = header.metadata.get(Keys.Tokenizer.LIST), header.metadata.get(Keys.Tokenizer.MODEL)
+    if isinstance(tokens, ArrayValue) and model not in ("no_vocab", "none"):
+        values["n_vocab"] = tokens.count
+    experts = metadata_count(header.metadata.get(Keys.LLM.EXPERT_COUNT.format(arch=header.architecture)))
+    if experts is not None and experts > 1:  # some architectures turn a single expert into none
+        values["n_expert"] = experts
+    feed_forward = header.metadata.get(Keys.LLM.FEED_FORWARD_LENGTH.format(arch=header.architecture))
+    first = _first(feed_forward)
+    if feed_forward is None or first is not None:
+        values["n_ff"] = first or 0  # hparams.n_ff(): the first layer's, 0 when the optional key is absent
+    return values
+
+
+def _first(value: object) -> int | None:
+    """A per-layer value's first entry (or the value itself), as llama.cpp's hparams accessors read it."""
+    if isinstance(value, ArrayValue):
+        return metadata_count(value.values[0]) if value.values else None
+    return metadata_count(value)
+
+
+def rope_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """llama.cpp refuses llama-like models whose rope dimension is not the key length ("invalid n_rot")."""
+    arch = header.architecture
+    rope = metadata_count(header.metadata.get(Keys.Rope.DIMENSION_COUNT.format(arch=arch)))
+    heads = _first(header.metadata.get(Keys.Attention.HEAD_COUNT.format(arch=arch)))
+    embd = metadata_count(header.metadata.get(Keys.LLM.EMBEDDING_LENGTH.format(arch=arch)))
+    if arch not in table.rope_checked or rope is None or not heads or not embd:
+        return []
+    head_size = metadata_count(header.metadata.get(Keys.Attention.KEY_LENGTH.format(arch=arch))) or embd // heads
+    if rope != head_size:
+        return [f"{arch}.rope.dimension_count is {rope} but the key length is {head_size}: llama.cpp refuses it (invalid n_rot)"]
+    return []
+
+
+def _padded(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A shape as ggml holds it: four dimensions, the missing ones 1."""
+    return tuple(shape) + (1,) * (4 - len(shape))
 
 
 def expert_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -148,5 +216,5 @@ def loader_problems(header: GGUFHeader) -> tuple[list[str], list[str]]:
     """(what llama.cpp refuses, what the pinned llama.cpp would refuse but the installed one may not)."""
     table = loader_table()
     certain = block_problems(header, table) + expert_problems(header, table) + vocabulary_problems(header)
-    versioned = architecture_problems(header, table)
+    versioned = architecture_problems(header, table) or rope_problems(header, table) or shape_problems(header, table)
     return (certain + versioned, []) if table.follows_installed else (certain, versioned)

@@ -27,9 +27,9 @@ from tests.llama_judge import Judgement, LlamaJudge
 
 SUITE_SEED = 20261123
 SUITE_MUTANTS = 150  # per base model
-BENCHMARK_SEED = 7
-BENCHMARK_MUTANTS = 2000
-STATIC_CATCH_FLOOR = 0.95  # measured 0.956 on 2,000 mutants (seed 2); the target is 0.995
+BENCHMARK_SEED = 20261124  # fresh: the rules were developed against seeds 1, 2 and 7
+BENCHMARK_MUTANTS = 4000
+STATIC_CATCH_FLOOR = 0.99  # measured 0.9944 on 4,000 fresh mutants (seed 20261124); the target is 0.995
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,11 @@ def _patched(source: Path, target: Path, old: bytes, new: bytes) -> Path:
     return target
 
 
-def _block_count(source: Path, target: Path, blocks: int) -> Path:
+def _u32(source: Path, target: Path, key: str, value: int) -> Path:
+    """The file with one UINT32 metadata value written over."""
     header = read_header(source)
-    key = "llama.block_count"
-    at = header.metadata_offsets[key] + 8 + len(key) + 4
     data = bytearray(source.read_bytes())
-    struct.pack_into("<I", data, at, blocks)
+    struct.pack_into("<I", data, header.metadata_offsets[key] + 8 + len(key) + 4, value)
     target.write_bytes(data)
     return target
 
@@ -58,7 +57,12 @@ def refused_files(base: Path, folder: Path) -> dict[str, tuple[Path, str]]:
         "duplicate token": (_patched(base, folder / "dup.gguf", ONE + b"a" + ONE + b"b", ONE + b"a" + ONE + b"a"), "holds b'a' twice"),
         "more used than experts": (used_five, "GGML_ASSERT(n_expert_used_max <= hparams.n_expert)"),
         "no expert used": (no_used, "GGML_ASSERT(n_expert_used_max > 0)"),
-        "blocks missing": (_block_count(base, folder / "blocks3.gguf", 3), "does not find blk.2.*"),
+        "blocks missing": (_u32(base, folder / "blocks3.gguf", "llama.block_count", 3), "does not find blk.2.*"),
+        "expert shape": (
+            _u32(base, folder / "ff.gguf", "llama.feed_forward_length", 64),
+            "llama.cpp expects [64, 64, 4] (n_embd=64, n_ff=64",
+        ),
+        "rope dimension": (_u32(base, folder / "rope.gguf", "llama.rope.dimension_count", 8), "invalid n_rot"),
         "required key renamed": (
             _patched(base, folder / "eps.gguf", b"layer_norm_rms_epsilon", b"layer_norm_rms_epsilxn"),
             "without llama.attention.layer_norm_rms_epsilon",
