@@ -22,6 +22,9 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 LLAMA_CPP_PYTHON = "0.3.36"
@@ -71,76 +74,99 @@ def read_sources(sdist: Path) -> dict[str, str]:
     return sources
 
 
-def _helpers(source: str) -> dict[str, str]:
-    """Name -> body of the shared create_tensor_* helpers of llama-model.cpp (a body ends at a brace in column 0)."""
-    return {match[1]: source[match.end() : source.find("\n}", match.end())] for match in HELPER.finditer(source)}
+@dataclass(frozen=True)
+class LlamaSource:
+    """The parts of llama.cpp's source the rules come from, with the name tables they all use."""
+
+    files: dict[str, str]
+
+    @cached_property
+    def tensor_templates(self) -> dict[str, str]:
+        """LLM_TENSOR_X -> "blk.%d.attn_norm"."""
+        arch = self.files["llama-arch.cpp"]
+        return dict(TENSOR_NAME.findall(arch[arch.index("LLM_TENSOR_NAMES") :]))
+
+    @cached_property
+    def arch_names(self) -> dict[str, str]:
+        """LLM_ARCH_X -> "llama"."""
+        arch = self.files["llama-arch.cpp"]
+        return dict(ARCH_NAME.findall(arch[: arch.index("LLM_KV_NAMES")]))
+
+    @cached_property
+    def classes(self) -> dict[str, str]:
+        """llama_model_x -> LLM_ARCH_X: which class loads which architecture."""
+        return {cls: arch for arch, cls in ARCH_CLASS.findall(self.files["llama-model.cpp"])}
+
+    @cached_property
+    def helpers(self) -> dict[str, str]:
+        """Name -> body of the shared create_tensor_* helpers of llama-model.cpp (a body ends at a brace in column 0)."""
+        model = self.files["llama-model.cpp"]
+        return {match[1]: model[match.end() : model.find("\n}", match.end())] for match in HELPER.finditer(model)}
+
+    def model_files(self) -> Iterator[tuple[str, list[str]]]:
+        """(source, architecture names) of every models/*.cpp file that defines a loader of its own."""
+        for path, source in sorted(self.files.items()):
+            archs = [self.arch_names[self.classes[cls]] for cls in LOADER.findall(source) if cls in self.classes]
+            if path.startswith("models/") and archs:
+                yield source, archs
+
+    def helped(self, source: str) -> str:
+        """The bodies of the shared helpers a file calls."""
+        return "".join(self.helpers.get(name, "") for name in set(HELPER_CALL.findall(source)))
+
+    def name(self, tensor: str, suffix: str) -> str:
+        template = self.tensor_templates[tensor].replace("%d", "{bid}", 1).replace("%d", "{xid}", 1)
+        return f"{template}.{suffix}" if suffix else template
 
 
-def tensor_inventory(sources: dict[str, str]) -> dict[str, list[str]]:
+def tensor_inventory(source: LlamaSource) -> dict[str, list[str]]:
     """Architecture name -> the tensor name templates its loader can create ("blk.{bid}.attn_norm.weight").
 
     Every tensor name a models/<arch>.cpp file mentions, and those of the shared helpers it
     calls, count for each architecture whose loader that file defines: a superset of what
     llama.cpp creates for any one file, so a name outside it is one llama.cpp refuses.
     """
-    arch_source = sources["llama-arch.cpp"]
-    templates = dict(TENSOR_NAME.findall(arch_source[arch_source.index("LLM_TENSOR_NAMES") :]))
-    arch_names = dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")]))
-    classes = {cls: arch for arch, cls in ARCH_CLASS.findall(sources["llama-model.cpp"])}
-    helpers = _helpers(sources["llama-model.cpp"])
     inventory: dict[str, set[str]] = {}
-    for path, source in sorted(sources.items()):
-        archs = [arch_names[classes[cls]] for cls in LOADER.findall(source) if cls in classes] if path.startswith("models/") else []
-        if not archs:
-            continue
-        used = source + "".join(helpers.get(name, "") for name in set(HELPER_CALL.findall(source)))
-        names = {_name(templates[tensor], suffix) for tensor, suffix in TN_CALL.findall(used) if tensor in templates}
+    for code, archs in source.model_files():
+        used = code + source.helped(code)
+        names = {source.name(tensor, suffix) for tensor, suffix in TN_CALL.findall(used) if tensor in source.tensor_templates}
         for arch in archs:
             inventory.setdefault(arch, set()).update(names)
     return {arch: sorted(names) for arch, names in sorted(inventory.items())}
 
 
-def tensor_shapes(sources: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+def tensor_shapes(source: LlamaSource) -> dict[str, dict[str, list[str]]]:
     """Architecture -> tensor name template -> its dimensions, where every dimension is n_embd, n_vocab, n_expert or n_ff.
 
     Only names created with one shape throughout the file (and by no shared helper) and
     files that never redefine those names are kept: what is left is a shape llama.cpp
     checks (check_tensor_dims) and that the header alone can check too.
     """
-    arch_source = sources["llama-arch.cpp"]
-    templates = dict(TENSOR_NAME.findall(arch_source[arch_source.index("LLM_TENSOR_NAMES") :]))
-    arch_names = dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")]))
-    classes = {cls: arch for arch, cls in ARCH_CLASS.findall(sources["llama-model.cpp"])}
-    helpers = _helpers(sources["llama-model.cpp"])
     shapes: dict[str, dict[str, list[str]]] = {}
-    for path, source in sorted(sources.items()):
-        archs = [arch_names[classes[cls]] for cls in LOADER.findall(source) if cls in classes] if path.startswith("models/") else []
-        tensor_code = source
-        for body in _bodies(source, HPARAMS).values():  # locals of the hyperparameter loader do not reach the tensors
+    for code, archs in source.model_files():
+        tensor_code = code
+        for body in _bodies(code, HPARAMS).values():  # locals of the hyperparameter loader do not reach the tensors
             tensor_code = tensor_code.replace(body, "")
-        if not archs or SHADOWED.search(tensor_code):
+        if SHADOWED.search(tensor_code):
             continue
         found: dict[str, set[tuple[str, ...]]] = {}
-        for tensor, suffix, dims in CREATE.findall(source):
-            if tensor in templates:
-                found.setdefault(_name(templates[tensor], suffix), set()).add(tuple(d.strip() for d in dims.split(",")))
-        helped = "".join(helpers.get(name, "") for name in set(HELPER_CALL.findall(source)))
-        for tensor, suffix in TN_CALL.findall(helped):
-            if tensor in templates:
-                found.setdefault(_name(templates[tensor], suffix), set()).add(("helper",))
+        for tensor, suffix, dims in CREATE.findall(code):
+            if tensor in source.tensor_templates:
+                found.setdefault(source.name(tensor, suffix), set()).add(tuple(d.strip() for d in dims.split(",")))
+        for tensor, suffix in TN_CALL.findall(source.helped(code)):
+            if tensor in source.tensor_templates:
+                found.setdefault(source.name(tensor, suffix), set()).add(("helper",))
         simple = {name: list(next(iter(dims))) for name, dims in found.items() if len(dims) == 1 and set(next(iter(dims))) <= set(SYMBOLS)}
         for arch in archs:
             shapes[arch] = dict(sorted(simple.items()))
     return dict(sorted(shapes.items()))
 
 
-def rope_checked_architectures(sources: dict[str, str]) -> list[str]:
+def rope_checked_architectures(source: LlamaSource) -> list[str]:
     """The architectures whose rope.dimension_count llama.cpp requires to equal the key length ("invalid n_rot")."""
-    arch_source = sources["llama-arch.cpp"]
-    arch_names = dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")]))
-    found = ROPE_CHECK.search(sources["llama-model.cpp"])
+    found = ROPE_CHECK.search(source.files["llama-model.cpp"])
     assert found is not None, "llama-model.cpp no longer checks n_rot as this script expects"
-    return sorted(arch_names[arch] for arch in re.findall(r"LLM_ARCH_\w+", found[1]))
+    return sorted(source.arch_names[arch] for arch in re.findall(r"LLM_ARCH_\w+", found[1]))
 
 
 def required_keys(body: str) -> list[str]:
@@ -186,18 +212,16 @@ def _arguments(text: str, start: int) -> tuple[list[str], int]:
     return arguments, len(text)
 
 
-def hyperparameter_keys(sources: dict[str, str], arch_names: dict[str, str], classes: dict[str, str]) -> dict[str, list[str]]:
+def hyperparameter_keys(source: LlamaSource) -> dict[str, list[str]]:
     """Architecture name -> the metadata keys llama.cpp's full load refuses to do without."""
-    kv_source = sources["llama-arch.cpp"]
-    kv_names = dict(KV_NAME.findall(kv_source[kv_source.index("LLM_KV_NAMES") :]))
-    generic = required_keys(next(iter(_bodies(sources["llama-model.cpp"], GENERIC_HPARAMS).values())))
+    arch_file = source.files["llama-arch.cpp"]
+    kv_names = dict(KV_NAME.findall(arch_file[arch_file.index("LLM_KV_NAMES") :]))
+    generic = required_keys(next(iter(_bodies(source.files["llama-model.cpp"], GENERIC_HPARAMS).values())))
     keys: dict[str, list[str]] = {}
-    for path, source in sorted(sources.items()):
-        if not path.startswith("models/"):
-            continue
-        for cls, body in _bodies(source, HPARAMS).items():
-            if cls in classes and classes[cls] != "LLM_ARCH_CLIP":
-                arch = arch_names[classes[cls]]
+    for path, code in sorted(source.files.items()):
+        for cls, body in _bodies(code, HPARAMS).items() if path.startswith("models/") else ():
+            if cls in source.classes and source.classes[cls] != "LLM_ARCH_CLIP":
+                arch = source.arch_names[source.classes[cls]]
                 ids = dict.fromkeys(generic + required_keys(body))
                 keys[arch] = [kv_names[kv].replace("%s", arch) for kv in ids if kv in kv_names]
     return dict(sorted(keys.items()))
@@ -212,39 +236,29 @@ def _bodies(source: str, header: re.Pattern[str]) -> dict[str, str]:
     return bodies
 
 
-def _name(template: str, suffix: str) -> str:
-    name = template.replace("%d", "{bid}", 1).replace("%d", "{xid}", 1)
-    return f"{name}.{suffix}" if suffix else name
-
-
 def table(sdist: Path) -> dict[str, object]:
     return {
         "llama_cpp_python": LLAMA_CPP_PYTHON,
         "derived_from": f"llama.cpp as vendored in {SDIST}",
         "sdist_sha256": hashlib.sha256(sdist.read_bytes()).hexdigest(),
         "how": "python -m tests.llama_cpp_source conformance/llama-cpp-loader.json",
-        **inventory(read_sources(sdist)),
+        **rules(LlamaSource(read_sources(sdist))),
     }
 
 
-def inventory(sources: dict[str, str]) -> dict[str, object]:
-    """The architectures and tokenizers llama.cpp knows, the tensors each architecture can hold, its expert limit."""
-    arch_source = sources["llama-arch.cpp"]
-    limits = dict(re.findall(r"#define (LLAMA_MAX_EXPERTS|LLAMA_MAX_LAYERS)\s+(\d+)", sources["llama-hparams.h"]))
+def rules(source: LlamaSource) -> dict[str, object]:
+    """Everything the loader-rules check needs: names llama.cpp knows, limits, tensors, shapes, keys."""
+    limits = dict(re.findall(r"#define (LLAMA_MAX_EXPERTS|LLAMA_MAX_LAYERS)\s+(\d+)", source.files["llama-hparams.h"]))
     assert len(limits) == 2, "LLAMA_MAX_EXPERTS or LLAMA_MAX_LAYERS is no longer defined in llama-hparams.h"
     return {
-        "known_architectures": sorted(set(dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")])).values())),
-        "known_tokenizers": sorted(set(TOKENIZER.findall(sources["llama-vocab.cpp"]))),
+        "known_architectures": sorted(set(source.arch_names.values())),
+        "known_tokenizers": sorted(set(TOKENIZER.findall(source.files["llama-vocab.cpp"]))),
         "max_experts": int(limits["LLAMA_MAX_EXPERTS"]),
         "max_layers": int(limits["LLAMA_MAX_LAYERS"]),
-        "architectures": tensor_inventory(sources),
-        "shapes": tensor_shapes(sources),
-        "rope_dimension_is_head_size": rope_checked_architectures(sources),
-        "required_keys": hyperparameter_keys(
-            sources,
-            dict(ARCH_NAME.findall(arch_source[: arch_source.index("LLM_KV_NAMES")])),
-            {cls: arch for arch, cls in ARCH_CLASS.findall(sources["llama-model.cpp"])},
-        ),
+        "architectures": tensor_inventory(source),
+        "shapes": tensor_shapes(source),
+        "rope_dimension_is_head_size": rope_checked_architectures(source),
+        "required_keys": hyperparameter_keys(source),
     }
 
 

@@ -173,15 +173,22 @@ class ModelWorker:
         self.recorder = RoutingRecorder()
         self.contexts: dict[tuple[int, int, int, int, bool], Context] = {}
 
-    def load_vocab(self, path: str) -> dict[str, Any]:
-        """llama.cpp reads the hyperparameters and the vocabulary, no weights: what it refuses there, it refuses cheaply."""
+    @staticmethod
+    def _load_model(path: str, what: str, **settings: Any) -> Any:
+        """llama_model_load_from_file with these model parameters; its refusal raises, naming what was loaded."""
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
-        params.vocab_only = True
-        started = time.perf_counter()
+        for name, value in settings.items():
+            setattr(params, name, value)
         model = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not model:
-            raise RuntimeError(f"llama.cpp could not read the hyperparameters and vocabulary of {path} (its log says why)")
+            raise RuntimeError(f"llama.cpp could not load {what} of {path} (its log says why)")
+        return model
+
+    def load_vocab(self, path: str) -> dict[str, Any]:
+        """llama.cpp reads the hyperparameters and the vocabulary, no weights: what it refuses there, it refuses cheaply."""
+        started = time.perf_counter()
+        model = self._load_model(path, "the hyperparameters and vocabulary", vocab_only=True)
         try:
             vocab = llama_cpp.llama_model_get_vocab(model)
             return {
@@ -193,13 +200,8 @@ class ModelWorker:
 
     def load(self, path: str, n_gpu_layers: int = 0) -> dict[str, Any]:
         """Load the model; CPU only unless the GPU comparison asks for offloaded layers."""
-        llama_cpp.llama_backend_init()
-        params = llama_cpp.llama_model_default_params()
-        params.n_gpu_layers = n_gpu_layers
         started = time.perf_counter()
-        model = llama_cpp.llama_model_load_from_file(path.encode(), params)
-        if not model:
-            raise RuntimeError(f"llama.cpp could not load {path} (its log says why)")
+        model = self._load_model(path, "the model", n_gpu_layers=n_gpu_layers)
         self.model, self.loads = model, self.loads + 1
         self.vocab = llama_cpp.llama_model_get_vocab(model)
         return {"load_seconds": time.perf_counter() - started, **self.describe()}
