@@ -45,6 +45,7 @@ KEY_CALL = re.compile(r"\bml\.(get_key|get_key_or_arr|get_arr_n|get_arr)\(")
 CREATE = re.compile(r'create_tensor\(\s*tn\(\s*(LLM_TENSOR_\w+)\s*(?:,\s*"(\w+)")?[^)]*\)\s*,\s*\{([^}]*)\}')
 SYMBOLS = ("n_embd", "n_vocab", "n_expert", "n_ff")  # LLAMA_LOAD_LOCALS: hparams.n_embd, vocab.n_tokens(), .n_expert, .n_ff()
 SHADOWED = re.compile(r"\b(?:int64_t|int|uint32_t|auto|size_t)\s+(?:n_embd|n_vocab|n_expert|n_ff)\s*=|n_ff_arr\[[^\]]*\]\s*=[^=]")
+GATING_CHECK = re.compile(r"if \(hparams\.expert_gating_func != (LLAMA_EXPERT_GATING_FUNC_TYPE_\w+)\)\s*\{\s*throw")
 ROPE_CHECK = re.compile(
     r"if \(((?:\s*arch == LLM_ARCH_\w+\s*(?:\|\|)?)+)\)\s*\{\s*if \(hparams\.n_rot_full != hparams\.n_embd_head_k_full\)"
 )
@@ -136,7 +137,7 @@ def tensor_inventory(source: LlamaSource) -> dict[str, list[str]]:
 
 
 def tensor_shapes(source: LlamaSource) -> dict[str, dict[str, list[str]]]:
-    """Architecture -> tensor name template -> its dimensions, where every dimension is n_embd, n_vocab, n_expert or n_ff.
+    """Architecture -> tensor name template -> its dimensions, where every dimension is n_embd, n_vocab, n_expert, n_ff or a number.
 
     Only names created with one shape throughout the file (and by no shared helper) and
     files that never redefine those names are kept: what is left is a shape llama.cpp
@@ -156,10 +157,24 @@ def tensor_shapes(source: LlamaSource) -> dict[str, dict[str, list[str]]]:
         for tensor, suffix in TN_CALL.findall(source.helped(code)):
             if tensor in source.tensor_templates:
                 found.setdefault(source.name(tensor, suffix), set()).add(("helper",))
-        simple = {name: list(next(iter(dims))) for name, dims in found.items() if len(dims) == 1 and set(next(iter(dims))) <= set(SYMBOLS)}
+        simple = {name: list(next(iter(dims))) for name, dims in found.items() if len(dims) == 1 and all(map(_plain, next(iter(dims))))}
         for arch in archs:
             shapes[arch] = dict(sorted(simple.items()))
     return dict(sorted(shapes.items()))
+
+
+def _plain(dimension: str) -> bool:
+    """A dimension the header alone can state: one of SYMBOLS or a number written out."""
+    return dimension in SYMBOLS or dimension.isdigit()
+
+
+def required_gating(source: LlamaSource) -> dict[str, int]:
+    """Architecture -> the only expert_gating_func value its loader accepts (it throws on any other)."""
+    values = dict(
+        (name, int(value))
+        for name, value in re.findall(r"(LLAMA_EXPERT_GATING_FUNC_TYPE_\w+)\s*=\s*(\d+)", source.files["llama-hparams.h"])
+    )
+    return {arch: values[found[1]] for code, archs in source.model_files() if (found := GATING_CHECK.search(code)) for arch in archs}
 
 
 def rope_checked_architectures(source: LlamaSource) -> list[str]:
@@ -258,6 +273,7 @@ def rules(source: LlamaSource) -> dict[str, object]:
         "architectures": tensor_inventory(source),
         "shapes": tensor_shapes(source),
         "rope_dimension_is_head_size": rope_checked_architectures(source),
+        "expert_gating_func": required_gating(source),
         "required_keys": hyperparameter_keys(source),
     }
 

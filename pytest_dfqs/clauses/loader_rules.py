@@ -5,8 +5,8 @@ llama-cpp-python vendors (conformance/llama-cpp-loader.json, derived by
 tests/llama_cpp_source.py): the architectures and tokenizers it knows, the
 hyperparameter keys each architecture cannot load without, the tensors each
 architecture's loader can create (a file holding any other tensor is refused)
-the shapes it checks where they are n_embd, n_vocab, n_expert or n_ff, its rope
-dimension rule,
+the shapes it checks where they are n_embd, n_vocab, n_expert, n_ff or a number,
+its rope dimension rule, the expert gating function an architecture insists on,
 the block and expert counts it asserts on, and its assertion that vocabulary tokens are
 unique. They follow that llama.cpp: when another llama-cpp-python is
 installed, the architecture, tokenizer and tensor rules are only reported, and the
@@ -43,6 +43,7 @@ class LoaderTable:
     required_keys: dict[str, tuple[str, ...]]  # architecture -> the keys its full load reads unconditionally
     shapes: dict[str, tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]]  # architecture -> (name, dimension symbols)
     rope_checked: frozenset[str]  # architectures whose rope.dimension_count must equal the key length
+    gating: dict[str, int]  # architecture -> the only expert_gating_func its loader accepts
 
     @property
     def follows_installed(self) -> bool:
@@ -69,6 +70,7 @@ def loader_table() -> LoaderTable:
             for arch, shapes in document["shapes"].items()
         },
         frozenset(document["rope_dimension_is_head_size"]),
+        document["expert_gating_func"],
     )
 
 
@@ -110,10 +112,10 @@ def shape_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     expected_shapes = table.shapes.get(header.architecture or "", ())
     for tensor in header.tensors:
         for pattern, dims in expected_shapes:
-            if pattern.fullmatch(tensor.name) and all(d in symbols for d in dims):
-                expected = tuple(symbols[d] for d in dims)
+            if pattern.fullmatch(tensor.name) and all(d in symbols or d.isdigit() for d in dims):
+                expected = tuple(symbols[d] if d in symbols else int(d) for d in dims)
                 if _padded(tensor.shape) != _padded(expected):
-                    shown = ", ".join(f"{d}={symbols[d]}" for d in dims)
+                    shown = ", ".join(f"{d}={symbols[d]}" for d in dims if d in symbols) or "fixed by llama.cpp"
                     return [f"tensor {tensor.name!r} has shape {list(tensor.shape)}; llama.cpp expects {list(expected)} ({shown})"]
     return []
 
@@ -142,6 +144,16 @@ def _first(value: object) -> int | None:
     if isinstance(value, ArrayValue):
         return metadata_count(value.values[0]) if value.values else None
     return metadata_count(value)
+
+
+def gating_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """An architecture whose loader accepts one expert gating function only (deepseek4: sqrt-softplus)."""
+    arch = header.architecture or ""
+    key = f"{arch}.expert_gating_func"
+    value = metadata_count(header.metadata.get(key))
+    if arch in table.gating and value is not None and value != table.gating[arch]:
+        return [f"{key} is {value}; llama.cpp's {arch} loader accepts only {table.gating[arch]} and refuses the file"]
+    return []
 
 
 def rope_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -216,5 +228,6 @@ def loader_problems(header: GGUFHeader) -> tuple[list[str], list[str]]:
     """(what llama.cpp refuses, what the pinned llama.cpp would refuse but the installed one may not)."""
     table = loader_table()
     certain = block_problems(header, table) + expert_problems(header, table) + vocabulary_problems(header)
-    versioned = architecture_problems(header, table) or rope_problems(header, table) or shape_problems(header, table)
+    versioned = architecture_problems(header, table) or gating_problems(header, table) or rope_problems(header, table)
+    versioned = versioned or shape_problems(header, table)
     return (certain + versioned, []) if table.follows_installed else (certain, versioned)
