@@ -45,6 +45,8 @@ KEY_CALL = re.compile(r"\bml\.(get_key|get_key_or_arr|get_arr_n|get_arr)\(")
 CREATE = re.compile(r'create_tensor\(\s*tn\(\s*(LLM_TENSOR_\w+)\s*(?:,\s*"(\w+)")?[^)]*\)\s*,\s*\{([^}]*)\}')
 SYMBOLS = ("n_embd", "n_vocab", "n_expert", "n_ff")  # LLAMA_LOAD_LOCALS: hparams.n_embd, vocab.n_tokens(), .n_expert, .n_ff()
 SHADOWED = re.compile(r"\b(?:int64_t|int|uint32_t|auto|size_t)\s+(?:n_embd|n_vocab|n_expert|n_ff)\s*=|n_ff_arr\[[^\]]*\]\s*=[^=]")
+TOKENIZER_BRANCH = re.compile(r'if \(((?:\s*(?:\|\|)?\s*tokenizer_model == "\w+")+)\s*\)\s*\{')
+MERGES_EXEMPT = re.compile(r'tokenizer_pre == "([\w-]+)"')
 GATING_CHECK = re.compile(r"if \(hparams\.expert_gating_func != (LLAMA_EXPERT_GATING_FUNC_TYPE_\w+)\)\s*\{\s*throw")
 ROPE_CHECK = re.compile(
     r"if \(((?:\s*arch == LLM_ARCH_\w+\s*(?:\|\|)?)+)\)\s*\{\s*if \(hparams\.n_rot_full != hparams\.n_embd_head_k_full\)"
@@ -168,6 +170,28 @@ def _plain(dimension: str) -> bool:
     return dimension in SYMBOLS or dimension.isdigit()
 
 
+def tokenizers_needing_merges(source: LlamaSource) -> dict[str, list[str]]:
+    """Tokenizer model -> the tokenizer.ggml.pre values exempt: the BPE tokenizers llama.cpp refuses without merges."""
+    vocab = source.files["llama-vocab.cpp"]
+    needs: dict[str, list[str]] = {}
+    for branch in TOKENIZER_BRANCH.finditer(vocab):
+        body = _block(vocab, branch.end())
+        if 'throw std::runtime_error("cannot find tokenizer merges' in body:
+            for model in re.findall(r'"(\w+)"', branch[1]):
+                needs[model] = sorted(set(MERGES_EXEMPT.findall(body)))
+    return dict(sorted(needs.items()))
+
+
+def _block(text: str, start: int) -> str:
+    """The text of the brace block whose '{' ends just before `start`."""
+    depth = 1
+    for index in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return text[start:index]
+    return text[start:]
+
+
 def required_gating(source: LlamaSource) -> dict[str, int]:
     """Architecture -> the only expert_gating_func value its loader accepts (it throws on any other)."""
     values = dict(
@@ -274,6 +298,7 @@ def rules(source: LlamaSource) -> dict[str, object]:
         "shapes": tensor_shapes(source),
         "rope_dimension_is_head_size": rope_checked_architectures(source),
         "expert_gating_func": required_gating(source),
+        "tokenizers_needing_merges": tokenizers_needing_merges(source),
         "required_keys": hyperparameter_keys(source),
     }
 

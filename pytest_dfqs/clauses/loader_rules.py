@@ -7,6 +7,7 @@ hyperparameter keys each architecture cannot load without, the tensors each
 architecture's loader can create (a file holding any other tensor is refused)
 the shapes it checks where they are n_embd, n_vocab, n_expert, n_ff or a number,
 its rope dimension rule, the expert gating function an architecture insists on,
+the BPE tokenizers it cannot load without merges,
 the block and expert counts it asserts on, and its assertion that vocabulary tokens are
 unique. They follow that llama.cpp: when another llama-cpp-python is
 installed, the architecture, tokenizer and tensor rules are only reported, and the
@@ -22,7 +23,7 @@ from functools import lru_cache
 from importlib import metadata
 from typing import Any
 
-from gguf.constants import Keys
+from gguf.constants import GGUFValueType, Keys
 
 from pytest_dfqs.catalogue import CONFORMANCE_DIR
 from pytest_dfqs.modelfile.facts import blocks_present, metadata_count
@@ -44,6 +45,7 @@ class LoaderTable:
     shapes: dict[str, tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]]  # architecture -> (name, dimension symbols)
     rope_checked: frozenset[str]  # architectures whose rope.dimension_count must equal the key length
     gating: dict[str, int]  # architecture -> the only expert_gating_func its loader accepts
+    needs_merges: dict[str, frozenset[str]]  # tokenizer model -> the tokenizer.ggml.pre values exempt
 
     @property
     def follows_installed(self) -> bool:
@@ -71,6 +73,7 @@ def loader_table() -> LoaderTable:
         },
         frozenset(document["rope_dimension_is_head_size"]),
         document["expert_gating_func"],
+        {model: frozenset(exempt) for model, exempt in document["tokenizers_needing_merges"].items()},
     )
 
 
@@ -144,6 +147,18 @@ def _first(value: object) -> int | None:
     if isinstance(value, ArrayValue):
         return metadata_count(value.values[0]) if value.values else None
     return metadata_count(value)
+
+
+def merges_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """A BPE tokenizer without its merges, or with merges that are not a list of strings: llama.cpp throws."""
+    model, merges = header.metadata.get(Keys.Tokenizer.MODEL), header.metadata.get(Keys.Tokenizer.MERGES)
+    if not isinstance(model, str) or model not in table.needs_merges:
+        return []
+    if merges is None and header.metadata.get(Keys.Tokenizer.PRE) not in table.needs_merges[model]:
+        return [f"a {model!r} tokenizer without {Keys.Tokenizer.MERGES}: llama.cpp refuses it (cannot find tokenizer merges)"]
+    if merges is not None and not (isinstance(merges, ArrayValue) and merges.element_type == GGUFValueType.STRING):
+        return [f"{Keys.Tokenizer.MERGES} is not an array of strings: llama.cpp refuses it (invalid gguf type)"]
+    return []
 
 
 def gating_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -228,6 +243,7 @@ def loader_problems(header: GGUFHeader) -> tuple[list[str], list[str]]:
     """(what llama.cpp refuses, what the pinned llama.cpp would refuse but the installed one may not)."""
     table = loader_table()
     certain = block_problems(header, table) + expert_problems(header, table) + vocabulary_problems(header)
-    versioned = architecture_problems(header, table) or gating_problems(header, table) or rope_problems(header, table)
+    versioned = architecture_problems(header, table) or merges_problems(header, table) or gating_problems(header, table)
+    versioned = versioned or rope_problems(header, table)
     versioned = versioned or shape_problems(header, table)
     return (certain + versioned, []) if table.follows_installed else (certain, versioned)

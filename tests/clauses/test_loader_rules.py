@@ -85,6 +85,15 @@ def test_real_and_deepseek4_models_pass(smollm2: Path, deepseek4_model: Path, ju
         assert judge.judge(path).runs, path
 
 
+def test_a_bpe_tokenizer_without_merges(smollm2: Path, tmp_path: Path, judge: LlamaJudge) -> None:
+    """SmolLM2's gpt2 tokenizer with its merges key renamed: llama.cpp cannot find the merges, and the rule says so."""
+    renamed = _patched(smollm2, tmp_path / "no-merges.gguf", b"tokenizer.ggml.merges", b"tokenizer.ggml.merxes")
+    refused, _ = loader_problems(read_header(renamed))
+    assert refused == ["a 'gpt2' tokenizer without tokenizer.ggml.merges: llama.cpp refuses it (cannot find tokenizer merges)"]
+    judgement = judge.judge(renamed)
+    assert not judgement.runs and "cannot find tokenizer merges" in judgement.words
+
+
 def test_another_llama_cpp_only_reports_the_versioned_rules(runtime_moe_model: Path, tmp_path: Path) -> None:
     renamed = _patched(runtime_moe_model, tmp_path / "renamed.gguf", b"blk.1.ffn_norm", b"blk.1.ffn_nxrm")
     other: LoaderTable = replace(loader_table(), llama_cpp_python="0.0.1")
