@@ -70,7 +70,9 @@ class ClauseResult:
     @property
     def awaiting(self) -> tuple[str, ...]:
         """Tiers whose checks would confirm a clause its own tier decided (DFQS-3.1: llama.cpp's load)."""
-        return tuple(dict.fromkeys(f.evidence[NEEDS_TIER] for f in self.findings if NEEDS_TIER in f.evidence and self.tier_ran))
+        if not self.tier_ran:
+            return ()
+        return tuple(dict.fromkeys(f.evidence[NEEDS_TIER] for f in self.findings if NEEDS_TIER in f.evidence))
 
     @property
     def unverified(self) -> bool:

@@ -102,9 +102,8 @@ class LlamaSource:
 
     @cached_property
     def helpers(self) -> dict[str, str]:
-        """Name -> body of the shared create_tensor_* helpers of llama-model.cpp (a body ends at a brace in column 0)."""
-        model = self.files["llama-model.cpp"]
-        return {match[1]: model[match.end() : model.find("\n}", match.end())] for match in HELPER.finditer(model)}
+        """Name -> body of the shared create_tensor_* helpers of llama-model.cpp."""
+        return _bodies(self.files["llama-model.cpp"], HELPER)
 
     def model_files(self) -> Iterator[tuple[str, list[str]]]:
         """(source, architecture names) of every models/*.cpp file that defines a loader of its own."""

@@ -4,14 +4,14 @@ The rules are llama.cpp's own, read out of the source that the pinned
 llama-cpp-python vendors (conformance/llama-cpp-loader.json, derived by
 tests/llama_cpp_source.py): the architectures and tokenizers it knows, the
 hyperparameter keys each architecture cannot load without, the tensors each
-architecture's loader can create (a file holding any other tensor is refused)
+architecture's loader can create (a file holding any other tensor is refused),
 the shapes it checks where they are n_embd, n_vocab, n_expert, n_ff or a number,
 its rope dimension rule, the expert gating function an architecture insists on,
-the BPE tokenizers it cannot load without merges,
-the block and expert counts it asserts on, and its assertion that vocabulary tokens are
-unique. They follow that llama.cpp: when another llama-cpp-python is
-installed, the architecture, tokenizer and tensor rules are only reported, and the
-runtime tier's load decides.
+the BPE tokenizers it cannot load without merges, the block and expert counts it
+asserts on, and its assertion that vocabulary tokens are unique. The rules read
+from the table follow that llama.cpp: when another llama-cpp-python is
+installed, they are only reported, and the runtime tier's load decides; the
+assertions on counts and tokens hold for any llama.cpp.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _more(items: list[str]) -> str:
 
 
 def shape_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
-    """Tensors whose shape is not the one llama.cpp's loader checks (check_tensor_dims), where it is n_embd, n_vocab or n_expert."""
+    """A tensor whose shape is not the one llama.cpp's loader checks (check_tensor_dims), where the table states it."""
     symbols = _dimension_values(header)
     expected_shapes = table.shapes.get(header.architecture or "", ())
     for tensor in header.tensors:
@@ -126,16 +126,16 @@ def shape_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
 def _dimension_values(header: GGUFHeader) -> dict[str, int]:
     """The values llama.cpp gives n_embd, n_vocab, n_expert and n_ff, where the header states them plainly."""
     values = {}
-    embd = metadata_count(header.metadata.get(Keys.LLM.EMBEDDING_LENGTH.format(arch=header.architecture)))
+    embd = metadata_count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH))
     if embd:
         values["n_embd"] = embd
     tokens, model = header.metadata.get(Keys.Tokenizer.LIST), header.metadata.get(Keys.Tokenizer.MODEL)
     if isinstance(tokens, ArrayValue) and model not in ("no_vocab", "none"):
         values["n_vocab"] = tokens.count
-    experts = metadata_count(header.metadata.get(Keys.LLM.EXPERT_COUNT.format(arch=header.architecture)))
+    experts = metadata_count(header.arch_value(Keys.LLM.EXPERT_COUNT))
     if experts is not None and experts > 1:  # some architectures turn a single expert into none
         values["n_expert"] = experts
-    feed_forward = header.metadata.get(Keys.LLM.FEED_FORWARD_LENGTH.format(arch=header.architecture))
+    feed_forward = header.arch_value(Keys.LLM.FEED_FORWARD_LENGTH)
     first = _first(feed_forward)
     if feed_forward is None or first is not None:
         values["n_ff"] = first or 0  # hparams.n_ff(): the first layer's, 0 when the optional key is absent
@@ -174,12 +174,12 @@ def gating_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
 def rope_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     """llama.cpp refuses llama-like models whose rope dimension is not the key length ("invalid n_rot")."""
     arch = header.architecture
-    rope = metadata_count(header.metadata.get(Keys.Rope.DIMENSION_COUNT.format(arch=arch)))
-    heads = _first(header.metadata.get(Keys.Attention.HEAD_COUNT.format(arch=arch)))
-    embd = metadata_count(header.metadata.get(Keys.LLM.EMBEDDING_LENGTH.format(arch=arch)))
+    rope = metadata_count(header.arch_value(Keys.Rope.DIMENSION_COUNT))
+    heads = _first(header.arch_value(Keys.Attention.HEAD_COUNT))
+    embd = metadata_count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH))
     if arch not in table.rope_checked or rope is None or not heads or not embd:
         return []
-    head_size = metadata_count(header.metadata.get(Keys.Attention.KEY_LENGTH.format(arch=arch))) or embd // heads
+    head_size = metadata_count(header.arch_value(Keys.Attention.KEY_LENGTH)) or embd // heads
     if rope != head_size:
         return [f"{arch}.rope.dimension_count is {rope} but the key length is {head_size}: llama.cpp refuses it (invalid n_rot)"]
     return []
@@ -228,8 +228,11 @@ def vocabulary_problems(header: GGUFHeader) -> list[str]:
     tokens = header.metadata.get(Keys.Tokenizer.LIST)
     if not isinstance(tokens, ArrayValue):
         return []
+    strings = array_strings(header, tokens)
+    if len(set(strings)) == len(strings):  # the common case, at C speed
+        return []
     first: dict[bytes, int] = {}
-    for index, token in enumerate(array_strings(header, tokens)):
+    for index, token in enumerate(strings):
         if token in first:
             return [
                 f"{Keys.Tokenizer.LIST} holds {token!r} twice (tokens #{first[token]} and #{index}): llama.cpp aborts"
@@ -239,11 +242,12 @@ def vocabulary_problems(header: GGUFHeader) -> list[str]:
     return []
 
 
+VERSIONED_RULES = (architecture_problems, merges_problems, gating_problems, rope_problems, shape_problems)  # the first that finds
+
+
 def loader_problems(header: GGUFHeader) -> tuple[list[str], list[str]]:
     """(what llama.cpp refuses, what the pinned llama.cpp would refuse but the installed one may not)."""
     table = loader_table()
     certain = block_problems(header, table) + expert_problems(header, table) + vocabulary_problems(header)
-    versioned = architecture_problems(header, table) or merges_problems(header, table) or gating_problems(header, table)
-    versioned = versioned or rope_problems(header, table)
-    versioned = versioned or shape_problems(header, table)
+    versioned = next((problems for rule in VERSIONED_RULES if (problems := rule(header, table))), [])
     return (certain + versioned, []) if table.follows_installed else (certain, versioned)

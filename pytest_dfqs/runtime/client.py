@@ -98,6 +98,12 @@ class RequestFailed(RuntimeUnavailable):
         self.complaint = complaint
 
 
+def log_tail(log: str) -> str:
+    """The last lines of llama.cpp's log, indented for a finding's message."""
+    lines = deque(log.splitlines(), maxlen=LOG_TAIL_LINES)
+    return "\n".join(f"    {line}" for line in lines) or "    (empty)"
+
+
 def llama_complaint(log: str) -> str | None:
     """llama.cpp's own sentence for why it stopped: its last load error or assertion, else its last other complaint."""
     found: dict[str, str] = {}
@@ -136,7 +142,8 @@ class WorkerProcess:
             raise self._death(op) from None
         answer = json.loads(self._read_line(op, timeout))
         if not answer["ok"]:
-            raise RequestFailed(answer["error"], self.log_tail(), llama_complaint(self.log_text()))
+            log = self.log_text()
+            raise RequestFailed(answer["error"], log_tail(log), llama_complaint(log))
         return answer["result"]
 
     def _read_line(self, op: str, timeout: float) -> bytes:
@@ -159,16 +166,13 @@ class WorkerProcess:
         code = self.process.wait()
         crash = signal.Signals(-code) if code < 0 else None
         cause = f"signal {crash.name}" if crash else f"exit status {code}"
-        message = f"the llama.cpp worker died with {cause} during {op!r}; llama.cpp's log ends:\n{self.log_tail()}"
-        return WorkerFailed(message, crash if crash in CRASH_SIGNALS else None, llama_complaint(self.log_text()))
+        log = self.log_text()
+        message = f"the llama.cpp worker died with {cause} during {op!r}; llama.cpp's log ends:\n{log_tail(log)}"
+        return WorkerFailed(message, crash if crash in CRASH_SIGNALS else None, llama_complaint(log))
 
     def log_text(self) -> str:
         self._log_handle.flush()
         return self.log.read_text(errors="replace")
-
-    def log_tail(self) -> str:
-        lines = deque(self.log_text().splitlines(), maxlen=LOG_TAIL_LINES)
-        return "\n".join(f"    {line}" for line in lines) or "    (empty)"
 
     @property
     def alive(self) -> bool:
@@ -225,9 +229,9 @@ class ModelRuntime:
     def _start(self) -> dict[str, Any]:
         if find_spec("llama_cpp") is None:
             raise WorkerFailed("llama-cpp-python is not installed: pip install 'pytest-dfqs[runtime]'")
-        self._worker = WorkerProcess()
+        worker = self._worker = WorkerProcess()
         self.workers_started += 1
-        self.vocabulary = self._load("load_vocab", path=str(self.alone_path()))
+        self.vocabulary = self._load(worker, "load_vocab", path=str(self.alone_path()))
         available = available_memory()
         if self.estimate.total > available:
             raise RuntimeNotEvaluated(
@@ -235,13 +239,13 @@ class ModelRuntime:
                 f" ({self.estimate.describe()}); lower --dfqs-ctx or free memory"
             )
         self.loads_requested += 1
-        return self._load("load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers)
+        return self._load(worker, "load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers)
 
-    def _load(self, op: str, **args: Any) -> dict[str, Any]:
+    @staticmethod
+    def _load(worker: WorkerProcess, op: str, **args: Any) -> dict[str, Any]:
         """A load in the worker; llama.cpp refusing or crashing on the file is the model's fault (NOT MET)."""
-        assert self._worker is not None  # _start made it
         try:
-            loaded: dict[str, Any] = self._worker.request(op, **args)
+            loaded: dict[str, Any] = worker.request(op, **args)
         except RequestFailed as failure:
             quote = failure.complaint or failure.error
             raise ModelRejected(f"llama.cpp refuses to load this model: {quote}\nllama.cpp's log ends:\n{failure.log_tail}") from None
