@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.modelfile.units import human_gib
-from pytest_dfqs.runtime.host import available_memory
-from pytest_dfqs.runtime.preflight import estimate_memory
 from pytest_dfqs.verdict import Finding, Status
 
 EXTENDED_CONTEXT = 65_536
 FAR_CONTEXT = EXTENDED_CONTEXT + 256  # room for the prompt past 64K and the decoded tokens
 FAR_DECODED = 8
+FAR_BATCH = 2048
 FILLER = "The experts of the model take turns, token after token, page after page. "
 
 
@@ -38,16 +36,9 @@ def check_decode_past_64k(model: ModelUnderTest) -> Finding:
             Status.NOT_APPLICABLE,
             f"the model declares a context of {declared or 0:,} tokens: nothing beyond {EXTENDED_CONTEXT:,} to try",
         )
-    estimate = estimate_memory(model.header(), FAR_CONTEXT)
-    if estimate.total > available_memory():
-        return Finding(
-            "decode-past-64k",
-            Status.NOT_EVALUATED,
-            f"a context of {FAR_CONTEXT:,} tokens needs about {human_gib(estimate.total)},"
-            f" {human_gib(available_memory())} available ({estimate.describe()})",
-        )
     runtime = model.runtime()
     runtime.loaded()
+    runtime.preflight(FAR_CONTEXT, FAR_BATCH, advice="free memory to decode past 64K")
     model.announce(f"{model.label}: filling {EXTENDED_CONTEXT + 1:,} positions of context to decode past 64K (minutes on a CPU)")
     filler = runtime.request("tokenize", text=FILLER, add_special=False)
     prompt = (filler * (EXTENDED_CONTEXT // len(filler) + 2))[: EXTENDED_CONTEXT + 1]
@@ -58,7 +49,7 @@ def check_decode_past_64k(model: ModelUnderTest) -> Finding:
         n_predict=FAR_DECODED,
         n_ctx=FAR_CONTEXT,
         n_threads=runtime.options.threads,
-        n_batch=2048,
+        n_batch=FAR_BATCH,
         n_ubatch=512,
         trace=False,
     )

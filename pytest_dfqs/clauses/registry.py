@@ -84,7 +84,7 @@ def run_check(check_id: str, model: ModelUnderTest) -> Finding:
     except HeaderError as error:
         return Finding(check_id, Status.NOT_MET, f"invalid GGUF header: {error}", {"offset": error.offset, "field": error.field})
     except RuntimeUnavailable as unavailable:
-        return Finding(check_id, unavailable.status, str(unavailable))
+        return Finding(check_id, unavailable.status, str(unavailable), unavailable.evidence)
     except OSError as error:
         return Finding(check_id, Status.ERROR, f"could not read {model.path}: {error.strerror or error}")
     except Exception as error:  # the check itself broke: report it, never crash the session

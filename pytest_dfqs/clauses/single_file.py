@@ -277,7 +277,7 @@ def check_llama_cpp_executes(model: ModelUnderTest) -> Finding:
             Status.NOT_EVALUATED,
             f"llama.cpp read the hyperparameters and the {runtime.vocabulary['n_vocab']:,}-token vocabulary (vocab-only load);"
             f" the full load was not attempted: {skipped}",
-            {"vocab_only": runtime.vocabulary},
+            {"vocab_only": runtime.vocabulary, **skipped.evidence},
         )
     alone = runtime.alone_path() != model.path
     evidence = {

@@ -27,9 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_dfqs.runtime.client import ModelRuntime, RuntimeUnavailable
-from pytest_dfqs.runtime.host import available_memory
-from pytest_dfqs.runtime.preflight import estimate_memory
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated, RuntimeUnavailable
 
 CONTEXT_SET_ID = "dfqs-context-v1"
 SHORTEST = 512
@@ -86,9 +84,10 @@ def measure(runtime: ModelRuntime, lengths: list[int], depths: tuple[float, ...]
     bos = runtime.request("tokenize", text="", add_special=True)
     question = runtime.request("tokenize", text=QUESTION, add_special=False)
     for length in lengths:
-        estimate = estimate_memory(runtime.header, length + PROBE_MARGIN)
-        if estimate.total > available_memory():
-            result.memory_limit = {"length": length, "needs_bytes": estimate.total, "available_bytes": available_memory()}
+        try:
+            runtime.preflight(length + PROBE_MARGIN)
+        except RuntimeNotEvaluated as skipped:
+            result.memory_limit = {"length": length, **skipped.evidence["memory_preflight"]}
             break
         try:
             scores = [_probe(runtime, length, depth, code, filler, bos, question) for depth, code in zip(depths, CODES)]

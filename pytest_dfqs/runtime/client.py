@@ -38,7 +38,7 @@ from pytest_dfqs.modelfile.units import human_gib
 from pytest_dfqs.verdict import Status
 
 from .host import available_memory
-from .preflight import MemoryEstimate, estimate_memory
+from .preflight import PROJECTION_CONTEXTS, MemoryPlan, memory_plan, projection
 
 LOG_TAIL_LINES = 12
 REQUEST_TIMEOUT_S = 1800.0
@@ -47,6 +47,7 @@ GENERATION_PROMPT = (
     "Explain, in plain words, why that keeps the cost of each token low:"
 )  # the standard prompt of the CPU, GPU and throughput measurements
 BATCH = 512
+PLANNED_SEQUENCES = 4  # the most sequences one batch of a run holds (routing traces decode 3 prompts together)
 CRASH_SIGNALS = (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
 COMPLAINT = re.compile(
     r"error loading model: (?P<error>.+)"
@@ -64,9 +65,13 @@ class RuntimeOptions:
 
 
 class RuntimeUnavailable(Exception):
-    """The runtime could not answer; `status` is what the affected check reports."""
+    """The runtime could not answer; `status` is what the affected check reports, `evidence` what it records."""
 
     status = Status.ERROR
+
+    def __init__(self, message: str, evidence: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.evidence = evidence or {}
 
 
 class RuntimeNotEvaluated(RuntimeUnavailable):
@@ -203,7 +208,7 @@ class ModelRuntime:
         self.header = header
         self.options = options
         self.n_gpu_layers = n_gpu_layers  # 0: CPU only, as the runtime tier requires; -1: offload all
-        self.estimate: MemoryEstimate = estimate_memory(header, options.ctx)
+        self.plans: dict[tuple[int, int], MemoryPlan] = {}
         self.vocabulary: dict[str, Any] | None = None  # what the vocab-only load reported, once it passed
         self._worker: WorkerProcess | None = None
         self._loaded: dict[str, Any] | None = None
@@ -214,10 +219,8 @@ class ModelRuntime:
 
     def loaded(self) -> dict[str, Any]:
         """What the load reported; starts the worker and loads on first use, once."""
-        if isinstance(self._failure, ModelRejected):  # the model's verdict, the same for every check that asks
-            raise ModelRejected(str(self._failure))
         if self._failure is not None:
-            raise type(self._failure)(f"could not run: {self._failure}")
+            raise self._again(self._failure)
         if self._loaded is None:
             try:
                 self._loaded = self._start()
@@ -226,24 +229,66 @@ class ModelRuntime:
                 raise
         return self._loaded
 
+    @staticmethod
+    def _again(failure: RuntimeUnavailable) -> RuntimeUnavailable:
+        """The first failure, for every later check that asks: a rejection is the model's verdict, word for word."""
+        repeated = type(failure)(str(failure) if isinstance(failure, ModelRejected) else f"could not run: {failure}")
+        repeated.evidence = failure.evidence
+        return repeated
+
     def _start(self) -> dict[str, Any]:
-        if find_spec("llama_cpp") is None:
-            raise WorkerFailed("llama-cpp-python is not installed: pip install 'pytest-dfqs[runtime]'")
-        worker = self._worker = WorkerProcess()
-        self.workers_started += 1
-        self.vocabulary = self._load(worker, "load_vocab", path=str(self.alone_path()))
-        available = available_memory()
-        if self.estimate.total > available:
-            raise RuntimeNotEvaluated(
-                f"needs about {human_gib(self.estimate.total)}, {human_gib(available)} available"
-                f" ({self.estimate.describe()}); lower --dfqs-ctx or free memory"
-            )
+        self.preflight(self.options.ctx)
         self.loads_requested += 1
-        return self._load(worker, "load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers)
+        return self._load(self._started(), "load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers)
+
+    def _started(self) -> WorkerProcess:
+        """The worker, started on first use with the vocab-only load: what llama.cpp refuses there, it refuses cheaply."""
+        if self._worker is None:
+            if find_spec("llama_cpp") is None:
+                raise WorkerFailed("llama-cpp-python is not installed: pip install 'pytest-dfqs[runtime]'")
+            self._worker = WorkerProcess()
+            self.workers_started += 1
+            self.vocabulary = self._load(self._worker, "load_vocab", path=str(self.alone_path()))
+        return self._worker
+
+    def plan(self, n_ctx: int, n_batch: int = BATCH) -> MemoryPlan:
+        """What a context of `n_ctx` tokens needs with this model: projected first when long, then llama.cpp's dry run."""
+        short, long = PROJECTION_CONTEXTS
+        if n_ctx > long:
+            projected = projection(self._dry_run(short, n_batch), self._dry_run(long, n_batch), n_ctx)
+            if projected.total > available_memory():
+                return projected  # a dry run at n_ctx would itself need much of that memory
+        return self._dry_run(n_ctx, n_batch)
+
+    def _dry_run(self, n_ctx: int, n_batch: int) -> MemoryPlan:
+        """llama.cpp's dry run of a context of `n_ctx` tokens in the worker, once per setting."""
+        key = (n_ctx, n_batch)
+        if key not in self.plans:
+            dry_run = self._load(
+                self._started(),
+                "plan_memory",
+                path=str(self.alone_path()),
+                n_ctx=n_ctx,
+                n_batch=n_batch,
+                n_ubatch=BATCH,
+                n_seq=PLANNED_SEQUENCES,
+            )
+            self.plans[key] = memory_plan(dry_run, n_ctx, n_batch)
+        return self.plans[key]
+
+    def preflight(self, n_ctx: int, n_batch: int = BATCH, advice: str = "lower --dfqs-ctx or free memory") -> None:
+        """NOT EVALUATED, with the plan and what the machine offers, when a context of `n_ctx` tokens cannot fit."""
+        plan, available = self.plan(n_ctx, n_batch), available_memory()
+        if plan.total > available:
+            raise RuntimeNotEvaluated(
+                f"a context of {n_ctx:,} tokens needs about {human_gib(plan.total)}, {human_gib(available)} available"
+                f" ({plan.describe()}); {advice}",
+                {"memory_preflight": plan.evidence(available)},
+            )
 
     @staticmethod
     def _load(worker: WorkerProcess, op: str, **args: Any) -> dict[str, Any]:
-        """A load in the worker; llama.cpp refusing or crashing on the file is the model's fault (NOT MET)."""
+        """A load (or dry run) in the worker; llama.cpp refusing or crashing on the file is the model's fault (NOT MET)."""
         try:
             loaded: dict[str, Any] = worker.request(op, **args)
         except RequestFailed as failure:

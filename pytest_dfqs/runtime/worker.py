@@ -36,7 +36,59 @@ GGML_TYPE_I32 = 26
 GGML_TYPE_F32 = 0
 ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_type
 REFERENCE_BATCH = 512
+MEMORY_LINE = b" MiB"  # llama.cpp's log lines that state buffer and cache sizes
 Context = llama_cpp.llama_context_p  # a llama_context pointer
+
+
+class MallInfo2(ctypes.Structure):
+    """glibc's struct mallinfo2: how much of the C heap is in use."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")
+    ]
+
+
+def _mallinfo2() -> Callable[[], MallInfo2] | None:
+    function = getattr(ctypes.CDLL(None), "mallinfo2", None)
+    if function is not None:
+        function.restype = MallInfo2
+    return function
+
+
+MALLINFO2 = _mallinfo2()
+
+
+def heap_in_use() -> int:
+    """Bytes of C heap in use (glibc: mmapped chunks + allocated arena); elsewhere the peak resident set."""
+    if MALLINFO2 is not None:
+        info = MALLINFO2()
+        return int(info.hblkhd + info.uordblks)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+class LlamaLog:
+    """llama.cpp's log, passed on as the bytes it wrote, with the lines that state memory sizes kept apart.
+
+    The names it quotes come from the model and need not be UTF-8 (llama-cpp-python's own
+    callback decodes them as UTF-8 and drops the line when that fails).
+    """
+
+    def __init__(self) -> None:
+        self.memory_lines: list[str] = []
+        self.callback = llama_cpp.llama_log_callback(self._write)
+
+    def _write(self, _level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        os.write(2, text)
+        if MEMORY_LINE in text:
+            self.memory_lines.append(text.decode("utf-8", "replace").strip())
+
+    def since(self, mark: int) -> list[str]:
+        return self.memory_lines[mark:]
+
+
+LOG = LlamaLog()
 
 
 class GgmlTensor(ctypes.Structure):
@@ -143,6 +195,22 @@ def accelerator_devices() -> list[str]:
     ]
 
 
+def context_params(n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int) -> llama_cpp.llama_context_params:
+    params: llama_cpp.llama_context_params = llama_cpp.llama_context_default_params()
+    params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_ubatch
+    params.n_seq_max, params.kv_unified = n_seq, True  # one cache, batches split in order
+    return params
+
+
+def new_context(model: Any, params: llama_cpp.llama_context_params) -> Context:
+    context: Context = llama_cpp.llama_init_from_model(model, params)
+    if not context:
+        raise RuntimeError(
+            f"llama.cpp could not create a context of {params.n_ctx} tokens (n_batch {params.n_batch}, n_ubatch {params.n_ubatch})"
+        )
+    return context
+
+
 def _read_rows(node: GgmlTensor) -> list:
     """Rows of a 2D tensor in host memory, honouring the row stride of views.
 
@@ -198,6 +266,27 @@ class ModelWorker:
         finally:
             llama_cpp.llama_model_free(model)
 
+    def plan_memory(self, path: str, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int) -> dict[str, Any]:
+        """llama.cpp's own dry run (`no_alloc`, as its --fit pass does): the model and a context, no buffers allocated.
+
+        Returns the buffer and cache sizes llama.cpp logs for it, the weights' bytes, and the heap
+        llama.cpp took for everything else (graph and scheduler metadata, vocabulary), which no log line states.
+        """
+        mark, heap = len(LOG.memory_lines), heap_in_use()
+        model = self._load_model(path, "the model's metadata for a dry run", no_alloc=True, load_mode=llama_cpp.LLAMA_LOAD_MODE_NONE)
+        try:
+            context = new_context(model, context_params(n_ctx, n_batch, n_ubatch, n_seq))
+            overhead = heap_in_use() - heap
+            llama_cpp.llama_free(context)
+            return {
+                "weights_bytes": llama_cpp.llama_model_size(model),
+                "n_vocab": llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model)),
+                "overhead_bytes": max(overhead, 0),
+                "lines": LOG.since(mark),
+            }
+        finally:
+            llama_cpp.llama_model_free(model)
+
     def load(self, path: str, n_gpu_layers: int = 0) -> dict[str, Any]:
         """Load the model; CPU only unless the GPU comparison asks for offloaded layers."""
         started = time.perf_counter()
@@ -238,15 +327,10 @@ class ModelWorker:
             for old in self.contexts.values():
                 llama_cpp.llama_free(old)
             self.contexts.clear()
-            params = llama_cpp.llama_context_default_params()
-            params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_ubatch
-            params.n_seq_max, params.kv_unified = n_seq, True  # one cache, batches split in order
+            params = context_params(n_ctx, n_batch, n_ubatch, n_seq)
             if trace:
                 params.cb_eval = self.recorder.callback
-            context = llama_cpp.llama_init_from_model(self.model, params)
-            if not context:
-                raise RuntimeError(f"llama.cpp could not create a context of {n_ctx} tokens (n_batch {n_batch}, n_ubatch {n_ubatch})")
-            self.contexts[key] = context
+            self.contexts[key] = new_context(self.model, params)
         return self.contexts[key]
 
     def fresh_context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool, n_threads: int) -> Context:
@@ -426,6 +510,7 @@ def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None
     operations: dict[str, Callable[..., Any]] = {
         "load_vocab": worker.load_vocab,
         "load": worker.load,
+        "plan_memory": worker.plan_memory,
         "describe": worker.describe,
         "stats": worker.stats,
         "evaluate": worker.evaluate,
@@ -447,20 +532,11 @@ def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None
         answers.flush()
 
 
-@llama_cpp.llama_log_callback
-def _log_bytes(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-    """llama.cpp's log as the bytes it wrote: the names it quotes come from the model and need not be UTF-8.
-
-    (llama-cpp-python's own callback decodes them as UTF-8 and drops the line when that fails.)
-    """
-    os.write(2, text)
-
-
 def main() -> None:
     protocol = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    llama_cpp.llama_log_set(_log_bytes, ctypes.c_void_p(0))
+    llama_cpp.llama_log_set(LOG.callback, ctypes.c_void_p(0))
     serve(ModelWorker(), sys.stdin, protocol)
 
 

@@ -1,33 +1,44 @@
-"""The memory preflight's estimate: the KV formula on a known model, bounded work on hostile headers."""
+"""The memory preflight against what llama.cpp really takes, on every runtime fixture and several contexts."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
-from gguf.constants import GGUFValueType
+import pytest
 
-from pytest_dfqs.modelfile.demo import TinyModelSpec
 from pytest_dfqs.modelfile.header import read_header
-from pytest_dfqs.runtime.preflight import MARGIN_BYTES, estimate_memory, kv_cache_bytes
-from tests.gguf_bytes import minimal_model
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from pytest_dfqs.runtime.preflight import COMPUTE_BUFFER, MIB, logged_bytes
+
+CONTEXTS = (512, 2048, 8192)
+AGREEMENT = 1.15  # the plan may exceed what llama.cpp takes by 15%, never fall short of it
+FIXTURES = ("runtime_moe_model", "moe_model", "dense_model", "deepseek4_model", "smollm2")
 
 
-def test_kv_cache_of_the_tiny_moe(runtime_moe_model: Path) -> None:
-    spec = TinyModelSpec()
-    head_dim = spec.n_embd // spec.n_head
-    header = read_header(runtime_moe_model)
-    assert kv_cache_bytes(header, 4096) == 4096 * spec.n_layer * spec.n_head_kv * 2 * head_dim * 2
-    estimate = estimate_memory(header, 4096)
-    assert estimate.weights == sum(t.nbytes for t in header.tensors) and estimate.compute >= MARGIN_BYTES
+def measured_bytes(path: Path, n_ctx: int) -> int:
+    """llama.cpp's real heap and mapped weights for a context of `n_ctx`, worst-case requests included (tests.llama_memory)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.llama_memory", str(path), str(n_ctx)], capture_output=True, text=True, check=True, timeout=300
+    )
+    return int(json.loads(run.stdout.strip().splitlines()[-1])["total_bytes"])
 
 
-def test_a_huge_declared_block_count_costs_nothing(tmp_path: Path) -> None:
-    raw = minimal_model()
-    raw.kv = [kv for kv in raw.kv if kv[0] != "llama.block_count"]
-    raw.kv += [
-        ("llama.block_count", GGUFValueType.UINT32, 2**32 - 1),
-        ("llama.attention.head_count", GGUFValueType.UINT32, 2),
-        ("llama.embedding_length", GGUFValueType.UINT32, 8),
-    ]
-    header = read_header(raw.write(tmp_path / "huge.gguf"))
-    assert kv_cache_bytes(header, 1024) == 1024 * 1 * 2 * (4 + 4) * 2  # counted for the one block present, blk.0
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_the_plan_covers_what_llama_cpp_takes_within_15_percent(fixture: str, request: pytest.FixtureRequest) -> None:
+    path: Path = request.getfixturevalue(fixture)
+    runtime = ModelRuntime(path, read_header(path), RuntimeOptions(threads=2, ctx=CONTEXTS[0]))
+    try:
+        ratios = {n_ctx: runtime.plan(n_ctx).total / measured_bytes(path, n_ctx) for n_ctx in CONTEXTS}
+    finally:
+        runtime.close()
+    assert (runtime.workers_started, runtime.loads_requested) == (1, 0)  # dry runs: the plan allocated nothing
+    print(f"{path.name}: plan / llama.cpp's allocation = " + ", ".join(f"{ratio:.3f} at {n:,}" for n, ratio in ratios.items()))
+    assert all(1.0 <= ratio <= AGREEMENT for ratio in ratios.values()), ratios
+
+
+def test_sizes_are_read_at_their_printed_upper_bound() -> None:
+    lines = ["sched_reserve:        CPU compute buffer size =     6.01 MiB", "llama_context:        CPU  output buffer size =     0.19 MiB"]
+    assert logged_bytes(lines, COMPUTE_BUFFER) == round(6.015 * MIB)

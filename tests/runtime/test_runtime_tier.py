@@ -102,7 +102,8 @@ def test_preflight_skips_a_context_that_cannot_fit(certify: Certification, runti
     result.stdout.fnmatch_lines(
         [
             "verdict: NOT CONFORMANT at tier runtime*",
-            "*NOT EVALUATED: needs about * GiB, * GiB available (weights * + KV cache for 400,000,000 tokens *",
+            "*NOT EVALUATED: a context of 400,000,000 tokens needs about * GiB, * GiB available (weights * + caches for 400,000,000"
+            " tokens * projected from llama.cpp's dry runs at 512 and 4,096 tokens); lower --dfqs-ctx or free memory",
         ]
     )
     assert certify.clause("DFQS-3.2")["status"] == "NOT EVALUATED"
@@ -110,8 +111,10 @@ def test_preflight_skips_a_context_that_cannot_fit(certify: Certification, runti
     assert read["status"] == "NOT EVALUATED" and read["summary"].startswith(
         "llama.cpp read the hyperparameters and the 291-token vocabulary"
     )
+    memory = read["evidence"]["memory_preflight"]  # the certificate states the need and what was available
+    assert memory["needs_bytes"] > memory["available_bytes"] > 0 and memory["projected_from_ctx"] == [512, 4096]
     runtime = certify.certificate()["models"][0]["runtime"]
-    assert (runtime["workers_started"], runtime["loads"]) == (1, 0)  # the vocab-only read, no full load
+    assert (runtime["workers_started"], runtime["loads"]) == (1, 0)  # the vocab-only read and dry runs, no full load
 
 
 def test_runtime_options_are_validated(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:
