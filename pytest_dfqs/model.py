@@ -134,7 +134,7 @@ class ModelUnderTest:
     def runtime(self) -> ModelRuntime:
         """The model's llama.cpp worker, created on first use (it loads the model once)."""
         if self._runtime is None:
-            self._runtime = ModelRuntime(self.path, self.header(), self.runtime_options())
+            self._runtime = ModelRuntime(self.path, self.runtime_options())
         return self._runtime
 
     def runtime_record(self) -> dict[str, int]:

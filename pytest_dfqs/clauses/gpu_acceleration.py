@@ -36,7 +36,7 @@ def check_gpu_offload(model: ModelUnderTest) -> Finding:
 def compare_offloaded(model: ModelUnderTest) -> Finding:
     """Greedy tokens of a fully offloaded load against the CPU load, on the CPU check's prompt."""
     cpu = model.runtime().generate(GENERATION_PROMPT, GENERATED_TOKENS)
-    offloaded = ModelRuntime(model.path, model.header(), model.runtime_options(), n_gpu_layers=OFFLOAD_ALL)
+    offloaded = ModelRuntime(model.path, model.runtime_options(), n_gpu_layers=OFFLOAD_ALL)
     try:
         devices = offloaded.loaded()["gpu_devices"]
         gpu = offloaded.generate(GENERATION_PROMPT, GENERATED_TOKENS)

@@ -33,7 +33,6 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import IO, Any, cast
 
-from pytest_dfqs.modelfile.header import GGUFHeader
 from pytest_dfqs.modelfile.units import human_gib
 from pytest_dfqs.verdict import Status
 
@@ -203,9 +202,8 @@ class WorkerProcess:
 class ModelRuntime:
     """The runtime of one model: preflight, one worker, one load, then requests."""
 
-    def __init__(self, path: Path, header: GGUFHeader, options: RuntimeOptions, n_gpu_layers: int = 0) -> None:
+    def __init__(self, path: Path, options: RuntimeOptions, n_gpu_layers: int = 0) -> None:
         self.path = path
-        self.header = header
         self.options = options
         self.n_gpu_layers = n_gpu_layers  # 0: CPU only, as the runtime tier requires; -1: offload all
         self.plans: dict[tuple[int, int], MemoryPlan] = {}

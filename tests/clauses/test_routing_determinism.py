@@ -19,7 +19,6 @@ from pytest_dfqs.clauses.routing_determinism import (
     split_sequences,
     standard_loads,
 )
-from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from pytest_dfqs.verdict import Status
 from tests.tiny_deepseek4 import N_EXPERT, N_EXPERT_USED, build_tensors
@@ -29,14 +28,14 @@ TINY_EXPERTS = 4
 
 @pytest.fixture(scope="module")
 def llama_moe(runtime_moe_model: Path) -> Iterator[ModelRuntime]:
-    runtime = ModelRuntime(runtime_moe_model, read_header(runtime_moe_model), RuntimeOptions(threads=2, ctx=1024))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=1024))
     yield runtime
     runtime.close()
 
 
 @pytest.fixture(scope="module")
 def deepseek4(deepseek4_model: Path) -> Iterator[ModelRuntime]:
-    runtime = ModelRuntime(deepseek4_model, read_header(deepseek4_model), RuntimeOptions(threads=2, ctx=1024))
+    runtime = ModelRuntime(deepseek4_model, RuntimeOptions(threads=2, ctx=1024))
     yield runtime
     runtime.close()
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.evaluation.context_stability import StabilityResult, context_lengths, measure
-from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 
 
@@ -27,7 +26,7 @@ def test_tested_lengths() -> None:
 
 
 def test_lengths_beyond_memory_are_not_attempted(runtime_moe_model: Path) -> None:
-    runtime = ModelRuntime(runtime_moe_model, read_header(runtime_moe_model), RuntimeOptions(threads=2, ctx=1024))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=1024))
     try:
         result = measure(runtime, [512, 1 << 36], (0.5,))
     finally:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.runtime.client import ModelRejected, ModelRuntime, RuntimeOptions, llama_complaint
 
 REFUSAL_LOG = """llama_model_loader: - type  f16:   16 tensors
@@ -34,7 +33,7 @@ def test_llama_cpps_own_sentence_is_quoted(log: str, complaint: str | None) -> N
 
 def test_a_shard_is_loaded_without_its_siblings(split_model: Path) -> None:
     """Its other shard lies beside it, but llama.cpp sees only the one file: it cannot run alone."""
-    runtime = ModelRuntime(split_model, read_header(split_model), RuntimeOptions(threads=2, ctx=512))
+    runtime = ModelRuntime(split_model, RuntimeOptions(threads=2, ctx=512))
     try:
         with pytest.raises(ModelRejected, match="llama.cpp refuses to load this model: .*failed to load GGUF split"):
             runtime.loaded()
@@ -45,7 +44,7 @@ def test_a_shard_is_loaded_without_its_siblings(split_model: Path) -> None:
 
 
 def test_a_whole_model_loads_alone(runtime_moe_model: Path) -> None:
-    runtime = ModelRuntime(runtime_moe_model, read_header(runtime_moe_model), RuntimeOptions(threads=2, ctx=512))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=512))
     try:
         loaded = runtime.loaded()
         assert runtime.vocabulary is not None and runtime.vocabulary["n_vocab"] == loaded["n_vocab"]

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from pytest_dfqs.runtime.preflight import COMPUTE_BUFFER, MIB, logged_bytes
 
@@ -29,7 +28,7 @@ def measured_bytes(path: Path, n_ctx: int) -> int:
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_the_plan_covers_what_llama_cpp_takes_within_15_percent(fixture: str, request: pytest.FixtureRequest) -> None:
     path: Path = request.getfixturevalue(fixture)
-    runtime = ModelRuntime(path, read_header(path), RuntimeOptions(threads=2, ctx=CONTEXTS[0]))
+    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=CONTEXTS[0]))
     try:
         ratios = {n_ctx: runtime.plan(n_ctx).total / measured_bytes(path, n_ctx) for n_ctx in CONTEXTS}
     finally:
