@@ -42,8 +42,40 @@ KV_NAME = re.compile(r'\{\s*(LLM_KV_\w+)\s*,\s*"([^"]+)"\s*\}')
 HPARAMS = re.compile(r"void (llama_model_\w+)::load_arch_hparams\(")
 GENERIC_HPARAMS = re.compile(r"void (llama_model_base)::load_hparams\(")
 KEY_CALL = re.compile(r"\bml\.(get_key|get_key_or_arr|get_arr_n|get_arr)\(")
-CREATE = re.compile(r'create_tensor\(\s*tn\(\s*(LLM_TENSOR_\w+)\s*(?:,\s*"(\w+)")?[^)]*\)\s*,\s*\{([^}]*)\}')
-SYMBOLS = ("n_embd", "n_vocab", "n_expert", "n_ff")  # LLAMA_LOAD_LOCALS: hparams.n_embd, vocab.n_tokens(), .n_expert, .n_ff()
+CREATE = re.compile(r'create_tensor\(\s*tn\(\s*(LLM_TENSOR_\w+)\s*(?:,\s*"(\w+)")?[^)]*\)\s*,\s*\{([^}]*)\}\s*,?([^;]*);')
+LOCAL = re.compile(r"\bconst\s+(?:int64_t|int|uint32_t)\s+(\w+)\s*=\s*([^;]+);")
+FIELD_READ = re.compile(r"\bml\.(?:get_key|get_key_or_arr)\(\s*(LLM_KV_\w+)\s*,\s*hparams\.(\w+)")
+REFERENCE = re.compile(r"\b(?:hparams|vocab)\.\w+(?:\(\))?|\b[A-Za-z_]\w*\b")
+ARITHMETIC = re.compile(r"[\w\s+\-*/()]+")
+# The hparams accessors LLAMA_LOAD_LOCALS and the loaders use (llama-hparams.cpp), by the names
+# pytest_dfqs.clauses.loader_rules gives their values; an accessor with an argument (a layer) is not one.
+ACCESSORS = {
+    "hparams.n_embd": "n_embd",
+    "vocab.n_tokens()": "n_vocab",
+    "hparams.n_head()": "n_head",
+    "hparams.n_head_kv()": "n_head_kv",
+    "hparams.n_embd_head_k()": "n_embd_head_k",
+    "hparams.n_embd_head_v()": "n_embd_head_v",
+    "hparams.n_embd_k_gqa()": "n_embd_k_gqa",
+    "hparams.n_embd_v_gqa()": "n_embd_v_gqa",
+    "hparams.n_ff()": "n_ff",
+    "hparams.n_ff_exp()": "n_ff_exp",
+    "hparams.n_expert": "n_expert",
+    "hparams.n_expert_used()": "n_expert_used",
+    "hparams.n_rot()": "n_rot",
+}
+# The hparams fields behind each accessor: an architecture whose hyperparameter loader touches one
+# sets that value its own way, and its shapes in that name are left to the runtime tier.
+BEHIND = {
+    "n_head": ("n_head_arr",),
+    "n_head_kv": ("n_head_arr", "n_head_kv_arr"),
+    "n_embd_head_k": ("n_head_arr", "n_embd_head_k_full", "n_embd_head_k_swa"),
+    "n_embd_head_v": ("n_head_arr", "n_embd_head_v_full", "n_embd_head_v_swa"),
+    "n_embd_k_gqa": ("n_head_arr", "n_head_kv_arr", "n_embd_head_k_full", "n_embd_head_k_swa"),
+    "n_embd_v_gqa": ("n_head_arr", "n_head_kv_arr", "n_embd_head_v_full", "n_embd_head_v_swa"),
+    "n_rot": ("n_head_arr", "n_embd_head_k_full", "n_rot_full", "n_rot_swa"),
+    "n_expert_used": ("n_expert_used_arr",),
+}
 SHADOWED = re.compile(r"\b(?:int64_t|int|uint32_t|auto|size_t)\s+(?:n_embd|n_vocab|n_expert|n_ff)\s*=|n_ff_arr\[[^\]]*\]\s*=[^=]")
 TOKENIZER_BRANCH = re.compile(r'if \(((?:\s*(?:\|\|)?\s*tokenizer_model == "\w+")+)\s*\)\s*\{')
 MERGES_EXEMPT = re.compile(r'tokenizer_pre == "([\w-]+)"')
@@ -62,12 +94,12 @@ def fetch_sdist(folder: Path) -> Path:
 
 
 def read_sources(sdist: Path) -> dict[str, str]:
-    """src/llama-arch.cpp, -model.cpp, -hparams.h, -vocab.cpp and src/models/*.cpp, by path below src/."""
+    """src/llama-arch.cpp, -model.cpp, -model.h, -hparams.h, -vocab.cpp and src/models/*.cpp, by path below src/."""
     sources = {}
     with tarfile.open(sdist) as archive:
         for member in archive.getmembers():
             name = member.name.removeprefix(SOURCE)
-            wanted = name in ("llama-arch.cpp", "llama-model.cpp", "llama-hparams.h", "llama-vocab.cpp") or re.fullmatch(
+            wanted = name in ("llama-arch.cpp", "llama-model.cpp", "llama-model.h", "llama-hparams.h", "llama-vocab.cpp") or re.fullmatch(
                 r"models/[\w-]+\.cpp", name
             )
             if member.name.startswith(SOURCE) and wanted:
@@ -116,6 +148,34 @@ class LlamaSource:
         """The bodies of the shared helpers a file calls."""
         return "".join(self.helpers.get(name, "") for name in set(HELPER_CALL.findall(source)))
 
+    @cached_property
+    def helper_parameters(self) -> dict[str, list[str]]:
+        """Helper name -> its parameter names, in order."""
+        model = self.files["llama-model.cpp"]
+        found = {}
+        for match in HELPER.finditer(model):
+            arguments, _ = _arguments(model, match.end())
+            found[match[1]] = [argument.split()[-1].lstrip("&*") for argument in arguments]
+        return found
+
+    def called_helpers(self, code: str) -> str:
+        """Each helper call of `code` as the helper's body with the call's arguments in place of its parameters."""
+        bodies = []
+        for call in HELPER_CALL.finditer(code):
+            arguments, _ = _arguments(code, call.end())
+            body = self.helpers.get(call[1], "")
+            for parameter, argument in zip(self.helper_parameters.get(call[1], []), arguments):
+                value = argument if re.fullmatch(r"\w+", argument) else f"({argument})"
+                body = re.sub(rf"\b{re.escape(parameter)}\b", lambda _, value=value: value, body)
+            bodies.append(body)
+        return "".join(bodies)
+
+    @cached_property
+    def kv_names(self) -> dict[str, str]:
+        """LLM_KV_X -> "%s.attention.q_lora_rank"."""
+        arch = self.files["llama-arch.cpp"]
+        return dict(KV_NAME.findall(arch[arch.index("LLM_KV_NAMES") :]))
+
     def name(self, tensor: str, suffix: str) -> str:
         template = self.tensor_templates[tensor].replace("%d", "{bid}", 1).replace("%d", "{xid}", 1)
         return f"{template}.{suffix}" if suffix else template
@@ -137,36 +197,104 @@ def tensor_inventory(source: LlamaSource) -> dict[str, list[str]]:
     return {arch: sorted(names) for arch, names in sorted(inventory.items())}
 
 
-def tensor_shapes(source: LlamaSource) -> dict[str, dict[str, list[str]]]:
-    """Architecture -> tensor name template -> its dimensions, where every dimension is n_embd, n_vocab, n_expert, n_ff or a number.
+def tensor_shapes(source: LlamaSource) -> dict[str, dict[str, dict[str, object]]]:
+    """Architecture -> {"tensors": name template -> {"dims": expressions, "elements_only": bool}, "fields": name -> key}.
 
-    Only names created with one shape throughout the file (and by no shared helper) and
-    files that never redefine those names are kept: what is left is a shape llama.cpp
-    checks (check_tensor_dims) and that the header alone can check too.
+    A dimension is kept when it is arithmetic over hyperparameters the header states
+    (ACCESSORS, and hparams fields the architecture reads from a key) and numbers, after
+    the file's constants and the shared helpers' parameters are substituted. Only names
+    created with one shape throughout the file and files that never redefine
+    n_embd, n_vocab, n_expert or n_ff are kept: what is left is a shape llama.cpp checks
+    (check_tensor_dims; by element count where the loader allows a reshape).
     """
-    shapes: dict[str, dict[str, list[str]]] = {}
+    macro = source.files["llama-model.h"]
+    macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
+    shapes: dict[str, dict[str, dict[str, object]]] = {}
     for code, archs in source.model_files():
         tensor_code = code
         for body in _bodies(code, HPARAMS).values():  # locals of the hyperparameter loader do not reach the tensors
             tensor_code = tensor_code.replace(body, "")
         if SHADOWED.search(tensor_code):
             continue
-        found: dict[str, set[tuple[str, ...]]] = {}
-        for tensor, suffix, dims in CREATE.findall(code):
-            if tensor in source.tensor_templates:
-                found.setdefault(source.name(tensor, suffix), set()).add(tuple(d.strip() for d in dims.split(",")))
-        for tensor, suffix in TN_CALL.findall(source.helped(code)):
-            if tensor in source.tensor_templates:
-                found.setdefault(source.name(tensor, suffix), set()).add(("helper",))
-        simple = {name: list(next(iter(dims))) for name, dims in found.items() if len(dims) == 1 and all(map(_plain, next(iter(dims))))}
+        tensor_code += source.called_helpers(tensor_code)
+        fields = arch_fields(source, code)
+        tensors = _shapes(tensor_code, source, Dimensions({**macro_locals, **_unique_locals(tensor_code)}, set(fields)))
+        hparams_code = "".join(_bodies(code, HPARAMS).values())
+        overridden = {name for name, behind in BEHIND.items() if any(f"hparams.{field}" in hparams_code for field in behind)}
+        tensors = {name: shape for name, shape in tensors.items() if not overridden & _terms(shape)}
+        used = set().union(*map(_terms, tensors.values()))
         for arch in archs:
-            shapes[arch] = dict(sorted(simple.items()))
+            keys = {field: fields[field].replace("%s", arch) for field in sorted(used & set(fields))}
+            shapes[arch] = {"tensors": tensors, "fields": keys}
     return dict(sorted(shapes.items()))
 
 
-def _plain(dimension: str) -> bool:
-    """A dimension the header alone can state: one of SYMBOLS or a number written out."""
-    return dimension in SYMBOLS or dimension.isdigit()
+def _terms(shape: dict[str, object]) -> set[str]:
+    return {term for dim in shape["dims"] for term in REFERENCE.findall(dim)}  # type: ignore[attr-defined]
+
+
+def _unique_locals(code: str) -> dict[str, str | None]:
+    """Constants a loader defines; a name defined twice with different values has none (None)."""
+    found: dict[str, set[str]] = {}
+    for name, value in LOCAL.findall(code):
+        found.setdefault(name, set()).add(" ".join(value.split()))
+    return {name: next(iter(values)) if len(values) == 1 else None for name, values in found.items()}
+
+
+def _shapes(code: str, source: LlamaSource, dimensions: Dimensions) -> dict[str, dict[str, object]]:
+    found: dict[str, set[tuple[tuple[str | None, ...], bool]]] = {}
+    for tensor, suffix, dims, flags in CREATE.findall(code):
+        if tensor in source.tensor_templates:
+            resolved = tuple(dimensions.resolve(d.strip()) for d in dims.split(","))
+            found.setdefault(source.name(tensor, suffix), set()).add((resolved, "TENSOR_ALLOW_RESHAPE" in flags))
+    for tensor, suffix in TN_CALL.findall(code):
+        if tensor in source.tensor_templates and source.name(tensor, suffix) not in found:
+            found[source.name(tensor, suffix)] = {((None,), False)}  # created some other way: its shape is not stated here
+    kept = {}
+    for name, variants in found.items():
+        dims = {resolved for resolved, _ in variants}
+        if len(dims) == 1 and None not in (only := next(iter(dims))):
+            kept[name] = {"dims": list(only), "elements_only": any(reshape for _, reshape in variants)}
+    return dict(sorted(kept.items()))
+
+
+@dataclass(frozen=True)
+class Dimensions:
+    """A loader's dimension expressions, rewritten over the header's hyperparameters (or None where that cannot be done)."""
+
+    local_definitions: dict[str, str | None]
+    fields: set[str]
+
+    def resolve(self, expression: str, depth: int = 0) -> str | None:
+        if depth > 8:  # constants defined in terms of each other, but not this deep
+            return None
+        parts, position = [], 0
+        for match in REFERENCE.finditer(expression):
+            term = self._term(match[0], depth)
+            if term is None:
+                return None
+            parts += [expression[position : match.start()], term]
+            position = match.end()
+        resolved = "".join([*parts, expression[position:]]).strip()
+        return resolved if ARITHMETIC.fullmatch(resolved) else None
+
+    def _term(self, name: str, depth: int) -> str | None:
+        if name in ACCESSORS:
+            return ACCESSORS[name]
+        if name.startswith("hparams."):
+            field = name.removeprefix("hparams.")
+            return field if field in self.fields else None
+        definition = self.local_definitions.get(name)
+        if definition is None:
+            return None
+        inner = self.resolve(definition, depth + 1)
+        return None if inner is None else inner if REFERENCE.fullmatch(inner) or inner.isdigit() else f"({inner})"
+
+
+def arch_fields(source: LlamaSource, code: str) -> dict[str, str]:
+    """hparams field -> the metadata key (with "%s" for the architecture) the file's hyperparameter loader reads it from."""
+    kv_names = source.kv_names
+    return {field: kv_names[kv] for body in _bodies(code, HPARAMS).values() for kv, field in FIELD_READ.findall(body) if kv in kv_names}
 
 
 def tokenizers_needing_merges(source: LlamaSource) -> dict[str, list[str]]:
@@ -252,8 +380,7 @@ def _arguments(text: str, start: int) -> tuple[list[str], int]:
 
 def hyperparameter_keys(source: LlamaSource) -> dict[str, list[str]]:
     """Architecture name -> the metadata keys llama.cpp's full load refuses to do without."""
-    arch_file = source.files["llama-arch.cpp"]
-    kv_names = dict(KV_NAME.findall(arch_file[arch_file.index("LLM_KV_NAMES") :]))
+    kv_names = source.kv_names
     generic = required_keys(next(iter(_bodies(source.files["llama-model.cpp"], GENERIC_HPARAMS).values())))
     keys: dict[str, list[str]] = {}
     for path, code in sorted(source.files.items()):

@@ -2,7 +2,9 @@
 
 Run as a script, it reads one path per line and answers one JSON line per path:
 `reader` (gguf_init_from_file from libggml-base, data section read in full)
-and `loader` (llama_model_load_from_file, CPU, no mmap). When llama.cpp aborts
+and `loader` (llama_model_load_from_file, CPU, then a context as the runtime
+tier sets one up, which builds the model's graph: a file is "loaded" when
+llama.cpp can run it, not merely read its weights). When llama.cpp aborts
 on a file the process dies; `LlamaJudge` records that file's loader verdict as
 "aborted" with the assertion line and starts a new judge for the next file.
 """
@@ -19,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+CONTEXT = 512  # the context of the agreement runs (--dfqs-ctx 512)
 ASSERTION = re.compile(r"GGML_ASSERT\(.*\) failed|error loading model: .*")
 
 
@@ -93,6 +96,9 @@ class _GgufInitParams(ctypes.Structure):
 def _serve() -> None:
     import llama_cpp
 
+    from pytest_dfqs.runtime.client import BATCH, PLANNED_SEQUENCES
+    from pytest_dfqs.runtime.worker import context_params
+
     base = ctypes.CDLL(str(next((Path(llama_cpp.__file__).parent / "lib").glob("libggml-base.so*"))))
     base.gguf_init_from_file.restype = ctypes.c_void_p
     base.gguf_init_from_file.argtypes = [ctypes.c_char_p, _GgufInitParams]
@@ -111,12 +117,13 @@ def _serve() -> None:
             base.gguf_free(gguf)
             base.ggml_free(data)
             print("dfqs-judge: reader ok", file=sys.stderr, flush=True)
-        params = llama_cpp.llama_model_default_params()
-        params.use_mmap = False
-        model = llama_cpp.llama_model_load_from_file(path, params)
+        model = llama_cpp.llama_model_load_from_file(path, llama_cpp.llama_model_default_params())
+        context = llama_cpp.llama_init_from_model(model, context_params(CONTEXT, BATCH, BATCH, PLANNED_SEQUENCES)) if model else None
+        if context:
+            llama_cpp.llama_free(context)
         if model:
             llama_cpp.llama_model_free(model)
-        answers.write(json.dumps({"reader": bool(gguf), "loaded": bool(model)}) + "\n")
+        answers.write(json.dumps({"reader": bool(gguf), "loaded": bool(context)}) + "\n")
         answers.flush()
 
 

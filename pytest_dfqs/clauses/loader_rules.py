@@ -5,7 +5,7 @@ llama-cpp-python vendors (conformance/llama-cpp-loader.json, derived by
 tests/llama_cpp_source.py): the architectures and tokenizers it knows, the
 hyperparameter keys each architecture cannot load without, the tensors each
 architecture's loader can create (a file holding any other tensor is refused),
-the shapes it checks where they are n_embd, n_vocab, n_expert, n_ff or a number,
+the shapes it checks where the header states them (tensor_shapes),
 its rope dimension rule, the expert gating function an architecture insists on,
 the BPE tokenizers it cannot load without merges, the block and expert counts it
 asserts on, and its assertion that vocabulary tokens are unique. The rules read
@@ -29,6 +29,9 @@ from pytest_dfqs.catalogue import CONFORMANCE_DIR
 from pytest_dfqs.modelfile.facts import blocks_present, metadata_count
 from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, array_strings
 
+from . import tensor_shapes
+from .tensor_shapes import ExpectedShape, expected_shapes, first, names_pattern
+
 LOADER_FILE = CONFORMANCE_DIR / "llama-cpp-loader.json"
 MAX_LISTED = 5
 
@@ -42,7 +45,8 @@ class LoaderTable:
     max_layers: int
     tensors: dict[str, re.Pattern[str]]  # architecture -> the names its loader can create
     required_keys: dict[str, tuple[str, ...]]  # architecture -> the keys its full load reads unconditionally
-    shapes: dict[str, tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]]  # architecture -> (name, dimension symbols)
+    shapes: dict[str, tuple[ExpectedShape, ...]]  # architecture -> the shapes its loader checks
+    shape_fields: dict[str, dict[str, str]]  # architecture -> hyperparameter the shapes name -> its metadata key
     rope_checked: frozenset[str]  # architectures whose rope.dimension_count must equal the key length
     gating: dict[str, int]  # architecture -> the only expert_gating_func its loader accepts
     needs_merges: dict[str, frozenset[str]]  # tokenizer model -> the tokenizer.ggml.pre values exempt
@@ -65,21 +69,14 @@ def loader_table() -> LoaderTable:
         frozenset(document["known_tokenizers"]),
         document["max_experts"],
         document["max_layers"],
-        {arch: _names_pattern(names) for arch, names in document["architectures"].items()},
+        {arch: names_pattern(names) for arch, names in document["architectures"].items()},
         {arch: tuple(keys) for arch, keys in document["required_keys"].items()},
-        {
-            arch: tuple((_names_pattern([name]), tuple(dims)) for name, dims in shapes.items())
-            for arch, shapes in document["shapes"].items()
-        },
+        {arch: expected_shapes(shapes["tensors"]) for arch, shapes in document["shapes"].items()},
+        {arch: shapes["fields"] for arch, shapes in document["shapes"].items()},
         frozenset(document["rope_dimension_is_head_size"]),
         document["expert_gating_func"],
         {model: frozenset(exempt) for model, exempt in document["tokenizers_needing_merges"].items()},
     )
-
-
-def _names_pattern(templates: list[str]) -> re.Pattern[str]:
-    parts = [re.escape(t).replace(r"\{bid\}", r"\d+").replace(r"\{xid\}", r"\d+") for t in templates]
-    return re.compile("|".join(parts))
 
 
 def architecture_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -111,42 +108,8 @@ def _more(items: list[str]) -> str:
 
 def shape_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     """A tensor whose shape is not the one llama.cpp's loader checks (check_tensor_dims), where the table states it."""
-    symbols = _dimension_values(header)
-    expected_shapes = table.shapes.get(header.architecture or "", ())
-    for tensor in header.tensors:
-        for pattern, dims in expected_shapes:
-            if pattern.fullmatch(tensor.name) and all(d in symbols or d.isdigit() for d in dims):
-                expected = tuple(symbols[d] if d in symbols else int(d) for d in dims)
-                if _padded(tensor.shape) != _padded(expected):
-                    shown = ", ".join(f"{d}={symbols[d]}" for d in dims if d in symbols) or "fixed by llama.cpp"
-                    return [f"tensor {tensor.name!r} has shape {list(tensor.shape)}; llama.cpp expects {list(expected)} ({shown})"]
-    return []
-
-
-def _dimension_values(header: GGUFHeader) -> dict[str, int]:
-    """The values llama.cpp gives n_embd, n_vocab, n_expert and n_ff, where the header states them plainly."""
-    values = {}
-    embd = metadata_count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH))
-    if embd:
-        values["n_embd"] = embd
-    tokens, model = header.metadata.get(Keys.Tokenizer.LIST), header.metadata.get(Keys.Tokenizer.MODEL)
-    if isinstance(tokens, ArrayValue) and model not in ("no_vocab", "none"):
-        values["n_vocab"] = tokens.count
-    experts = metadata_count(header.arch_value(Keys.LLM.EXPERT_COUNT))
-    if experts is not None and experts > 1:  # some architectures turn a single expert into none
-        values["n_expert"] = experts
-    feed_forward = header.arch_value(Keys.LLM.FEED_FORWARD_LENGTH)
-    first = _first(feed_forward)
-    if feed_forward is None or first is not None:
-        values["n_ff"] = first or 0  # hparams.n_ff(): the first layer's, 0 when the optional key is absent
-    return values
-
-
-def _first(value: object) -> int | None:
-    """A per-layer value's first entry (or the value itself), as llama.cpp's hparams accessors read it."""
-    if isinstance(value, ArrayValue):
-        return metadata_count(value.values[0]) if value.values else None
-    return metadata_count(value)
+    arch = header.architecture or ""
+    return tensor_shapes.shape_problems(header, table.shapes.get(arch, ()), table.shape_fields.get(arch, {}))
 
 
 def merges_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -175,7 +138,7 @@ def rope_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     """llama.cpp refuses llama-like models whose rope dimension is not the key length ("invalid n_rot")."""
     arch = header.architecture
     rope = metadata_count(header.arch_value(Keys.Rope.DIMENSION_COUNT))
-    heads = _first(header.arch_value(Keys.Attention.HEAD_COUNT))
+    heads = first(header.arch_value(Keys.Attention.HEAD_COUNT))
     embd = metadata_count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH))
     if arch not in table.rope_checked or rope is None or not heads or not embd:
         return []
@@ -183,11 +146,6 @@ def rope_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     if rope != head_size:
         return [f"{arch}.rope.dimension_count is {rope} but the key length is {head_size}: llama.cpp refuses it (invalid n_rot)"]
     return []
-
-
-def _padded(shape: tuple[int, ...]) -> tuple[int, ...]:
-    """A shape as ggml holds it: four dimensions, the missing ones 1."""
-    return tuple(shape) + (1,) * (4 - len(shape))
 
 
 def expert_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:

@@ -16,7 +16,7 @@ import re
 from gguf.constants import GGUFValueType, Keys
 
 from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.modelfile.header import GGUFHeader
+from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader
 from pytest_dfqs.runtime.client import RuntimeNotEvaluated
 from pytest_dfqs.verdict import Finding, Status
 
@@ -69,7 +69,7 @@ def check_gguf_header(model: ModelUnderTest) -> Finding:
     problems = metadata_type_problems(header)
     if problems:
         return Finding("gguf-header", Status.NOT_MET, problems[0], {"problems": problems})
-    deviations = [d.describe() for d in header.deviations]
+    deviations = [d.describe() for d in header.deviations] + vocabulary_size_notes(header)
     return Finding(
         "gguf-header",
         Status.MET,
@@ -85,6 +85,15 @@ def check_gguf_header(model: ModelUnderTest) -> Finding:
             "spec_deviation_count": len(deviations),
         },
     )
+
+
+def vocabulary_size_notes(header: GGUFHeader) -> list[str]:
+    """A declared `{arch}.vocab_size` that the token list contradicts: llama.cpp sizes the vocabulary by the list."""
+    declared, tokens = header.arch_value(Keys.LLM.VOCAB_SIZE), header.metadata.get(Keys.Tokenizer.LIST)
+    if type(declared) is not int or not isinstance(tokens, ArrayValue) or declared == tokens.count:
+        return []
+    key = Keys.LLM.VOCAB_SIZE.format(arch=header.architecture)
+    return [f"{key} at byte {header.metadata_offsets[key]}: declares {declared:,} tokens, {Keys.Tokenizer.LIST} lists {tokens.count:,}"]
 
 
 def _deviation_note(deviations: list[str]) -> str:
@@ -275,8 +284,8 @@ def check_llama_cpp_executes(model: ModelUnderTest) -> Finding:
         return Finding(
             "llama-cpp-executes",
             Status.NOT_EVALUATED,
-            f"llama.cpp read the hyperparameters and the {runtime.vocabulary['n_vocab']:,}-token vocabulary (vocab-only load);"
-            f" the full load was not attempted: {skipped}",
+            f"llama.cpp read the hyperparameters and the {runtime.vocabulary['n_vocab']:,}-token vocabulary (vocab-only load)"
+            f" and, in its dry run without weights, accepted every tensor and built the graph; the full load was not attempted: {skipped}",
             {"vocab_only": runtime.vocabulary, **skipped.evidence},
         )
     alone = runtime.alone_path() != model.path

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,10 +105,13 @@ def write_model(
     drop: tuple[str, ...] = (),
     split_max_tensors: int = 0,
     name: str = "dfqs-demo-moe",
+    counts: Mapping[str, int] | None = None,
 ) -> None:
-    """Write a llama-architecture GGUF; `drop` leaves tensors out by name prefix."""
+    """Write a llama-architecture GGUF; `drop` leaves tensors out by name prefix, `counts` adds UINT32 keys."""
     writer = GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
     _add_metadata(writer, spec, name)
+    for key, count in (counts or {}).items():
+        writer.add_uint32(key, count)
     for tensor_name, array in build_tensors(spec).items():
         if not tensor_name.startswith(drop):
             writer.add_tensor(tensor_name, array)

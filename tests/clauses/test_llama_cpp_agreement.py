@@ -27,9 +27,9 @@ from tests.llama_judge import Judgement, LlamaJudge
 
 SUITE_SEED = 20261123
 SUITE_MUTANTS = 150  # per base model
-BENCHMARK_SEED = 20261125  # fresh: the rules were developed against seeds 1, 2, 7 and 20261124
+BENCHMARK_SEED = 20261127  # fresh: rules developed against seeds 1, 2, 7, 20261124 and (shapes in derived terms) 20261126
 BENCHMARK_MUTANTS = 4000
-STATIC_CATCH_FLOOR = 0.995  # the bar; measured 0.9965 on 4,000 fresh mutants (seed 20261125)
+STATIC_CATCH_FLOOR = 0.995  # the bar; measured 0.9987 on 4,000 fresh mutants (seed 20261127)
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,11 @@ def refused_files(base: Path, folder: Path) -> dict[str, tuple[Path, str]]:
         "blocks missing": (_u32(base, folder / "blocks3.gguf", "llama.block_count", 3), "does not find blk.2.*"),
         "expert shape": (
             _u32(base, folder / "ff.gguf", "llama.feed_forward_length", 64),
-            "llama.cpp expects [64, 64, 4] (n_embd=64, n_ff=64",
+            "llama.cpp expects [64, 64, 4] (n_embd=64, n_expert=4, n_ff=64)",
+        ),
+        "attention shape": (
+            _u32(base, folder / "kv-heads.gguf", "llama.attention.head_count_kv", 1),
+            "has shape [64, 32]; llama.cpp expects [64, 16] (n_embd=64, n_embd_k_gqa=16)",
         ),
         "rope dimension": (_u32(base, folder / "rope.gguf", "llama.rope.dimension_count", 8), "invalid n_rot"),
         "required key renamed": (
@@ -83,6 +87,15 @@ def test_real_and_deepseek4_models_pass(smollm2: Path, deepseek4_model: Path, ju
     for path in (smollm2, deepseek4_model):
         assert loader_problems(read_header(path)) == ([], []), path
         assert judge.judge(path).runs, path
+
+
+def test_deepseek4_shapes_in_its_own_hyperparameters(deepseek4_model: Path, tmp_path: Path, judge: LlamaJudge) -> None:
+    """The query LoRA rank of DeepSeek-V4 (deepseek4.attention.q_lora_rank) sets attn_q_a's shape: the rule reads it as llama.cpp does."""
+    changed = _u32(deepseek4_model, tmp_path / "q-lora.gguf", "deepseek4.attention.q_lora_rank", 32)
+    refused, _ = loader_problems(read_header(changed))
+    assert refused == ["tensor 'blk.0.attn_q_a.weight' has shape [128, 64]; llama.cpp expects [128, 32] (n_embd=128, n_lora_q=32)"]
+    judgement = judge.judge(changed)
+    assert not judgement.runs and "blk.0.attn_q_a.weight" in judgement.words
 
 
 def test_a_bpe_tokenizer_without_merges(smollm2: Path, tmp_path: Path, judge: LlamaJudge) -> None:

@@ -11,6 +11,7 @@ import pytest
 from gguf.constants import GGUFValueType
 
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
+from pytest_dfqs.modelfile.header import read_header
 from tests.conftest import Certification
 from tests.gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
 
@@ -236,3 +237,16 @@ def test_what_llama_cpp_tolerates_is_information_not_failure(certify: Certificat
         f"value of 'general.name' at byte {at - len(b'lenient-')}: is not valid UTF-8 (invalid start byte at position 8);"
         " shown with \\x escapes",
     ]
+
+
+def test_a_vocab_size_the_token_list_contradicts_is_a_note(certify: Certification, tmp_path: Path) -> None:
+    """llama.cpp sizes the vocabulary by the token list and runs the file: a contradicting vocab_size is information."""
+    target = tmp_path / "vocab-size.gguf"
+    write_model(target, TinyModelSpec(context_length=4096), name="vocab-size", counts={"llama.vocab_size": 300})
+    certify.run(f"--dfqs-model={target}", "--dfqs-tier=runtime")
+    found = findings_of(certify, "DFQS-3.1")
+    assert found["llama-cpp-executes"]["status"] == "MET"
+    header = found["gguf-header"]
+    assert header["status"] == "MET"
+    at = read_header(target).metadata_offsets["llama.vocab_size"]
+    assert header["evidence"]["spec_deviations"] == [f"llama.vocab_size at byte {at}: declares 300 tokens, tokenizer.ggml.tokens lists 291"]
