@@ -8,12 +8,14 @@ from .verdict import Finding, Status
 
 
 def assert_met(finding: Finding) -> None:
-    """Pass on MET, skip with the reason when not applicable or not evaluated, fail on NOT MET.
+    """Pass on MET, fail on NOT MET, skip with the reason otherwise.
 
-    (An ERROR finding never reaches a test: its fixture already ended it as a pytest error.)
+    An ERROR (the check could not run) decides nothing about the model: like NOT
+    EVALUATED it is a skip, and the verdict says INCOMPLETE, naming it.
     """
     if finding.status == Status.MET:
         return
-    if finding.status in (Status.NOT_APPLICABLE, Status.NOT_EVALUATED):
-        pytest.skip(f"{finding.status.value}: {finding.summary}")
-    pytest.fail(f"{finding.status.value} [{finding.check}]: {finding.summary}", pytrace=False)
+    if finding.status == Status.NOT_MET:
+        pytest.fail(f"{finding.status.value} [{finding.check}]: {finding.summary}", pytrace=False)
+    where = f" [{finding.check}]" if finding.status == Status.ERROR else ""
+    pytest.skip(f"{finding.status.value}{where}: {finding.summary}")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest import junitxml
 
 from .catalogue import CatalogueError, load_catalogue, tier_rank
 from .clauses.registry import finding as check_finding
@@ -26,7 +27,7 @@ from .reports import xdist_merge
 from .reports.allure_report import AllureCertification, allure_results_dir
 from .reports.certificate import build_certificate, write_certificate
 from .reports.terminal import baseline_table, clause_table, model_header_lines, settings_line
-from .session import Case, CertificationSession, case_of, model_labels
+from .session import Case, CertificationSession, ModelResult, case_of, model_labels, overall
 from .settings import DEMO_MODEL, Settings
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
 
@@ -62,11 +63,17 @@ def start(config: pytest.Config, settings: Settings) -> None:
         for path, label in zip(paths, model_labels(paths))
     ]
     policy = Policy(settings.tier, settings.strict, settings.profile)
-    config.stash[STATE] = CertificationSession(catalogue, policy, models)
+    config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config))
     config.stash[SETTINGS] = settings
     results_dir = allure_results_dir(config)
     if results_dir is not None:
         config.pluginmanager.register(AllureCertification(config.stash[STATE], results_dir, FINDING), ALLURE_PLUGIN)
+
+
+def _selection(config: pytest.Config) -> dict[str, Any]:
+    """The test selection in force: -k, -m and the paths given."""
+    option = config.option
+    return {"keyword": option.keyword or "", "markers": option.markexpr or "", "args": [str(arg) for arg in config.args]}
 
 
 def _metrics_path(path: Path | None, label: str, models: int) -> Path | None:
@@ -153,8 +160,6 @@ def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
             model.benchmark = request.getfixturevalue("benchmark")  # the test that evaluates first measures throughput
         finding = check_finding(model, check.id)
     request.node.stash[FINDING] = finding
-    if finding.status == Status.ERROR:  # the check could not run: a pytest error, not a failure
-        pytest.fail(f"ERROR [{finding.check}]: {finding.summary}", pytrace=False)
     return finding
 
 
@@ -213,7 +218,16 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         xdist_merge.merge(state, exported)
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    """Conformance tests that -k, -m or another plugin left out: part of the selection the certificate records."""
+    for item in items:
+        state = item.config.stash.get(STATE, None)
+        if state is not None and case_of(item) is not None:
+            state.deselected += 1
+
+
+@pytest.hookimpl(tryfirst=True)  # before junitxml writes its file: the verdict goes into its properties
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     state = config.stash.get(STATE, None)
     settings = config.stash.get(SETTINGS, None)
@@ -221,17 +235,18 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return
     for model in state.models:
         model.close()
+    state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
     if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the outputs
         config.workeroutput["dfqs"] = xdist_merge.export(state)
         return
     results = state.results()
-    if session.exitstatus == 0 and any(r.verdict == Verdict.NOT_CONFORMANT for r in results):
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # e.g. a SHALL clause the preflight kept from running
+    _set_exit_status(session, [r.verdict for r in results], settings)
+    _junit_properties(config, results)
     allure = config.pluginmanager.get_plugin(ALLURE_PLUGIN)
     if settings.report is None and allure is None:
         return
     try:
-        certificate = build_certificate(state.catalogue, state.policy, results)
+        certificate = build_certificate(state, results)
     except OSError as error:  # a model file that vanished during the run
         config.stash[REPORT_ERROR] = f"could not build the certificate: {error.strerror or error}"
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
@@ -241,6 +256,25 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         _write(session, f"the certificate to {report}", lambda: write_certificate(report, certificate))
     if allure is not None:
         _write(session, f"the Allure session files to {allure.results_dir}", lambda: allure.write_session_files(results, certificate))
+
+
+def _set_exit_status(session: pytest.Session, verdicts: list[Verdict], settings: Settings) -> None:
+    """NOT CONFORMANT fails the run; INCOMPLETE does only under --dfqs-require-complete; an interrupt keeps its status."""
+    if session.exitstatus != 0:
+        return
+    if Verdict.NOT_CONFORMANT in verdicts or (settings.require_complete and Verdict.INCOMPLETE in verdicts):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _junit_properties(config: pytest.Config, results: list[ModelResult]) -> None:
+    """The verdict as testsuite properties of --junitxml, the same words as the terminal and the certificate."""
+    xml = config.stash.get(junitxml.xml_key, None)
+    if xml is None:
+        return
+    xml.add_global_property("dfqs_verdict", overall(results).value)
+    xml.add_global_property("dfqs_complete", str(all(r.complete for r in results)).lower())
+    for result in results:
+        xml.add_global_property(f"dfqs_verdict:{result.model.label}", result.verdict.value)
 
 
 def _write(session: pytest.Session, what: str, action: Callable[[], None]) -> None:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,13 +49,32 @@ class ModelResult:
     model: ModelUnderTest
     clauses: tuple[ClauseResult, ...]
     verdict: Verdict
+    interrupted: bool = False
+
+    @property
+    def undecided(self) -> list[ClauseResult]:
+        """The deciding clauses this run left undecided."""
+        return [r for r in self.clauses if r.weight == "fail" and r.undecided]
+
+    @property
+    def complete(self) -> bool:
+        return not self.interrupted and not self.undecided
+
+
+def overall(results: list[ModelResult]) -> Verdict:
+    """The session's verdict: the worst of its models'."""
+    order = list(Verdict)
+    return max((r.verdict for r in results), key=order.index, default=Verdict.CONFORMANT)
 
 
 class CertificationSession:
-    def __init__(self, catalogue: Catalogue, policy: Policy, models: list[ModelUnderTest]) -> None:
+    def __init__(self, catalogue: Catalogue, policy: Policy, models: list[ModelUnderTest], selection: dict[str, Any] | None = None) -> None:
         self.catalogue = catalogue
         self.policy = policy
         self.models = models
+        self.selection = selection or {"keyword": "", "markers": "", "args": []}
+        self.interrupted = False  # Ctrl-C, SIGTERM or a stop before every selected test ran
+        self.deselected = 0  # conformance tests the selection (-k, -m) left out
         self._findings: dict[tuple[int, str], list[Finding]] = defaultdict(list)
 
     def cases(self, test_name: str) -> list[Case]:
@@ -80,8 +100,12 @@ class CertificationSession:
                 yield index, clause_id, finding
 
     def result(self, index: int) -> ModelResult:
-        clauses = tuple(decide_clause(clause, self._findings.get((index, clause.id), []), self.policy) for clause in self.catalogue.clauses)
-        return ModelResult(self.models[index], clauses, overall_verdict(list(clauses)))
+        check_tiers = {check_id: check.tier for check_id, check in self.catalogue.checks.items()}
+        clauses = tuple(
+            decide_clause(clause, self._findings.get((index, clause.id), []), self.policy, check_tiers, self.interrupted)
+            for clause in self.catalogue.clauses
+        )
+        return ModelResult(self.models[index], clauses, overall_verdict(list(clauses), self.interrupted), self.interrupted)
 
     def results(self) -> list[ModelResult]:
         return [self.result(index) for index in range(len(self.models))]

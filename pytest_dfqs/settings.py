@@ -31,13 +31,17 @@ MODEL_HELP = (
 )
 TIER_HELP = "Highest tier to run: static (header only, default), runtime (llama.cpp on CPU) or eval (section 11 metrics)."
 STRICT_HELP = "Treat SHOULD clauses that are not met as failures (default: warnings)."
+REQUIRE_COMPLETE_HELP = (
+    "Fail the run when the verdict is INCOMPLETE (a deciding clause not decided: tier not run, tests deselected,"
+    " interrupted, skipped by the memory preflight, ERROR); for certification gates. Default: INCOMPLETE exits 0."
+)
 PROFILE_HELP = (
     "'reference': decide the reference-profile clauses (sections 5, 9, 14, 15) and expect the published"
     " SHA-256 of DeepSeek-V4-Flash-IQ1_S-XL.gguf; without it they are informational."
 )
 SHA256_HELP = "Expected SHA-256 of the model file (64 hex digits)."
 CHECKSUMS_HELP = "sha256sum-format file ('<digest>  <file name>' per line) holding the model's expected digest."
-REPORT_HELP = "Write the certificate JSON (schemas/dfqs-certificate-1.schema.json) to this path."
+REPORT_HELP = "Write the certificate JSON (schemas/dfqs-certificate-2.schema.json) to this path."
 THREADS_HELP = "CPU threads for the runtime tier (default: the number of physical cores)."
 CTX_HELP = "Context size in tokens for the runtime tier (default: 4096, at most the model's declared context)."
 BUDGET_HELP = "Prompt-set subsets of the eval tier: quick, standard (default) or full; recorded in the conditions."
@@ -50,6 +54,7 @@ class Settings:
     models: tuple[str, ...]
     tier: str
     strict: bool
+    require_complete: bool
     profile: str | None
     sha256: str | None
     checksums: dict[str, str] | None
@@ -67,6 +72,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-model", action="append", dest="dfqs_models", metavar="PATH", default=[], help=MODEL_HELP)
     group.addoption("--dfqs-tier", dest="dfqs_tier", metavar="TIER", help=TIER_HELP)
     group.addoption("--dfqs-strict", action="store_true", dest="dfqs_strict", default=None, help=STRICT_HELP)
+    group.addoption("--dfqs-require-complete", action="store_true", dest="dfqs_require_complete", default=None, help=REQUIRE_COMPLETE_HELP)
     group.addoption("--dfqs-profile", dest="dfqs_profile", metavar="PROFILE", help=PROFILE_HELP)
     group.addoption("--dfqs-sha256", dest="dfqs_sha256", metavar="HEX", help=SHA256_HELP)
     group.addoption("--dfqs-checksums", dest="dfqs_checksums", metavar="FILE", help=CHECKSUMS_HELP)
@@ -78,6 +84,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
     parser.addini("dfqs_tier", TIER_HELP, default="static")
     parser.addini("dfqs_strict", STRICT_HELP, type="bool", default=False)
+    parser.addini("dfqs_require_complete", REQUIRE_COMPLETE_HELP, type="bool", default=False)
     parser.addini("dfqs_profile", PROFILE_HELP, default="")
     parser.addini("dfqs_checksums", CHECKSUMS_HELP, default="")
     parser.addini("dfqs_report", REPORT_HELP, default="")
@@ -101,6 +108,7 @@ def _pick(config: pytest.Config, option: str, ini: str) -> tuple[object, str]:
 def read_settings(config: pytest.Config) -> Settings:
     tier, tier_from = _pick(config, "dfqs_tier", "dfqs_tier")
     strict, _ = _pick(config, "dfqs_strict", "dfqs_strict")
+    require_complete, _ = _pick(config, "dfqs_require_complete", "dfqs_require_complete")
     profile, profile_from = _pick(config, "dfqs_profile", "dfqs_profile")
     checksums, checksums_from = _pick(config, "dfqs_checksums", "dfqs_checksums")
     report, report_from = _pick(config, "dfqs_report", "dfqs_report")
@@ -118,6 +126,7 @@ def read_settings(config: pytest.Config) -> Settings:
         models=tuple(_validate_model(m, "--dfqs-model") for m in models),
         tier=_validate_choice(str(tier), TIERS, tier_from),
         strict=bool(strict),
+        require_complete=bool(require_complete),
         profile=_validate_choice(str(profile), PROFILES, profile_from) if profile else None,
         sha256=_validate_sha256(sha256, "--dfqs-sha256") if sha256 else None,
         checksums=_validate_checksums(checksums_path, checksums_from) if checksums_path else None,

@@ -4,7 +4,10 @@ A check yields a `Finding`; the findings of a clause's checks decide the
 clause (`ClauseResult`); the clause results and their levels decide the
 model's verdict. The rules are DESIGN.md's: a SHALL clause not met fails the
 run, SHOULD is a warning unless strict, MAY is informational, and profile
-clauses count only when their profile was asked for.
+clauses count only when their profile was asked for. A verdict never says more
+than was checked: CONFORMANT needs every deciding clause decided (MET or NOT
+APPLICABLE) by all of its checks in a run that was not interrupted; anything
+less is INCOMPLETE, naming each undecided clause and why.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ class Status(str, Enum):
     NOT_EVALUATED = "NOT EVALUATED"
 
 
-class Verdict(str, Enum):
+class Verdict(str, Enum):  # in order of severity
     CONFORMANT = "CONFORMANT"
     CONFORMANT_WITH_WARNINGS = "CONFORMANT WITH WARNINGS"
+    INCOMPLETE = "INCOMPLETE"
     NOT_CONFORMANT = "NOT CONFORMANT"
+
+
+DECIDED = (Status.MET, Status.NOT_APPLICABLE)
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class ClauseResult:
     weight: str
     findings: tuple[Finding, ...]
     tier_ran: bool = True  # the run's tier includes the clause's tier
+    missing: tuple[str, ...] = ()  # checks of the tiers that ran without a finding: deselected, or the run was interrupted
+    interrupted: bool = False
+    decided_at: str | None = None  # the highest tier among the checks that decided the clause
 
     @property
     def awaiting(self) -> tuple[str, ...]:
@@ -75,9 +85,15 @@ class ClauseResult:
         return tuple(dict.fromkeys(f.evidence[NEEDS_TIER] for f in self.findings if NEEDS_TIER in f.evidence))
 
     @property
-    def unverified(self) -> bool:
-        """A clause whose tier ran but whose checks could not run (no memory, no llama.cpp)."""
-        return self.status == Status.NOT_EVALUATED and self.tier_ran and bool(self.findings)
+    def undecided(self) -> str | None:
+        """Why the clause is neither MET nor NOT APPLICABLE nor NOT MET; None when it is decided."""
+        if self.status in (*DECIDED, Status.NOT_MET):
+            return None
+        if self.status == Status.ERROR:
+            return f"ERROR: {self.reason}"
+        if not self.tier_ran:
+            return f"tier {self.clause.tier} not run"
+        return self.reason
 
     @property
     def reason(self) -> str:
@@ -86,6 +102,9 @@ class ClauseResult:
         A failure is explained by the first failing check; any other status by
         the last check that has it, the one of the highest tier.
         """
+        if self.missing and self.status == Status.NOT_EVALUATED:
+            cause = "the run was interrupted before" if self.interrupted else "deselected:"
+            return f"{cause} {', '.join(self.missing)}"
         deciding = [f for f in self.findings if f.status == self.status] or list(self.findings)
         if not deciding:
             return ""
@@ -95,13 +114,23 @@ class ClauseResult:
         return deciding[0].summary if self.status in (Status.NOT_MET, Status.ERROR) else deciding[-1].summary
 
 
-def decide_clause(clause: Clause, findings: list[Finding], policy: Policy) -> ClauseResult:
-    """Combine the findings of a clause's checks into its status."""
+def decide_clause(
+    clause: Clause, findings: list[Finding], policy: Policy, check_tiers: dict[str, str], interrupted: bool = False
+) -> ClauseResult:
+    """Combine the findings of a clause's checks into its status; `check_tiers` gives each check's tier."""
     tier_ran = tier_rank(clause.tier) <= tier_rank(policy.tier)
-    return ClauseResult(clause, _clause_status(clause, findings, policy), policy.weight(clause), tuple(findings), tier_ran)
+    found = {finding.check for finding in findings}
+    ran = [check for check in clause.checks if tier_rank(check_tiers[check]) <= tier_rank(policy.tier)]
+    missing = tuple(check for check in ran if check not in found)
+    status = _clause_status(clause, findings, policy, bool(missing))
+    deciding = [
+        check_tiers[f.check] for f in findings if f.status == status and status in (*DECIDED, Status.NOT_MET) and f.check in check_tiers
+    ]
+    decided_at = max(deciding, key=tier_rank) if deciding else None
+    return ClauseResult(clause, status, policy.weight(clause), tuple(findings), tier_ran, missing, interrupted, decided_at)
 
 
-def _clause_status(clause: Clause, findings: list[Finding], policy: Policy) -> Status:
+def _clause_status(clause: Clause, findings: list[Finding], policy: Policy, incomplete: bool) -> Status:
     if tier_rank(clause.tier) <= tier_rank(policy.tier):  # the clause's own tier ran: higher-tier checks only confirm
         findings = [finding for finding in findings if NEEDS_TIER not in finding.evidence] or findings
     statuses = {finding.status for finding in findings}
@@ -109,6 +138,8 @@ def _clause_status(clause: Clause, findings: list[Finding], policy: Policy) -> S
         return Status.NOT_MET
     if Status.ERROR in statuses:
         return Status.ERROR
+    if incomplete:  # a check that did not run could still find the clause not met
+        return Status.NOT_EVALUATED
     if Status.NOT_APPLICABLE in statuses and Status.MET not in statuses:
         return Status.NOT_APPLICABLE  # e.g. routing of a dense model: no later tier changes that
     if Status.NOT_EVALUATED in statuses or not findings or tier_rank(clause.tier) > tier_rank(policy.tier):
@@ -116,16 +147,18 @@ def _clause_status(clause: Clause, findings: list[Finding], policy: Policy) -> S
     return Status.MET
 
 
-def overall_verdict(results: list[ClauseResult]) -> Verdict:
-    """NOT CONFORMANT when a deciding clause failed, errored, or could not be checked at the tier asked for.
+def overall_verdict(results: list[ClauseResult], interrupted: bool = False) -> Verdict:
+    """NOT CONFORMANT when a deciding clause is not met; INCOMPLETE when one is undecided or the run was interrupted.
 
-    A gate must not pass on checks that did not run: a SHALL clause of the
-    requested tier left NOT EVALUATED (the preflight found too little memory,
-    llama.cpp is missing) makes the run NOT CONFORMANT. Clauses of higher
-    tiers, and clauses whose tests were deselected, do not.
+    A gate must not pass on checks that did not run: a deciding clause of a tier
+    not run, deselected, interrupted, kept from running by the memory preflight or
+    ended by an ERROR leaves the verdict INCOMPLETE, never CONFORMANT.
     """
-    if any(r.weight == "fail" and (r.status in (Status.NOT_MET, Status.ERROR) or r.unverified) for r in results):
+    deciding = [r for r in results if r.weight == "fail"]
+    if any(r.status == Status.NOT_MET for r in deciding):
         return Verdict.NOT_CONFORMANT
+    if interrupted or any(r.undecided for r in deciding):
+        return Verdict.INCOMPLETE
     if any(r.weight == "warn" and r.status in (Status.NOT_MET, Status.ERROR) for r in results):
         return Verdict.CONFORMANT_WITH_WARNINGS
     return Verdict.CONFORMANT

@@ -16,7 +16,7 @@ from .real_model import fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
 
 DEFAULT_TIMEOUT_S = 300
-CERTIFICATE_SCHEMA = json.loads((SCHEMAS_DIR / "dfqs-certificate-1.schema.json").read_text())
+CERTIFICATE_SCHEMA = json.loads((SCHEMAS_DIR / "dfqs-certificate-2.schema.json").read_text())
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

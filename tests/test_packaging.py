@@ -24,7 +24,7 @@ def test_wheel_ships_conformance_and_schemas(tmp_path: Path) -> None:
     assert "pytest_dfqs/conformance/clauses.toml" in names
     assert "pytest_dfqs/conformance/spec/DFQS-v1.0.txt" in names
     assert "pytest_dfqs/conformance/test_single_file.py" in names
-    assert "pytest_dfqs/schemas/dfqs-certificate-1.schema.json" in names
+    assert "pytest_dfqs/schemas/dfqs-certificate-2.schema.json" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "dfqs = pytest_dfqs.plugin" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -130,7 +130,11 @@ def test_certificate_of_a_conformant_model(certify: Certification, moe_model: Pa
     certificate = certify.certificate()
     validate_certificate(certificate)
     model = certificate["models"][0]
-    assert certificate["verdict"] == model["verdict"] == "CONFORMANT"
+    assert certificate["verdict"] == model["verdict"] == "INCOMPLETE"  # the static tier cannot decide DFQS-3.2, 3.3, 11.1, 11.2
+    assert not certificate["complete"] and not certificate["interrupted"] and not model["complete"]
+    assert [u["clause"] for u in model["undecided"]] == ["DFQS-3.2", "DFQS-3.3", "DFQS-11.1", "DFQS-11.2"]
+    decided = {c["id"]: c["decided_at_tier"] for c in model["clauses"]}
+    assert decided["DFQS-3.1"] == "static" and decided["DFQS-3.2"] is None
     assert model["facts"]["expert_count"] == 4 and model["facts"]["tensor_count"] == 23
     assert model["sha256"] is None  # no digest was asked for: the static tier reads no data
     assert {c["id"] for c in model["clauses"]} == {c.id for c in load_catalogue().clauses}
@@ -148,7 +152,7 @@ def test_certificate_of_a_broken_model(certify: Certification, tmp_path: Path) -
 def test_dense_model_under_the_reference_profile(certify: Certification, dense_model: Path) -> None:
     informational = certify.run(f"--dfqs-model={dense_model}")
     assert informational.ret == 0
-    informational.stdout.fnmatch_lines(["DFQS-5.1   info    NOT MET *not a Mixture-of-Experts*", "verdict: CONFORMANT at tier static*"])
+    informational.stdout.fnmatch_lines(["DFQS-5.1   info    NOT MET *not a Mixture-of-Experts*", "verdict: INCOMPLETE at tier static*"])
     assert certify.clause("DFQS-3.3")["status"] == "NOT APPLICABLE"
     profiled = certify.run(f"--dfqs-model={dense_model}", "--dfqs-profile", "reference")
     assert profiled.ret == 1
@@ -181,7 +185,7 @@ def test_checksums_file_and_cached_digest(certify: Certification, moe_model: Pat
 def test_demo_model_is_generated_once(certify: Certification, pytester: pytest.Pytester) -> None:
     result = certify.run("--dfqs-model", "demo")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["verdict: CONFORMANT at tier static*"])
+    result.stdout.fnmatch_lines(["verdict: INCOMPLETE at tier static*"])
     demo = Path(certify.certificate()["models"][0]["path"])
     assert demo.is_relative_to(pytester.path / ".pytest_cache")
     stamp = demo.stat().st_mtime_ns
@@ -202,6 +206,50 @@ def test_junit_xml_carries_clause_and_level(certify: Certification, moe_model: P
     assert '<property name="dfqs_clause" value="DFQS-3.1" />' in xml
     assert '<property name="dfqs_level" value="SHALL" />' in xml
     assert '<property name="dfqs_check" value="no-split" />' in xml
+    assert '<property name="dfqs_verdict" value="INCOMPLETE" />' in xml  # the terminal's and the certificate's word
+    assert '<property name="dfqs_complete" value="false" />' in xml
+    assert f'<property name="dfqs_verdict:{moe_model.name}" value="INCOMPLETE" />' in xml
+
+
+def test_a_selection_never_yields_conformant(certify: Certification, runtime_moe_model: Path) -> None:
+    """-k picks one check: the clauses it leaves undecided are named, and the certificate records the selection."""
+    result = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "-k", "cpu-generation")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "DFQS-3.2   SHALL   NOT EVALUATED   deselected: gguf-header",
+            "verdict: INCOMPLETE at tier runtime*",
+            "undecided: DFQS-3.1 (deselected: gguf-header, *); DFQS-3.2 (deselected: gguf-header);"
+            " DFQS-3.3 (deselected: router-structure, routing-determinism); DFQS-11.1, DFQS-11.2 (tier eval not run);"
+            " DFQS-AI.1 (deselected: sha256)",
+        ]
+    )
+    certificate = certify.certificate()
+    validate_certificate(certificate)
+    assert certificate["verdict"] == "INCOMPLETE" and not certificate["complete"]
+    assert certificate["selection"]["keyword"] == "cpu-generation" and certificate["selection"]["deselected_tests"] > 20
+    single_file = certify.clause("DFQS-3.1")
+    assert single_file["status"] == "NOT EVALUATED" and single_file["undecided"].startswith("deselected: gguf-header, tensor-layout")
+    gated = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "-k", "cpu-generation", "--dfqs-require-complete")
+    assert gated.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_a_run_stopped_by_a_failure_is_interrupted(certify: Certification, split_model: Path) -> None:
+    """-x stops at the first failure: what did not run is named as interrupted, and the verdict is not CONFORMANT."""
+    result = certify.run(f"--dfqs-model={split_model}", "-x", "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    certificate = certify.certificate()
+    validate_certificate(certificate)
+    assert certificate["interrupted"] and not certificate["complete"]
+    assert certificate["verdict"] == "NOT CONFORMANT"  # the failure it stopped at is a SHALL clause not met
+    result.stdout.fnmatch_lines(["verdict: NOT CONFORMANT at tier static (*), interrupted"])
+
+
+def test_require_complete_has_an_ini_twin(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\ndfqs_require_complete = true\n")
+    assert certify.run(f"--dfqs-model={moe_model}").ret == pytest.ExitCode.TESTS_FAILED  # static: INCOMPLETE
+    pytester.makeini("[pytest]\ndfqs_require_complete = false\n")
+    assert certify.run(f"--dfqs-model={moe_model}").ret == 0
 
 
 def test_hashing_a_large_file_shows_progress(certify: Certification, moe_model: Path, tmp_path: Path) -> None:

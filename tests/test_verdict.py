@@ -1,49 +1,82 @@
-"""Clause verdicts and the overall verdict under levels, tiers, strictness and profiles."""
+"""Clause verdicts and the overall verdict under levels, tiers, strictness, profiles, selections and interrupts."""
 
 from __future__ import annotations
 
 import pytest
 
-from pytest_dfqs.catalogue import load_catalogue
-from pytest_dfqs.verdict import Finding, Policy, Status, Verdict, decide_clause, overall_verdict
+from pytest_dfqs.catalogue import Clause, load_catalogue, tier_rank
+from pytest_dfqs.verdict import NEEDS_TIER, ClauseResult, Finding, Policy, Status, Verdict, decide_clause, overall_verdict
 
 CATALOGUE = load_catalogue()
-SINGLE_FILE = CATALOGUE.clause("DFQS-3.1")  # SHALL, static
-ROUTING = CATALOGUE.clause("DFQS-3.3")  # SHALL, runtime
+TIERS = {check_id: check.tier for check_id, check in CATALOGUE.checks.items()}
+SINGLE_FILE = CATALOGUE.clause("DFQS-3.1")  # SHALL, static (6 static checks, then llama.cpp's load at runtime)
+ROUTING = CATALOGUE.clause("DFQS-3.3")  # SHALL, runtime (router-structure static, routing-determinism runtime)
 COMPATIBILITY = CATALOGUE.clause("DFQS-3.4")  # SHOULD, runtime
 GPU = CATALOGUE.clause("DFQS-3.6")  # MAY
 PROFILE_MOE = CATALOGUE.clause("DFQS-5.1")  # SHALL, reference profile
+STATIC = Policy()
 
 
-def found(*statuses: Status) -> list[Finding]:
-    return [Finding(f"check-{i}", status, f"finding {i}: {status.value}") for i, status in enumerate(statuses)]
+def found(clause: Clause, *statuses: Status, policy: Policy = STATIC) -> list[Finding]:
+    """A finding for every check of the clause, as the plugin records them: the given statuses first, then MET;
+    checks of a tier the run did not reach say so."""
+    findings = []
+    for index, check in enumerate(clause.checks):
+        if tier_rank(TIERS[check]) > tier_rank(policy.tier):
+            findings.append(Finding(check, Status.NOT_EVALUATED, f"needs --dfqs-tier {TIERS[check]}", {NEEDS_TIER: TIERS[check]}))
+        else:
+            status = statuses[index] if index < len(statuses) else Status.MET
+            findings.append(Finding(check, status, f"finding {index}: {status.value}"))
+    return findings
+
+
+def decide(clause: Clause, *statuses: Status, policy: Policy = STATIC, interrupted: bool = False) -> ClauseResult:
+    return decide_clause(clause, found(clause, *statuses, policy=policy), policy, TIERS, interrupted)
 
 
 @pytest.mark.parametrize(
-    ("statuses", "tier", "expected"),
+    ("statuses", "expected"),
     [
-        ((Status.MET, Status.MET), "static", Status.MET),
-        ((Status.MET, Status.NOT_MET), "static", Status.NOT_MET),
-        ((Status.ERROR, Status.MET), "static", Status.ERROR),
-        ((Status.NOT_MET, Status.ERROR), "static", Status.NOT_MET),
-        ((), "static", Status.NOT_EVALUATED),
-        ((Status.MET, Status.NOT_EVALUATED), "runtime", Status.NOT_EVALUATED),
-        ((Status.NOT_APPLICABLE, Status.NOT_EVALUATED), "static", Status.NOT_APPLICABLE),
-        ((Status.MET, Status.NOT_APPLICABLE), "static", Status.MET),
+        ((Status.MET, Status.MET), Status.MET),
+        ((Status.MET, Status.NOT_MET), Status.NOT_MET),
+        ((Status.ERROR, Status.MET), Status.ERROR),
+        ((Status.NOT_MET, Status.ERROR), Status.NOT_MET),
+        ((Status.NOT_APPLICABLE,) * 6, Status.NOT_APPLICABLE),
+        ((Status.MET, Status.NOT_APPLICABLE), Status.MET),
+        ((Status.MET, Status.NOT_EVALUATED), Status.NOT_EVALUATED),
     ],
 )
-def test_clause_status(statuses: tuple[Status, ...], tier: str, expected: Status) -> None:
-    assert decide_clause(SINGLE_FILE, found(*statuses), Policy(tier=tier)).status == expected
+def test_clause_status(statuses: tuple[Status, ...], expected: Status) -> None:
+    assert decide(SINGLE_FILE, *statuses).status == expected
 
 
 def test_a_runtime_clause_is_not_evaluated_by_static_evidence_alone() -> None:
-    assert decide_clause(ROUTING, found(Status.MET), Policy(tier="static")).status == Status.NOT_EVALUATED
-    assert decide_clause(ROUTING, found(Status.MET, Status.MET), Policy(tier="runtime")).status == Status.MET
+    static = decide(ROUTING)
+    assert static.status == Status.NOT_EVALUATED and static.undecided == "tier runtime not run"
+    runtime = decide(ROUTING, policy=Policy(tier="runtime"))
+    assert runtime.status == Status.MET and runtime.decided_at == "runtime" and runtime.undecided is None
+
+
+def test_the_tier_that_decided_a_clause() -> None:
+    assert decide(SINGLE_FILE).decided_at == "static"
+    assert decide(SINGLE_FILE, policy=Policy(tier="runtime")).decided_at == "runtime"
+    assert decide(SINGLE_FILE, Status.NOT_MET).decided_at == "static"
 
 
 def test_reason_comes_from_the_deciding_finding() -> None:
-    result = decide_clause(SINGLE_FILE, found(Status.MET, Status.NOT_MET), Policy())
-    assert result.reason == "finding 1: NOT MET"
+    assert decide(SINGLE_FILE, Status.MET, Status.NOT_MET).reason == "finding 1: NOT MET"
+
+
+def test_a_clause_with_checks_that_did_not_run_is_not_decided() -> None:
+    """`-k gguf-header` runs one of DFQS-3.1's six static checks: five MET findings short is not MET."""
+    partial = decide_clause(SINGLE_FILE, found(SINGLE_FILE)[:1], Policy(), TIERS)
+    assert partial.status == Status.NOT_EVALUATED
+    assert partial.missing == ("tensor-layout", "tensors-in-file", "no-split", "standalone", "loader-rules")
+    assert partial.undecided == "deselected: tensor-layout, tensors-in-file, no-split, standalone, loader-rules"
+    stopped = decide_clause(SINGLE_FILE, [], Policy(), TIERS, interrupted=True)
+    assert stopped.undecided.startswith("the run was interrupted before gguf-header, tensor-layout")  # type: ignore[union-attr]
+    failed = decide_clause(SINGLE_FILE, found(SINGLE_FILE, Status.NOT_MET)[:1], Policy(), TIERS)
+    assert failed.status == Status.NOT_MET  # one check that fails decides, whatever did not run
 
 
 @pytest.mark.parametrize(
@@ -57,32 +90,51 @@ def test_reason_comes_from_the_deciding_finding() -> None:
         (PROFILE_MOE, Policy(profile="reference"), "fail"),
     ],
 )
-def test_weights(clause, policy: Policy, weight: str) -> None:
+def test_weights(clause: Clause, policy: Policy, weight: str) -> None:
     assert policy.weight(clause) == weight
 
 
+def every_clause(policy: Policy, **statuses: tuple[Status, ...]) -> list[ClauseResult]:
+    """Every clause of the catalogue decided under `policy`, MET unless `statuses` (by clause id, dots as _) says otherwise."""
+    return [decide(clause, *statuses.get(clause.id.replace("-", "_").replace(".", "_"), ()), policy=policy) for clause in CATALOGUE.clauses]
+
+
 @pytest.mark.parametrize(
-    ("clause", "policy", "verdict"),
+    ("clause_key", "policy", "verdict"),
     [
-        (SINGLE_FILE, Policy(), Verdict.NOT_CONFORMANT),
-        (COMPATIBILITY, Policy(tier="runtime"), Verdict.CONFORMANT_WITH_WARNINGS),
-        (COMPATIBILITY, Policy(tier="runtime", strict=True), Verdict.NOT_CONFORMANT),
-        (GPU, Policy(tier="runtime"), Verdict.CONFORMANT),
-        (PROFILE_MOE, Policy(), Verdict.CONFORMANT),
-        (PROFILE_MOE, Policy(profile="reference"), Verdict.NOT_CONFORMANT),
+        ("DFQS_3_1", Policy(tier="eval"), Verdict.NOT_CONFORMANT),
+        ("DFQS_3_4", Policy(tier="eval"), Verdict.CONFORMANT_WITH_WARNINGS),
+        ("DFQS_3_4", Policy(tier="eval", strict=True), Verdict.NOT_CONFORMANT),
+        ("DFQS_3_6", Policy(tier="eval"), Verdict.CONFORMANT),
+        ("DFQS_5_1", Policy(tier="eval"), Verdict.CONFORMANT),
+        ("DFQS_5_1", Policy(tier="eval", profile="reference"), Verdict.NOT_CONFORMANT),
     ],
 )
-def test_overall_verdict_of_one_clause_not_met(clause, policy: Policy, verdict: Verdict) -> None:
-    failing = decide_clause(clause, found(Status.NOT_MET), policy)
-    passing = decide_clause(SINGLE_FILE, found(Status.MET), policy) if clause is not SINGLE_FILE else failing
-    assert overall_verdict([passing, failing]) == verdict
+def test_overall_verdict_of_one_clause_not_met(clause_key: str, policy: Policy, verdict: Verdict) -> None:
+    results = every_clause(policy, **{clause_key: (Status.NOT_MET,)})
+    assert overall_verdict(results) == verdict
 
 
-def test_a_shall_clause_that_could_not_run_at_the_requested_tier_is_not_conformant() -> None:
-    skipped = decide_clause(ROUTING, found(Status.MET, Status.NOT_EVALUATED), Policy(tier="runtime"))
-    assert skipped.status == Status.NOT_EVALUATED and skipped.unverified
-    assert overall_verdict([skipped]) == Verdict.NOT_CONFORMANT
-    higher_tier = decide_clause(ROUTING, found(Status.MET, Status.NOT_EVALUATED), Policy(tier="static"))
-    assert not higher_tier.unverified and overall_verdict([higher_tier]) == Verdict.CONFORMANT
-    deselected = decide_clause(ROUTING, [], Policy(tier="runtime"))
-    assert not deselected.unverified and overall_verdict([deselected]) == Verdict.CONFORMANT
+def test_conformant_only_when_every_shall_clause_is_decided() -> None:
+    assert overall_verdict(every_clause(Policy(tier="eval"))) == Verdict.CONFORMANT
+    static = every_clause(Policy())  # the runtime and eval SHALL clauses are undecided at the default tier
+    assert overall_verdict(static) == Verdict.INCOMPLETE
+    undecided = {r.clause.id: r.undecided for r in static if r.weight == "fail" and r.undecided}
+    assert undecided == {
+        "DFQS-3.2": "tier runtime not run",
+        "DFQS-3.3": "tier runtime not run",
+        "DFQS-11.1": "tier eval not run",
+        "DFQS-11.2": "tier eval not run",
+    }
+    assert overall_verdict(every_clause(Policy(), DFQS_3_1=(Status.NOT_MET,))) == Verdict.NOT_CONFORMANT  # a defect still fails
+
+
+def test_interrupted_errored_and_skipped_runs_are_incomplete() -> None:
+    policy = Policy(tier="eval")
+    assert overall_verdict(every_clause(policy), interrupted=True) == Verdict.INCOMPLETE
+    errored = every_clause(policy, DFQS_3_2=(Status.MET, Status.ERROR))
+    assert overall_verdict(errored) == Verdict.INCOMPLETE
+    assert next(r for r in errored if r.clause.id == "DFQS-3.2").undecided == "ERROR: finding 1: ERROR"
+    skipped = every_clause(policy, DFQS_3_3=(Status.MET, Status.NOT_EVALUATED))  # e.g. the memory preflight said no
+    assert overall_verdict(skipped) == Verdict.INCOMPLETE
+    assert next(r for r in skipped if r.clause.id == "DFQS-3.3").undecided == "finding 1: NOT EVALUATED"

@@ -79,7 +79,7 @@ class AllureCertification:
         if index is not None:
             import allure
 
-            certificate = build_certificate(self.state.catalogue, self.state.policy, [self.state.result(index)])
+            certificate = build_certificate(self.state, [self.state.result(index)])
             _attach_json(allure, "certificate", certificate)
         return (yield)
 
@@ -162,6 +162,7 @@ def environment_properties(results: list[ModelResult], certificate: dict[str, An
             f"{prefix}.size_bytes={model['file_size']}",
             f"{prefix}.architecture={facts.get('architecture')}",
             f"{prefix}.verdict={model['verdict']}",
+            f"{prefix}.complete={str(model['complete']).lower()}",
         ]
     runtime = next((m["runtime"] for m in certificate["models"] if m["runtime"]), None) or {}
     tool = certificate["tool"]

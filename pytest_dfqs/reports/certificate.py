@@ -1,7 +1,7 @@
 """The certificate: a machine-readable record of one certification run.
 
 Its envelope follows pytest-benchmark's JSON (machine_info, datetime, version,
-results); schemas/dfqs-certificate-1.schema.json describes it.
+results); schemas/dfqs-certificate-2.schema.json describes it.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dfqs import __version__
-from pytest_dfqs.catalogue import Catalogue
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.runtime.host import cpu_model, physical_memory
-from pytest_dfqs.session import ModelResult
-from pytest_dfqs.verdict import ClauseResult, Policy, Verdict
+from pytest_dfqs.session import CertificationSession, ModelResult, overall
+from pytest_dfqs.verdict import ClauseResult, Policy
 
 CERTIFICATE_FORMAT = "dfqs-certificate"
-CERTIFICATE_VERSION = 1
+CERTIFICATE_VERSION = 2
 TOOL_PACKAGES = ("pytest", "gguf", "llama-cpp-python", "jsonschema", "allure-pytest", "pytest-benchmark")
 
 
@@ -53,8 +52,9 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def build_certificate(catalogue: Catalogue, policy: Policy, results: list[ModelResult]) -> dict[str, Any]:
-    verdicts = [r.verdict for r in results]
+def build_certificate(state: CertificationSession, results: list[ModelResult]) -> dict[str, Any]:
+    """The certificate of these results of the session: what was decided, whether the run was interrupted, the selection."""
+    catalogue, policy = state.catalogue, state.policy
     return {
         "format": CERTIFICATE_FORMAT,
         "format_version": CERTIFICATE_VERSION,
@@ -63,14 +63,12 @@ def build_certificate(catalogue: Catalogue, policy: Policy, results: list[ModelR
         "tool": tool_versions(),
         "machine_info": machine_info(),
         "settings": {"tier": policy.tier, "strict": policy.strict, "profile": policy.profile},
-        "verdict": _worst(verdicts).value,
+        "verdict": overall(results).value,
+        "complete": all(r.complete for r in results),
+        "interrupted": state.interrupted,
+        "selection": {**state.selection, "deselected_tests": state.deselected},
         "models": [_model_entry(r, policy) for r in results],
     }
-
-
-def _worst(verdicts: list[Verdict]) -> Verdict:
-    order = list(Verdict)
-    return max(verdicts, key=order.index, default=Verdict.CONFORMANT)
 
 
 def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
@@ -87,6 +85,8 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
         "sha256": model.sha256,
         "facts": facts,
         "verdict": result.verdict.value,
+        "complete": result.complete,
+        "undecided": [{"clause": r.clause.id, "reason": r.undecided} for r in result.undecided],
         "tier": policy.tier,
         "runtime": _runtime_entry(model),
         "clauses": [_clause_entry(c) for c in result.clauses],
@@ -113,6 +113,8 @@ def _clause_entry(result: ClauseResult) -> dict[str, Any]:
         "status": result.status.value,
         "weight": result.weight,
         "reason": result.reason,
+        "decided_at_tier": result.decided_at,
+        "undecided": result.undecided,
         "findings": [{"check": f.check, "status": f.status.value, "summary": f.summary, "evidence": f.evidence} for f in result.findings],
     }
 

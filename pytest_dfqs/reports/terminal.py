@@ -9,7 +9,7 @@ from pytest_dfqs.modelfile.facts import ModelFacts
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.modelfile.units import human_bytes, human_count
 from pytest_dfqs.session import ModelResult
-from pytest_dfqs.verdict import ClauseResult, Policy, Status
+from pytest_dfqs.verdict import ClauseResult, Policy, Status, Verdict
 
 STATUS_MARKUP = {
     Status.MET: {"green": True},
@@ -19,6 +19,12 @@ STATUS_MARKUP = {
     Status.NOT_EVALUATED: {"yellow": True},
 }
 REASON_WIDTH = 90
+VERDICT_COLOURS = {
+    Verdict.CONFORMANT: "green",
+    Verdict.CONFORMANT_WITH_WARNINGS: "yellow",
+    Verdict.INCOMPLETE: "yellow",
+    Verdict.NOT_CONFORMANT: "red",
+}
 
 
 def settings_line(policy: Policy, spec: str) -> str:
@@ -57,17 +63,30 @@ def clause_table(result: ModelResult, tier: str) -> list[tuple[str, dict]]:
     lines = [(f"{'clause':<11}{'level':<8}{'status':<16}evidence", {"bold": True})]
     lines += [(_clause_line(r), STATUS_MARKUP[r.status]) for r in result.clauses]
     counts = _counts(result.clauses)
-    verdict_markup = {"green": True, "bold": True} if result.verdict.value == "CONFORMANT" else {"red": True, "bold": True}
-    lines.append((f"verdict: {result.verdict.value} at tier {tier} ({counts})", verdict_markup))
+    verdict_markup = {VERDICT_COLOURS[result.verdict]: True, "bold": True}
+    interrupted = ", interrupted" if result.interrupted else ""
+    lines.append((f"verdict: {result.verdict.value} at tier {tier} ({counts}){interrupted}", verdict_markup))
+    if result.undecided:
+        lines.append((f"undecided: {_undecided(result)}", {"yellow": True}))
     return lines
+
+
+def _undecided(result: ModelResult) -> str:
+    """The undecided deciding clauses, grouped by why: "DFQS-3.2, DFQS-3.3 (tier runtime not run); ..."."""
+    by_reason: dict[str, list[str]] = {}
+    for clause in result.undecided:
+        by_reason.setdefault(_shortened((clause.undecided or "").splitlines()[0]), []).append(clause.clause.id)
+    return "; ".join(f"{', '.join(ids)} ({reason})" for reason, ids in by_reason.items())
 
 
 def _clause_line(result: ClauseResult) -> str:
     level = result.clause.level if result.weight != "info" or result.clause.profile is None else "info"
-    reason = result.reason.splitlines()[0] if result.reason else ""
-    if len(reason) > REASON_WIDTH:
-        reason = reason[: REASON_WIDTH - 3] + "..."
+    reason = _shortened(result.reason.splitlines()[0]) if result.reason else ""
     return f"{result.clause.id:<11}{level:<8}{result.status.value:<16}{reason}"
+
+
+def _shortened(text: str) -> str:
+    return text[: REASON_WIDTH - 3] + "..." if len(text) > REASON_WIDTH else text
 
 
 def _counts(results: tuple[ClauseResult, ...]) -> str:

@@ -42,10 +42,12 @@ class Verdicts:
 
 def static_single_file(path: Path) -> tuple[Status, str]:
     """DFQS-3.1 as the static tier decides it, from the same checks the plugin runs."""
-    clause = load_catalogue().clause("DFQS-3.1")
+    catalogue = load_catalogue()
+    clause = catalogue.clause("DFQS-3.1")
     model = ModelUnderTest(path, path.name)
-    findings = [finding(model, check) for check in clause.checks if load_catalogue().checks[check].tier == "static"]
-    result = decide_clause(clause, findings, Policy("static"))
+    tiers = {check: catalogue.checks[check].tier for check in clause.checks}
+    findings = [finding(model, check) for check in clause.checks if tiers[check] == "static"]
+    result = decide_clause(clause, findings, Policy("static"), tiers)
     return result.status, result.reason
 
 

@@ -16,15 +16,15 @@ from tests.conftest import Certification
 from tests.gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
 
 
-def test_conforming_moe_is_conformant(certify: Certification, moe_model: Path) -> None:
+def test_conforming_moe_meets_the_single_file_clause(certify: Certification, moe_model: Path) -> None:
     result = certify.run(f"--dfqs-model={moe_model}", "-v")
-    assert result.ret == 0
+    assert result.ret == 0  # INCOMPLETE at the static tier: a fast gate still passes, nothing failed
     result.stdout.fnmatch_lines(
         [
             "*test_single_file.py::test_single_file[[]DFQS-3.1-no-split-tiny-moe.gguf[]] PASSED*",
             "*DFQS v1.0 certification: tiny-moe.gguf*",
             "DFQS-3.1   SHALL   MET *",
-            "verdict: CONFORMANT at tier static*",
+            "verdict: INCOMPLETE at tier static*",
         ]
     )
     assert certify.clause("DFQS-3.1")["status"] == "MET"

@@ -57,7 +57,8 @@ def test_session_files(certify: Certification, moe_model: Path, pytester: pytest
     assert certify.run(f"--dfqs-model={moe_model}", f"--alluredir={results_dir}").ret == 0
     environment = dict(line.split("=", 1) for line in (results_dir / "environment.properties").read_text().splitlines())
     assert environment["model.file"] == str(moe_model) and environment["model.architecture"] == "llama"
-    assert environment["model.size_bytes"] == str(moe_model.stat().st_size) and environment["model.verdict"] == "CONFORMANT"
+    assert environment["model.size_bytes"] == str(moe_model.stat().st_size) and environment["model.verdict"] == "INCOMPLETE"
+    assert environment["model.complete"] == "false"
     assert {"cpu", "threads", "llama_cpp_python", "llama_cpp_build", "dfqs.tier"} <= set(environment)
     categories = json.loads((results_dir / "categories.json").read_text())
     assert [c["name"] for c in categories] == [
@@ -66,7 +67,7 @@ def test_session_files(certify: Certification, moe_model: Path, pytester: pytest
         "SHOULD warnings",
         "Errors of the suite itself",
     ]
-    assert json.loads((results_dir / "dfqs-certificate.json").read_text())["verdict"] == "CONFORMANT"
+    assert json.loads((results_dir / "dfqs-certificate.json").read_text())["verdict"] == "INCOMPLETE"
 
 
 def test_runtime_and_eval_attachments(certify: Certification, runtime_moe_model: Path, pytester: pytest.Pytester) -> None:
