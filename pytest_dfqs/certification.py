@@ -9,9 +9,12 @@ written into the certificate.
 from __future__ import annotations
 
 import contextlib
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Generator
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -64,10 +67,27 @@ def start(config: pytest.Config, settings: Settings) -> None:
     ]
     policy = Policy(settings.tier, settings.strict, settings.profile)
     config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config))
+    _interrupt_on_sigterm(config)
     config.stash[SETTINGS] = settings
     results_dir = allure_results_dir(config)
     if results_dir is not None:
         config.pluginmanager.register(AllureCertification(config.stash[STATE], results_dir, FINDING), ALLURE_PLUGIN)
+
+
+def _interrupt_on_sigterm(config: pytest.Config) -> None:
+    """SIGTERM ends the run as Ctrl-C does: the worker stopped, the certificate written, pytest's interrupted status."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    signal.signal(signal.SIGTERM, interrupt)
+    config.add_cleanup(restore)
 
 
 def _selection(config: pytest.Config) -> dict[str, Any]:
@@ -179,14 +199,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         item.user_properties += [("dfqs_clause", case.clause.id), ("dfqs_level", case.clause.level), ("dfqs_check", case.check.id)]
         if report.failed:
             reason = f"the test could not be set up: {call.excinfo.exconly() if call.excinfo else ''}"
-            finding = item.stash.get(FINDING, None) or Finding(case.check.id, Status.ERROR, reason)
-            state.record(case, finding)
-            _soften(report, case, finding, state.policy)
+            _record(item, report, case, item.stash.get(FINDING, None) or Finding(case.check.id, Status.ERROR, reason))
     elif report.when == "call":
-        finding = item.stash.get(FINDING, None) or Finding(case.check.id, Status.ERROR, "the test ended without a finding")
-        state.record(case, finding)
-        _soften(report, case, finding, state.policy)
+        ended = Finding(case.check.id, Status.ERROR, "the test ended without a finding")
+        _record(item, report, case, item.stash.get(FINDING, None) or ended)
     return report
+
+
+def _record(item: pytest.Item, report: pytest.TestReport, case: Case, finding: Finding) -> None:
+    """Record the finding here; an xdist worker also sends it to the controller with the test's report."""
+    state = item.config.stash[STATE]
+    state.record(case, finding)
+    _soften(report, case, finding, state.policy)
+    if hasattr(item.config, "workerinput"):
+        setattr(report, xdist_merge.REPORT_ATTRIBUTE, xdist_merge.export(state, case, finding))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """On the xdist controller: a worker's report brings its finding (see xdist_merge)."""
+    exported, node = getattr(report, xdist_merge.REPORT_ATTRIBUTE, None), getattr(report, "node", None)
+    if not exported or node is None:
+        return
+    state = node.config.stash.get(STATE, None)
+    if state is not None:
+        xdist_merge.merge(state, node.gateway.id, exported)
 
 
 def _soften(report: pytest.TestReport, case: Case, finding: Finding, policy: Policy) -> None:
@@ -209,21 +245,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return ModelScopeScheduling(config, log, [model.label for model in state.models])
 
 
-@pytest.hookimpl(optionalhook=True)
-def pytest_testnodedown(node: Any, error: Any) -> None:
-    """The xdist controller merges each worker's findings into the one certificate."""
-    exported = getattr(node, "workeroutput", {}).get("dfqs")
-    state = node.config.stash.get(STATE, None)
-    if exported and state is not None:
-        xdist_merge.merge(state, exported)
-
-
 def pytest_deselected(items: list[pytest.Item]) -> None:
     """Conformance tests that -k, -m or another plugin left out: part of the selection the certificate records."""
     for item in items:
-        state = item.config.stash.get(STATE, None)
-        if state is not None and case_of(item) is not None:
-            state.deselected += 1
+        state, case = item.config.stash.get(STATE, None), case_of(item)
+        if state is not None and case is not None:
+            state.deselected.add((case.model_index, case.clause.id, case.check.id))
 
 
 @pytest.hookimpl(tryfirst=True)  # before junitxml writes its file: the verdict goes into its properties
@@ -236,8 +263,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for model in state.models:
         model.close()
     state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
-    if hasattr(config, "workeroutput"):  # an xdist worker: the controller writes the outputs
-        config.workeroutput["dfqs"] = xdist_merge.export(state)
+    if hasattr(config, "workerinput"):  # an xdist worker: its findings went with its reports, the controller writes the outputs
         return
     results = state.results()
     _set_exit_status(session, [r.verdict for r in results], settings)

@@ -10,7 +10,7 @@ neither, so a check named by several clauses still runs once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,16 @@ class EvalOptions:
 
 @dataclass
 class RemoteWork:
-    """What pytest-xdist workers did with a model, as the controller learns it."""
+    """What pytest-xdist workers did with a model, as the controller learns it: each worker's latest account."""
 
-    workers_started: int = 0
-    loads: int = 0
-    sha256: str | None = None
+    views: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def total(self, key: str) -> int:
+        return sum(int(view[key]) for view in self.views.values())
+
+    @property
+    def sha256(self) -> str | None:
+        return next((view["sha256"] for view in self.views.values() if view["sha256"]), None)
 
 
 @dataclass(frozen=True)
@@ -120,11 +125,9 @@ class ModelUnderTest:
         loads = self._runtime.loads_requested if self._runtime else 0
         return {"workers_started": started, "loads": loads, "sha256": self.sha256}
 
-    def absorb(self, view: dict[str, Any]) -> None:
-        """Add what an xdist worker did with this model to the controller's account."""
-        self._remote.workers_started += view["workers_started"]
-        self._remote.loads += view["loads"]
-        self._remote.sha256 = self._remote.sha256 or view["sha256"]
+    def absorb(self, worker: str, view: dict[str, Any]) -> None:
+        """What xdist worker `worker` has done with this model so far (its accounts grow: the latest replaces the last)."""
+        self._remote.views[worker] = view
 
     def runtime_options(self) -> RuntimeOptions:
         """Threads and context of the runtime tier; the context defaults to 4,096, at most the declared one."""
@@ -144,8 +147,8 @@ class ModelUnderTest:
         return {
             "threads": options.threads,
             "ctx": options.ctx,
-            "workers_started": here["workers_started"] + self._remote.workers_started,
-            "loads": here["loads"] + self._remote.loads,
+            "workers_started": here["workers_started"] + self._remote.total("workers_started"),
+            "loads": here["loads"] + self._remote.total("loads"),
         }
 
     def close(self) -> None:

@@ -8,7 +8,6 @@ clause results back.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +73,7 @@ class CertificationSession:
         self.models = models
         self.selection = selection or {"keyword": "", "markers": "", "args": []}
         self.interrupted = False  # Ctrl-C, SIGTERM or a stop before every selected test ran
-        self.deselected = 0  # conformance tests the selection (-k, -m) left out
+        self.deselected: set[tuple[int, str, str]] = set()  # (model index, clause id, check id) the selection left out
         self._findings: dict[tuple[int, str], list[Finding]] = defaultdict(list)
 
     def cases(self, test_name: str) -> list[Case]:
@@ -93,16 +92,17 @@ class CertificationSession:
         """A finding for a clause of a model: from a test here, or from an xdist worker."""
         self._findings[(model_index, clause_id)].append(finding)
 
-    def recorded(self) -> Iterator[tuple[int, str, Finding]]:
-        """(model index, clause id, finding) for every finding recorded in this process."""
-        for (index, clause_id), found in self._findings.items():
-            for finding in found:
-                yield index, clause_id, finding
-
     def result(self, index: int) -> ModelResult:
         check_tiers = {check_id: check.tier for check_id, check in self.catalogue.checks.items()}
         clauses = tuple(
-            decide_clause(clause, self._findings.get((index, clause.id), []), self.policy, check_tiers, self.interrupted)
+            decide_clause(
+                clause,
+                self._findings.get((index, clause.id), []),
+                self.policy,
+                check_tiers,
+                self.interrupted,
+                frozenset(check for model, clause_id, check in self.deselected if (model, clause_id) == (index, clause.id)),
+            )
             for clause in self.catalogue.clauses
         )
         return ModelResult(self.models[index], clauses, overall_verdict(list(clauses), self.interrupted), self.interrupted)

@@ -73,7 +73,8 @@ class ClauseResult:
     weight: str
     findings: tuple[Finding, ...]
     tier_ran: bool = True  # the run's tier includes the clause's tier
-    missing: tuple[str, ...] = ()  # checks of the tiers that ran without a finding: deselected, or the run was interrupted
+    deselected: tuple[str, ...] = ()  # checks of the tiers that ran that the test selection (-k, -m) left out
+    unreached: tuple[str, ...] = ()  # checks of the tiers that ran that were selected but never ran
     interrupted: bool = False
     decided_at: str | None = None  # the highest tier among the checks that decided the clause
 
@@ -102,9 +103,8 @@ class ClauseResult:
         A failure is explained by the first failing check; any other status by
         the last check that has it, the one of the highest tier.
         """
-        if self.missing and self.status == Status.NOT_EVALUATED:
-            cause = "the run was interrupted before" if self.interrupted else "deselected:"
-            return f"{cause} {', '.join(self.missing)}"
+        if (self.deselected or self.unreached) and self.status == Status.NOT_EVALUATED:
+            return self._not_run()
         deciding = [f for f in self.findings if f.status == self.status] or list(self.findings)
         if not deciding:
             return ""
@@ -113,21 +113,45 @@ class ClauseResult:
             return f"decided from the header ({checks} checks); llama.cpp's load confirms it at --dfqs-tier {self.awaiting[0]}"
         return deciding[0].summary if self.status in (Status.NOT_MET, Status.ERROR) else deciding[-1].summary
 
+    def _not_run(self) -> str:
+        parts = [f"deselected: {', '.join(self.deselected)}"] if self.deselected else []
+        if self.unreached:
+            parts.append(f"{'the run was interrupted before' if self.interrupted else 'not run:'} {', '.join(self.unreached)}")
+        return "; ".join(parts)
+
 
 def decide_clause(
-    clause: Clause, findings: list[Finding], policy: Policy, check_tiers: dict[str, str], interrupted: bool = False
+    clause: Clause,
+    findings: list[Finding],
+    policy: Policy,
+    check_tiers: dict[str, str],
+    interrupted: bool = False,
+    deselected: frozenset[str] = frozenset(),
 ) -> ClauseResult:
-    """Combine the findings of a clause's checks into its status; `check_tiers` gives each check's tier."""
+    """Combine the findings of a clause's checks into its status.
+
+    `check_tiers` gives each check's tier; `deselected` names the clause's checks the selection left out.
+    """
     tier_ran = tier_rank(clause.tier) <= tier_rank(policy.tier)
     found = {finding.check for finding in findings}
     ran = [check for check in clause.checks if tier_rank(check_tiers[check]) <= tier_rank(policy.tier)]
-    missing = tuple(check for check in ran if check not in found)
+    missing = [check for check in ran if check not in found]
     status = _clause_status(clause, findings, policy, bool(missing))
     deciding = [
         check_tiers[f.check] for f in findings if f.status == status and status in (*DECIDED, Status.NOT_MET) and f.check in check_tiers
     ]
     decided_at = max(deciding, key=tier_rank) if deciding else None
-    return ClauseResult(clause, status, policy.weight(clause), tuple(findings), tier_ran, missing, interrupted, decided_at)
+    return ClauseResult(
+        clause,
+        status,
+        policy.weight(clause),
+        tuple(findings),
+        tier_ran,
+        tuple(check for check in missing if check in deselected),
+        tuple(check for check in missing if check not in deselected),
+        interrupted,
+        decided_at,
+    )
 
 
 def _clause_status(clause: Clause, findings: list[Finding], policy: Policy, incomplete: bool) -> Status:

@@ -66,7 +66,7 @@ def build_certificate(state: CertificationSession, results: list[ModelResult]) -
         "verdict": overall(results).value,
         "complete": all(r.complete for r in results),
         "interrupted": state.interrupted,
-        "selection": {**state.selection, "deselected_tests": state.deselected},
+        "selection": {**state.selection, "deselected_tests": len(state.deselected)},
         "models": [_model_entry(r, policy) for r in results],
     }
 

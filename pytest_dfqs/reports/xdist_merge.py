@@ -1,34 +1,39 @@
-"""pytest-xdist: each worker's findings and model accounts reach the controller's one certificate.
+"""pytest-xdist: each worker's findings reach the controller's one certificate as they are made.
 
-A worker exports, at the end of its session, every finding it recorded and
-what it did with each model (workers started, loads, the digest); the
-controller merges each export as its worker goes down and writes the outputs
-once, from all of them.
+Every conformance test report a worker sends carries, in its `dfqs` attribute,
+the finding it recorded and the worker's account of the model (workers
+started, loads, the digest). The controller records each as the report
+arrives, so an interrupted run still certifies, as interrupted, every finding
+that reached it; the controller writes the outputs once, from all of them.
 """
 
 from __future__ import annotations
 
 import json
 
-from pytest_dfqs.session import CertificationSession
+from pytest_dfqs.session import Case, CertificationSession
 from pytest_dfqs.verdict import Finding, Status
 
 from .certificate import to_json
 
-
-def export(state: CertificationSession) -> str:
-    """This process's findings and model accounts, as JSON for the xdist controller."""
-    findings = [
-        {"model": index, "clause": clause_id, "check": f.check, "status": f.status.value, "summary": f.summary, "evidence": f.evidence}
-        for index, clause_id, f in state.recorded()
-    ]
-    return to_json({"findings": findings, "models": [model.worker_view() for model in state.models]})
+REPORT_ATTRIBUTE = "dfqs"
 
 
-def merge(state: CertificationSession, exported: str) -> None:
-    """Take in what an xdist worker exported."""
+def export(state: CertificationSession, case: Case, finding: Finding) -> str:
+    """One finding and the model's account, as JSON for the xdist controller."""
+    return to_json(
+        {
+            "model": case.model_index,
+            "clause": case.clause.id,
+            "finding": {"check": finding.check, "status": finding.status.value, "summary": finding.summary, "evidence": finding.evidence},
+            "account": state.models[case.model_index].worker_view(),
+        }
+    )
+
+
+def merge(state: CertificationSession, worker: str, exported: str) -> None:
+    """Take in one finding an xdist worker exported, and its latest account of the model."""
     document = json.loads(exported)
-    for item in document["findings"]:
-        state.add(item["model"], item["clause"], Finding(item["check"], Status(item["status"]), item["summary"], item["evidence"]))
-    for model, view in zip(state.models, document["models"]):
-        model.absorb(view)
+    item = document["finding"]
+    state.add(document["model"], document["clause"], Finding(item["check"], Status(item["status"]), item["summary"], item["evidence"]))
+    state.models[document["model"]].absorb(worker, document["account"])

@@ -17,6 +17,7 @@ that cannot start, our own time limit, a worker that died after the load.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -40,6 +41,7 @@ from .host import available_memory
 from .preflight import PROJECTION_CONTEXTS, MemoryPlan, memory_plan, projection
 
 LOG_TAIL_LINES = 12
+KILL_GRACE_S = 1.0  # SIGTERM, then SIGKILL: an interrupted run stops its worker within 2 s
 REQUEST_TIMEOUT_S = 1800.0
 GENERATION_PROMPT = (
     "A mixture-of-experts model routes every token to a few of its experts. "
@@ -132,6 +134,7 @@ class WorkerProcess:
             stderr=self._log_handle,
             bufsize=0,
             env={**os.environ, "GGML_NO_BACKTRACE": "1"},  # an abort leaves its message, not a debugger's backtrace, last
+            start_new_session=True,  # its own process group: Ctrl-C reaches pytest, which stops the worker itself
         )
         self._requests = cast(IO[bytes], self.process.stdin)  # both exist: stdin and stdout are pipes
         self._answers = cast(IO[bytes], self.process.stdout)
@@ -144,7 +147,12 @@ class WorkerProcess:
             self._requests.flush()
         except (BrokenPipeError, OSError):
             raise self._death(op) from None
-        answer = json.loads(self._read_line(op, timeout))
+        try:
+            line = self._read_line(op, timeout)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM while llama.cpp works: stop it now, not after an hour-long fill
+            self.kill()
+            raise
+        answer = json.loads(line)
         if not answer["ok"]:
             log = self.log_text()
             raise RequestFailed(answer["error"], log_tail(log), llama_complaint(log))
@@ -183,9 +191,22 @@ class WorkerProcess:
         return self.process.poll() is None
 
     def kill(self) -> None:
-        if self.alive:
-            self.process.kill()
+        """Stop the worker and anything it started: its process group gets SIGTERM, then SIGKILL after KILL_GRACE_S."""
+        if not self.alive:
+            return
+        self._signal_group(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self._signal_group(signal.SIGKILL)
             self.process.wait()
+
+    def _signal_group(self, signum: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if hasattr(os, "killpg"):
+                os.killpg(self.process.pid, signum)
+            else:
+                self.process.send_signal(signum)
 
     def close(self) -> None:
         if self.alive:

@@ -1,0 +1,110 @@
+"""Ctrl-C and SIGTERM during a long llama.cpp request: a prompt stop, an honest certificate, no process left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import validate_certificate
+
+FILL_STARTED = "filling 65,537 positions"  # the decode past 64K announces its fill, then llama.cpp works for ~20 s
+STOP_LIMIT_S = 5.0
+
+
+def processes_with(marker: str) -> list[int]:
+    """Live processes whose environment carries `marker`: the run's pytest, its worker, anything they started."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_fill_stops_the_run_within_seconds(moe_model: Path, tmp_path: Path, signum: signal.Signals) -> None:
+    marker = f"DFQS_TEST_RUN={uuid.uuid4()}"
+    report = tmp_path / "certificate.json"
+    command = [sys.executable, "-m", "pytest", f"--dfqs-model={moe_model}", "--dfqs-tier=runtime", "-k", "decode-past-64k"]
+    run = subprocess.Popen(
+        [*command, f"--dfqs-report={report}", "-p", "no:randomly", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "DFQS_TEST_RUN": marker.split("=", 1)[1]},
+        start_new_session=True,  # a terminal of its own: killpg below is what Ctrl-C does
+    )
+    assert run.stdout is not None
+    output = []
+    for line in run.stdout:
+        output.append(line)
+        if FILL_STARTED in line:
+            break
+    assert run.poll() is None, "".join(output)
+    time.sleep(1.0)  # llama.cpp is inside the fill now
+    sent = time.monotonic()
+    os.killpg(run.pid, signum)
+    rest, _ = run.communicate(timeout=60)
+    stopped_after = time.monotonic() - sent
+    print(f"{signum.name}: pytest returned {stopped_after:.2f} s after the signal")
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, "".join(output) + rest
+    assert stopped_after < STOP_LIMIT_S, rest
+    assert processes_with(marker) == []
+    certificate = json.loads(report.read_text())
+    validate_certificate(certificate)
+    assert certificate["interrupted"] and not certificate["complete"] and certificate["verdict"] == "INCOMPLETE"
+    far = next(c for c in certificate["models"][0]["clauses"] if c["id"] == "DFQS-3.7")
+    assert far["status"] == "NOT EVALUATED"  # a MAY clause, not deciding, but never MET from a run that did not finish
+    assert far["undecided"] == "deselected: declared-context; the run was interrupted before decode-past-64k"
+    assert "interrupted" in rest
+
+
+def llama_workers_with(marker: str) -> list[int]:
+    return [pid for pid in processes_with(marker) if b"pytest_dfqs.runtime.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
+def test_an_interrupt_under_xdist_keeps_the_findings_workers_made(moe_model: Path, tmp_path: Path) -> None:
+    """Ctrl-C reaches the controller and the xdist workers: the findings already reported are certified, as interrupted."""
+    marker = str(uuid.uuid4())
+    report = tmp_path / "certificate.json"
+    command = [sys.executable, "-m", "pytest", f"--dfqs-model={moe_model}", "--dfqs-tier=runtime", "-n", "2", f"--dfqs-report={report}"]
+    run = subprocess.Popen(
+        [*command, "-p", "no:randomly", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "DFQS_TEST_RUN": marker},
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not llama_workers_with(marker) and time.monotonic() < deadline:  # static checks are done when llama.cpp starts
+        time.sleep(0.1)
+    time.sleep(2.0)
+    sent = time.monotonic()
+    os.killpg(run.pid, signal.SIGINT)
+    output, _ = run.communicate(timeout=60)
+    print(f"SIGINT under xdist: pytest returned {time.monotonic() - sent:.2f} s after the signal")
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert time.monotonic() - sent < STOP_LIMIT_S
+    assert processes_with(marker) == []
+    certificate = json.loads(report.read_text())
+    validate_certificate(certificate)
+    assert certificate["interrupted"] and certificate["verdict"] in ("INCOMPLETE", "NOT CONFORMANT")
+    clauses = {c["id"]: c for c in certificate["models"][0]["clauses"]}
+    assert clauses["DFQS-AI.1"]["status"] == "NOT APPLICABLE"  # the worker's first finding reached the certificate
+    assert any(c["findings"] for c in clauses.values() if c["tier"] == "runtime")
