@@ -23,6 +23,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)  # before allure-pytest creates --alluredir: a bad output path is a usage error first
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("dfqs_models"):
         return

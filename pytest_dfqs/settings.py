@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,4 +216,19 @@ def _validate_report(value: str, where: str) -> Path:
         raise pytest.UsageError(f"{where}: {path} is a directory; give the path of the certificate file to write")
     if not path.parent.is_dir():
         raise pytest.UsageError(f"{where}: the folder {path.parent} does not exist")
+    problem = writable_problem(path.parent)
+    if problem:
+        raise pytest.UsageError(f"{where}: cannot write into {path.parent} ({problem}); give a path in a writable folder")
     return path
+
+
+def writable_problem(folder: Path) -> str | None:
+    """Why a file cannot be created in `folder`, found by creating (and removing) one; None when it can.
+
+    Tried now, before any work, so that an hour-long run does not end unable to write what it promised.
+    """
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".dfqs-probe-"):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
