@@ -31,7 +31,7 @@ from .reports.allure_report import AllureCertification, allure_results_dir
 from .reports.certificate import build_certificate, write_certificate
 from .reports.terminal import baseline_table, clause_table, model_header_lines, settings_line
 from .session import Case, CertificationSession, ModelResult, case_of, model_labels, overall
-from .settings import DEMO_MODEL, Settings, writable_problem
+from .settings import DEMO_MODEL, Settings
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
 
 STATE = pytest.StashKey[CertificationSession]()
@@ -71,16 +71,7 @@ def start(config: pytest.Config, settings: Settings) -> None:
     config.stash[SETTINGS] = settings
     results_dir = allure_results_dir(config)
     if results_dir is not None:
-        _check_allure_dir(results_dir)
         config.pluginmanager.register(AllureCertification(config.stash[STATE], results_dir, FINDING), ALLURE_PLUGIN)
-
-
-def _check_allure_dir(results_dir: Path) -> None:
-    """--alluredir is allure-pytest's option; the certification writes there too, so it is checked before any work."""
-    existing = next((folder for folder in (results_dir, *results_dir.parents) if folder.exists()), None)
-    problem = writable_problem(existing) if existing is not None and existing.is_dir() else "not a folder"
-    if problem:
-        raise pytest.UsageError(f"--alluredir: cannot write into {results_dir} ({problem}); give a writable folder")
 
 
 def _interrupt_on_sigterm(config: pytest.Config) -> None:

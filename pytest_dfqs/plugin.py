@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .catalogue import CONFORMANCE_DIR
-from .settings import add_options, read_settings
+from .settings import add_options, check_output_folder, read_settings
 
 CERTIFICATION_PLUGIN = "dfqs-certification"
 
@@ -23,7 +23,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
-@pytest.hookimpl(tryfirst=True)  # before allure-pytest creates --alluredir: a bad output path is a usage error first
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Before any plugin's configure (allure-pytest creates --alluredir there): a bad output folder is a usage error first."""
+    if config.getoption("dfqs_models"):
+        check_output_folder("--alluredir", getattr(config.option, "allure_report_dir", None))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("dfqs_models"):
         return

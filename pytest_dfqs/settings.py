@@ -222,6 +222,17 @@ def _validate_report(value: str, where: str) -> Path:
     return path
 
 
+def check_output_folder(where: str, value: str | None) -> None:
+    """A folder the run will write into (created if missing): its nearest existing ancestor must take a new file."""
+    if not value:
+        return
+    folder = Path(value).expanduser().resolve()
+    existing = next((candidate for candidate in (folder, *folder.parents) if candidate.exists()), folder)
+    problem = writable_problem(existing) if existing.is_dir() else f"{existing} is not a folder"
+    if problem:
+        raise pytest.UsageError(f"{where}: cannot write into {folder} ({problem}); give a writable folder")
+
+
 def writable_problem(folder: Path) -> str | None:
     """Why a file cannot be created in `folder`, found by creating (and removing) one; None when it can.
 
