@@ -21,6 +21,7 @@ import pytest
 from _pytest import junitxml
 
 from .catalogue import CatalogueError, load_catalogue, tier_rank
+from .clauses.artifact_integrity import check_unchanged
 from .clauses.registry import finding as check_finding
 from .model import EvalOptions, IntegrityOptions, ModelUnderTest
 from .modelfile.demo import demo_model_path
@@ -40,6 +41,7 @@ FINDING = pytest.StashKey[Finding]()
 REPORT_ERROR = pytest.StashKey[str]()
 PROGRESS_MIN_BYTES = 256 << 20
 ALLURE_PLUGIN = "dfqs-allure"
+INTEGRITY_CLAUSE = "DFQS-AI.1"
 
 
 def start(config: pytest.Config, settings: Settings) -> None:
@@ -60,6 +62,7 @@ def start(config: pytest.Config, settings: Settings) -> None:
             _progress_printer(announce, path),
             threads=settings.threads,
             ctx=settings.ctx,
+            request_timeout=settings.request_timeout,
             announce=announce,
             eval_options=EvalOptions(settings.eval_budget, _metrics_path(settings.metrics, label, len(paths)), settings.baseline),
         )
@@ -265,6 +268,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
     if hasattr(config, "workerinput"):  # an xdist worker: its findings went with its reports, the controller writes the outputs
         return
+    for index, model in enumerate(state.models):
+        changed = check_unchanged(model)
+        if changed is not None:
+            state.add(index, INTEGRITY_CLAUSE, changed)
     results = state.results()
     _set_exit_status(session, [r.verdict for r in results], settings)
     _junit_properties(config, results)

@@ -16,8 +16,8 @@ from typing import Any
 
 from .modelfile.facts import ModelFacts, model_facts
 from .modelfile.header import GGUFHeader, HeaderError, read_header
-from .modelfile.integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_sha256
-from .runtime.client import ModelRuntime, RuntimeOptions
+from .modelfile.integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_identity, file_sha256
+from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, ModelRuntime, RuntimeOptions
 from .verdict import Finding
 
 DEFAULT_CTX = 4096
@@ -64,6 +64,7 @@ class ModelUnderTest:
         progress: Progress | None = None,
         threads: int = 1,
         ctx: int | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
         announce: Callable[[str], None] = lambda line: None,
         eval_options: EvalOptions = EvalOptions(),
     ) -> None:
@@ -73,6 +74,7 @@ class ModelUnderTest:
         self.threads = threads
         self.announce = announce  # a progress line for work that takes long
         self._ctx = ctx
+        self._request_timeout = request_timeout
         self._cache = cache
         self._progress = progress
         self._runtime: ModelRuntime | None = None
@@ -83,6 +85,7 @@ class ModelUnderTest:
         self.metrics_record: dict[str, Any] | None = None  # filled by evaluation.orchestrator
         self._header: GGUFHeader | HeaderError | None = None
         self._digest: Digest | None = None
+        self.identity = file_identity(path) if path.is_file() else None  # to tell, at the end, whether the file changed
 
     def header(self) -> GGUFHeader:
         """The parsed header; raises the same HeaderError on every call for a bad file."""
@@ -132,7 +135,7 @@ class ModelUnderTest:
     def runtime_options(self) -> RuntimeOptions:
         """Threads and context of the runtime tier; the context defaults to 4,096, at most the declared one."""
         declared = self.facts().context_length or DEFAULT_CTX
-        return RuntimeOptions(self.threads, self._ctx or min(DEFAULT_CTX, declared))
+        return RuntimeOptions(self.threads, self._ctx or min(DEFAULT_CTX, declared), self._request_timeout)
 
     def runtime(self) -> ModelRuntime:
         """The model's llama.cpp worker, created on first use (it loads the model once)."""

@@ -19,12 +19,14 @@ import pytest
 from .catalogue import PROFILES, TIERS
 from .evaluation.budget import BUDGETS
 from .modelfile.integrity import parse_checksums, validate_sha256
+from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S
 from .runtime.host import physical_cores
 
 DEMO_MODEL = "demo"
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 MIN_CTX = 256  # room for the runtime checks' prompts
 MAX_CTX = (1 << 31) - 1
+MAX_REQUEST_TIMEOUT_S = 7 * 24 * 3600
 
 MODEL_HELP = (
     "GGUF model file to certify; repeat to certify several models. "
@@ -44,6 +46,10 @@ SHA256_HELP = "Expected SHA-256 of the model file (64 hex digits)."
 CHECKSUMS_HELP = "sha256sum-format file ('<digest>  <file name>' per line) holding the model's expected digest."
 REPORT_HELP = "Write the certificate JSON (schemas/dfqs-certificate-2.schema.json) to this path."
 THREADS_HELP = "CPU threads for the runtime tier (default: the number of physical cores)."
+REQUEST_TIMEOUT_HELP = (
+    "Seconds one llama.cpp request may take (a load, a fill, a measurement) before the worker is stopped and the check is"
+    " ERROR (default: 3600)."
+)
 CTX_HELP = "Context size in tokens for the runtime tier (default: 4096, at most the model's declared context)."
 BUDGET_HELP = "Prompt-set subsets of the eval tier: quick, standard (default) or full; recorded in the conditions."
 METRICS_HELP = "Write the section 11 metrics record (schemas/dfqs-metrics-1.schema.json) to this path."
@@ -63,6 +69,7 @@ class Settings:
     report: Path | None
     threads: int
     ctx: int | None
+    request_timeout: int
     eval_budget: str
     metrics: Path | None
     baseline: Path | None
@@ -80,6 +87,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-report", dest="dfqs_report", metavar="PATH", help=REPORT_HELP)
     group.addoption("--dfqs-threads", dest="dfqs_threads", metavar="N", help=THREADS_HELP)
     group.addoption("--dfqs-ctx", dest="dfqs_ctx", metavar="TOKENS", help=CTX_HELP)
+    group.addoption("--dfqs-request-timeout", dest="dfqs_request_timeout", metavar="SECONDS", help=REQUEST_TIMEOUT_HELP)
     group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
@@ -91,6 +99,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_report", REPORT_HELP, default="")
     parser.addini("dfqs_threads", THREADS_HELP, default="")
     parser.addini("dfqs_ctx", CTX_HELP, default="")
+    parser.addini("dfqs_request_timeout", REQUEST_TIMEOUT_HELP, default=str(DEFAULT_REQUEST_TIMEOUT_S))
     parser.addini("dfqs_eval_budget", BUDGET_HELP, default="standard")
     parser.addini("dfqs_metrics", METRICS_HELP, default="")
 
@@ -115,6 +124,7 @@ def read_settings(config: pytest.Config) -> Settings:
     report, report_from = _pick(config, "dfqs_report", "dfqs_report")
     threads, threads_from = _pick(config, "dfqs_threads", "dfqs_threads")
     ctx, ctx_from = _pick(config, "dfqs_ctx", "dfqs_ctx")
+    timeout, timeout_from = _pick(config, "dfqs_request_timeout", "dfqs_request_timeout")
     budget, budget_from = _pick(config, "dfqs_eval_budget", "dfqs_eval_budget")
     metrics, metrics_from = _pick(config, "dfqs_metrics", "dfqs_metrics")
     baseline = config.getoption("dfqs_baseline")
@@ -135,6 +145,7 @@ def read_settings(config: pytest.Config) -> Settings:
         report=_validate_report(str(report), report_from) if report else None,
         threads=_validate_count(str(threads), threads_from, 1, MAX_THREADS) if threads else physical_cores(),
         ctx=_validate_count(str(ctx), ctx_from, MIN_CTX, MAX_CTX) if ctx else None,
+        request_timeout=_validate_count(str(timeout), timeout_from, 1, MAX_REQUEST_TIMEOUT_S),
         eval_budget=_validate_choice(str(budget), tuple(BUDGETS), budget_from),
         metrics=_validate_report(str(metrics), metrics_from) if metrics else None,
         baseline=_validate_json(_validate_readable_file(baseline, "--dfqs-baseline"), "--dfqs-baseline") if baseline else None,

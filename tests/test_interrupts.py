@@ -10,10 +10,11 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import IO
 
 import pytest
 
-from .conftest import validate_certificate
+from .conftest import Certification, validate_certificate
 
 FILL_STARTED = "filling 65,537 positions"  # the decode past 64K announces its fill, then llama.cpp works for ~20 s
 STOP_LIMIT_S = 5.0
@@ -32,6 +33,16 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+def read_until(stream: IO[str], text: str) -> list[str]:
+    """The lines of a run's output up to the first that holds `text` (llama.cpp is busy from then on)."""
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if text in line:
+            break
+    return lines
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_during_a_fill_stops_the_run_within_seconds(moe_model: Path, tmp_path: Path, signum: signal.Signals) -> None:
@@ -48,11 +59,7 @@ def test_a_signal_during_a_fill_stops_the_run_within_seconds(moe_model: Path, tm
         start_new_session=True,  # a terminal of its own: killpg below is what Ctrl-C does
     )
     assert run.stdout is not None
-    output = []
-    for line in run.stdout:
-        output.append(line)
-        if FILL_STARTED in line:
-            break
+    output = read_until(run.stdout, FILL_STARTED)
     assert run.poll() is None, "".join(output)
     time.sleep(1.0)  # llama.cpp is inside the fill now
     sent = time.monotonic()
@@ -108,3 +115,46 @@ def test_an_interrupt_under_xdist_keeps_the_findings_workers_made(moe_model: Pat
     clauses = {c["id"]: c for c in certificate["models"][0]["clauses"]}
     assert clauses["DFQS-AI.1"]["status"] == "NOT APPLICABLE"  # the worker's first finding reached the certificate
     assert any(c["findings"] for c in clauses.values() if c["tier"] == "runtime")
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the worker through /proc")
+def test_a_worker_killed_from_outside_is_an_error_and_the_run_goes_on(moe_model: Path, tmp_path: Path) -> None:
+    """SIGKILL to llama.cpp's worker mid-fill (as the OOM killer does): that check is ERROR naming the signal, the next says why
+    it could not run, and the session still ends with its certificate."""
+    marker = str(uuid.uuid4())
+    report = tmp_path / "certificate.json"
+    command = [sys.executable, "-m", "pytest", f"--dfqs-model={moe_model}", "--dfqs-tier=runtime", "-k", "decode-past-64k or routing-det"]
+    run = subprocess.Popen(
+        [*command, f"--dfqs-report={report}", "-p", "no:randomly", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "DFQS_TEST_RUN": marker},
+    )
+    assert run.stdout is not None
+    output = read_until(run.stdout, FILL_STARTED)
+    time.sleep(1.0)
+    (worker,) = llama_workers_with(marker)
+    os.kill(worker, signal.SIGKILL)
+    rest, _ = run.communicate(timeout=120)
+    assert run.returncode == 0, "".join(output) + rest  # INCOMPLETE: a SHALL clause errored, nothing failed
+    certificate = json.loads(report.read_text())
+    validate_certificate(certificate)
+    assert certificate["verdict"] == "INCOMPLETE" and not certificate["interrupted"]
+    clauses = {c["id"]: c for c in certificate["models"][0]["clauses"]}
+    far = {f["check"]: f for f in clauses["DFQS-3.7"]["findings"]}["decode-past-64k"]
+    assert far["status"] == "ERROR" and "died with signal SIGKILL during 'evaluate'" in far["summary"]
+    routing = clauses["DFQS-3.3"]
+    assert routing["status"] == "ERROR" and routing["undecided"].startswith(
+        "ERROR: could not run: the llama.cpp worker died with signal SIGKILL"
+    )
+    assert processes_with(marker) == []
+
+
+def test_a_request_past_its_time_limit_is_an_error_stating_the_limit(certify: Certification, moe_model: Path) -> None:
+    result = certify.run(f"--dfqs-model={moe_model}", "--dfqs-tier=runtime", "-k", "decode-past-64k", "--dfqs-request-timeout=2")
+    assert result.ret == 0  # the check errored: nothing about the model was decided, and DFQS-3.7 is a MAY clause
+    far = {f["check"]: f for f in certify.clause("DFQS-3.7")["findings"]}["decode-past-64k"]
+    assert far["status"] == "ERROR"
+    assert "gave no answer to 'evaluate' within 2 s (--dfqs-request-timeout) and was stopped" in far["summary"]

@@ -75,6 +75,7 @@ def test_report_header_shows_model_facts(certify: Certification, moe_model: Path
         (["--dfqs-sha256", "abc123"], "ERROR: --dfqs-sha256: 'abc123' is not a SHA-256 digest (64 hexadecimal digits)"),
         (["--dfqs-checksums", "sums.txt"], "ERROR: --dfqs-checksums: sums.txt:2: expected '<64 hex digits>  <file name>'*"),
         (["--dfqs-report", "no/such/dir/cert.json"], "ERROR: --dfqs-report: the folder no/such/dir does not exist"),
+        (["--dfqs-request-timeout", "0"], "ERROR: --dfqs-request-timeout: 0 is outside 1..604800"),
         (["--dfqs-report", "/proc/cert.json"], "ERROR: --dfqs-report: cannot write into /proc (*); give a path in a writable folder"),
         (["--dfqs-metrics", "/proc/metrics.json"], "ERROR: --dfqs-metrics: cannot write into /proc (*); give a path in a writable folder"),
         (["--alluredir", "/proc/allure"], "ERROR: --alluredir: cannot write into /proc/allure (*); give a writable folder"),

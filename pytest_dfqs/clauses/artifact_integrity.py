@@ -2,11 +2,14 @@
 
 The expected digest comes from --dfqs-sha256, a checksums file, or, under
 --dfqs-profile reference, the spec's published digest (`modelfile.integrity`).
+A file whose size, modification time or inode changed between the start and the
+end of the run fails the block: the certificate would describe another file.
 """
 
 from __future__ import annotations
 
 from pytest_dfqs.model import ModelUnderTest
+from pytest_dfqs.modelfile.integrity import identity_change
 from pytest_dfqs.verdict import Finding, Status
 
 
@@ -43,3 +46,16 @@ def check_sha256(model: ModelUnderTest) -> Finding:
             evidence,
         )
     return Finding("sha256", Status.MET, f"SHA-256 {digest.sha256} matches {expected.source}", evidence)
+
+
+def check_unchanged(model: ModelUnderTest) -> Finding | None:
+    """At the end of the run: a file rewritten or replaced since the run began is not the file that was certified."""
+    change = identity_change(model.identity, model.path) if model.identity is not None else None
+    if change is None:
+        return None
+    return Finding(
+        "sha256",
+        Status.NOT_MET,
+        f"the file changed during certification ({change}): what was checked is not what is on disk now; certify it again",
+        {"identity_at_start": model.identity},
+    )

@@ -80,10 +80,24 @@ def expected_digest(
     return None
 
 
-def _cache_key(path: Path) -> tuple[str, dict[str, int]]:
+def file_identity(path: Path) -> dict[str, int]:
+    """Size, modification time and inode: what changes when a file is rewritten or replaced."""
     stat = os.stat(path)
-    identity = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
-    return f"dfqs/sha256/{path.resolve()}", identity
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino}
+
+
+def identity_change(before: dict[str, int], path: Path) -> str | None:
+    """How the file at `path` differs from `before` ("size 528736 -> 528737, ..."); None when it is the same file, unchanged."""
+    try:
+        after = file_identity(path)
+    except OSError as error:
+        return f"it can no longer be read ({error.strerror or error})"
+    changed = [f"{key} {before[key]} -> {after[key]}" for key in before if before[key] != after[key]]
+    return ", ".join(changed) or None
+
+
+def _cache_key(path: Path) -> tuple[str, dict[str, int]]:
+    return f"dfqs/sha256/{path.resolve()}", file_identity(path)
 
 
 def file_sha256(path: Path, cache: DigestCache | None = None, progress: Progress | None = None) -> Digest:

@@ -42,7 +42,7 @@ from .preflight import PROJECTION_CONTEXTS, MemoryPlan, memory_plan, projection
 
 LOG_TAIL_LINES = 12
 KILL_GRACE_S = 1.0  # SIGTERM, then SIGKILL: an interrupted run stops its worker within 2 s
-REQUEST_TIMEOUT_S = 1800.0
+DEFAULT_REQUEST_TIMEOUT_S = 3600  # one llama.cpp request (a load, a fill, a measurement); --dfqs-request-timeout
 GENERATION_PROMPT = (
     "A mixture-of-experts model routes every token to a few of its experts. "
     "Explain, in plain words, why that keeps the cost of each token low:"
@@ -63,6 +63,7 @@ class RuntimeOptions:
 
     threads: int
     ctx: int
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
 
 
 class RuntimeUnavailable(Exception):
@@ -123,7 +124,8 @@ def llama_complaint(log: str) -> str | None:
 class WorkerProcess:
     """The worker process and its JSON-lines protocol, with a log kept on disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
+        self.request_timeout = request_timeout
         handle, name = tempfile.mkstemp(prefix="dfqs-llama-", suffix=".log")
         self.log = Path(name)
         self._log_handle = os.fdopen(handle, "wb")
@@ -140,7 +142,7 @@ class WorkerProcess:
         self._answers = cast(IO[bytes], self.process.stdout)
         self._buffer = b""
 
-    def request(self, op: str, timeout: float = REQUEST_TIMEOUT_S, **args: Any) -> Any:
+    def request(self, op: str, **args: Any) -> Any:
         """Send one request and wait for its answer; a dead or silent worker raises WorkerFailed."""
         try:
             self._requests.write((json.dumps({"op": op, "args": args}) + "\n").encode())
@@ -148,7 +150,7 @@ class WorkerProcess:
         except (BrokenPipeError, OSError):
             raise self._death(op) from None
         try:
-            line = self._read_line(op, timeout)
+            line = self._read_line(op, self.request_timeout)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while llama.cpp works: stop it now, not after an hour-long fill
             self.kill()
             raise
@@ -166,7 +168,9 @@ class WorkerProcess:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not selector.select(remaining):
                     self.kill()
-                    raise WorkerFailed(f"the llama.cpp worker gave no answer to {op!r} within {timeout:.0f} s and was stopped")
+                    raise WorkerFailed(
+                        f"the llama.cpp worker gave no answer to {op!r} within {timeout:.0f} s (--dfqs-request-timeout) and was stopped"
+                    )
                 chunk = os.read(self._answers.fileno(), 1 << 16)
                 if not chunk:
                     raise self._death(op)
@@ -265,7 +269,7 @@ class ModelRuntime:
         if self._worker is None:
             if find_spec("llama_cpp") is None:
                 raise WorkerFailed("llama-cpp-python is not installed: pip install 'pytest-dfqs[runtime]'")
-            self._worker = WorkerProcess()
+            self._worker = WorkerProcess(self.options.request_timeout)
             self.workers_started += 1
             self.vocabulary = self._load(self._worker, "load_vocab", path=str(self.alone_path()))
         return self._worker

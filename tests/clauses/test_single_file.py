@@ -250,3 +250,24 @@ def test_a_vocab_size_the_token_list_contradicts_is_a_note(certify: Certificatio
     assert header["status"] == "MET"
     at = read_header(target).metadata_offsets["llama.vocab_size"]
     assert header["evidence"]["spec_deviations"] == [f"llama.vocab_size at byte {at}: declares 300 tokens, tokenizer.ggml.tokens lists 291"]
+
+
+def test_a_file_rewritten_during_the_run_is_not_certified(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
+    """A plugin appends a byte to the model after the first test: DFQS-AI.1 is NOT MET, naming what changed."""
+    model = pytester.path / "changing.gguf"
+    model.write_bytes(moe_model.read_bytes())
+    pytester.makepyfile(
+        rewrite_model=f"""
+        def pytest_runtest_teardown(item):
+            if "DFQS-3.1-gguf-header" in item.nodeid:
+                with open({str(model)!r}, "ab") as handle:
+                    handle.write(b"x")
+        """
+    )
+    result = certify.run(f"--dfqs-model={model}", "-p", "rewrite_model", "-p", "no:randomly")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    size = moe_model.stat().st_size
+    result.stdout.fnmatch_lines(
+        [f"DFQS-AI.1  SHALL   NOT MET         the file changed during certification (size {size} -> {size + 1}, mtime_ns *"]
+    )
+    assert certify.certificate()["verdict"] == "NOT CONFORMANT"

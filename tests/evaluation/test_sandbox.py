@@ -19,7 +19,8 @@ def test_a_correct_program_passes_and_a_wrong_one_fails() -> None:
 
 def test_an_infinite_loop_is_killed() -> None:
     result = run_sandboxed("while True:\n    pass\n", timeout_s=2)
-    assert result.status == "timeout" and result.seconds < 10
+    # whichever comes first: the wall-clock limit, or the CPU-seconds limit (SIGXCPU) on a loaded machine
+    assert (result.status, result.detail) in (("timeout", "killed after 2 s"), ("killed", "signal SIGXCPU")) and result.seconds < 10
 
 
 def test_a_memory_bomb_hits_the_limit() -> None:
