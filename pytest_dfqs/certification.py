@@ -25,7 +25,7 @@ from .clauses.artifact_integrity import check_unchanged
 from .clauses.registry import finding as check_finding
 from .model import EvalOptions, IntegrityOptions, ModelUnderTest
 from .modelfile.demo import demo_model_path
-from .modelfile.integrity import Progress
+from .modelfile.integrity import DigestStore, Progress
 from .modelfile.units import human_bytes
 from .reports import xdist_merge
 from .reports.allure_report import AllureCertification, allure_results_dir
@@ -52,19 +52,22 @@ def start(config: pytest.Config, settings: Settings) -> None:
         raise pytest.UsageError(f"the DFQS clause catalogue is malformed: {error}") from None
     paths = [_model_path(name, config) for name in settings.models]
     announce = _announcer(config)
+    journal_dir = _journal_dir(config, settings.resume)
     integrity = IntegrityOptions(settings.sha256, settings.checksums, str(settings.checksums_path), settings.profile == "reference")
     models = [
         ModelUnderTest(
             path,
             label,
             integrity,
-            getattr(config, "cache", None),
+            _digest_store(config),
             _progress_printer(announce, path),
             threads=settings.threads,
             ctx=settings.ctx,
             request_timeout=settings.request_timeout,
             announce=announce,
-            eval_options=EvalOptions(settings.eval_budget, _metrics_path(settings.metrics, label, len(paths)), settings.baseline),
+            eval_options=EvalOptions(
+                settings.eval_budget, _metrics_path(settings.metrics, label, len(paths)), settings.baseline, journal_dir, settings.resume
+            ),
         )
         for path, label in zip(paths, model_labels(paths))
     ]
@@ -97,6 +100,20 @@ def _selection(config: pytest.Config) -> dict[str, Any]:
     """The test selection in force: -k, -m and the paths given."""
     option = config.option
     return {"keyword": option.keyword or "", "markers": option.markexpr or "", "args": [str(arg) for arg in config.args]}
+
+
+def _journal_dir(config: pytest.Config, resume: bool) -> Path | None:
+    """The eval tier's journals live in pytest's cache folder; resuming without the cache provider is a usage error."""
+    cache = getattr(config, "cache", None)
+    if cache is None and resume:
+        raise pytest.UsageError("--dfqs-resume: the journal lives in pytest's cache, which is disabled (-p no:cacheprovider)")
+    return cache.mkdir("dfqs-journal") if cache is not None else None
+
+
+def _digest_store(config: pytest.Config) -> DigestStore | None:
+    """Digests kept in pytest's cache folder (.pytest_cache/d/dfqs-digests), none without the cache provider."""
+    cache = getattr(config, "cache", None)
+    return DigestStore(cache.mkdir("dfqs-digests")) if cache is not None else None
 
 
 def _metrics_path(path: Path | None, label: str, models: int) -> Path | None:

@@ -30,6 +30,8 @@ class EvalOptions:
     budget: str = "standard"
     metrics_path: Path | None = None
     baseline: Path | None = None
+    journal_dir: Path | None = None  # where measured items are journaled (pytest's cache), for --dfqs-resume
+    resume: bool = False
 
 
 @dataclass
@@ -124,9 +126,9 @@ class ModelUnderTest:
 
     def worker_view(self) -> dict[str, Any]:
         """What an xdist worker tells the controller about this model."""
-        started = self._runtime.workers_started if self._runtime else 0
-        loads = self._runtime.loads_requested if self._runtime else 0
-        return {"workers_started": started, "loads": loads, "sha256": self.sha256}
+        runtime = self._runtime
+        counts = (runtime.workers_started, runtime.loads_requested, runtime.requests_made) if runtime else (0, 0, 0)
+        return {"workers_started": counts[0], "loads": counts[1], "requests": counts[2], "sha256": self.sha256}
 
     def absorb(self, worker: str, view: dict[str, Any]) -> None:
         """What xdist worker `worker` has done with this model so far (its accounts grow: the latest replaces the last)."""
@@ -144,7 +146,7 @@ class ModelUnderTest:
         return self._runtime
 
     def runtime_record(self) -> dict[str, int]:
-        """What the certificate says of the runtime: its settings and how often the model was loaded."""
+        """What the certificate says of the runtime: its settings, how often the model was loaded and asked."""
         options = self.runtime_options()
         here = self.worker_view()
         return {
@@ -152,6 +154,7 @@ class ModelUnderTest:
             "ctx": options.ctx,
             "workers_started": here["workers_started"] + self._remote.total("workers_started"),
             "loads": here["loads"] + self._remote.total("loads"),
+            "requests": here["requests"] + self._remote.total("requests"),
         }
 
     def close(self) -> None:

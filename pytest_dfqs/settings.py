@@ -53,6 +53,10 @@ REQUEST_TIMEOUT_HELP = (
 CTX_HELP = "Context size in tokens for the runtime tier (default: 4096, at most the model's declared context)."
 BUDGET_HELP = "Prompt-set subsets of the eval tier: quick, standard (default) or full; recorded in the conditions."
 METRICS_HELP = "Write the section 11 metrics record (schemas/dfqs-metrics-1.schema.json) to this path."
+RESUME_HELP = (
+    "Continue an interrupted eval-tier run from its journal (.pytest_cache/d/dfqs-journal/): items already measured under"
+    " the same model digest and conditions are not measured again; other conditions are refused."
+)
 BASELINE_HELP = "A metrics record of another model: conditions must be identical, metrics are shown side by side."
 
 
@@ -73,6 +77,7 @@ class Settings:
     eval_budget: str
     metrics: Path | None
     baseline: Path | None
+    resume: bool
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -91,6 +96,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
+    group.addoption("--dfqs-resume", action="store_true", dest="dfqs_resume", default=False, help=RESUME_HELP)
     parser.addini("dfqs_tier", TIER_HELP, default="static")
     parser.addini("dfqs_strict", STRICT_HELP, type="bool", default=False)
     parser.addini("dfqs_require_complete", REQUIRE_COMPLETE_HELP, type="bool", default=False)
@@ -148,6 +154,7 @@ def read_settings(config: pytest.Config) -> Settings:
         request_timeout=_validate_count(str(timeout), timeout_from, 1, MAX_REQUEST_TIMEOUT_S),
         eval_budget=_validate_choice(str(budget), tuple(BUDGETS), budget_from),
         metrics=_validate_report(str(metrics), metrics_from) if metrics else None,
+        resume=bool(config.getoption("dfqs_resume")),
         baseline=_validate_json(_validate_readable_file(baseline, "--dfqs-baseline"), "--dfqs-baseline") if baseline else None,
     )
     _validate_outputs_spare_inputs(settings)

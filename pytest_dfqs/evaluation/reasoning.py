@@ -18,6 +18,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from pytest_dfqs.catalogue import CONFORMANCE_DIR
 from pytest_dfqs.runtime.client import ModelRuntime
 
 from .budget import Budget
+from .journal import NO_JOURNAL, Journal
 
 SET_ID = "dfqs-reasoning-v1"
 SET_FILE = CONFORMANCE_DIR / "prompts" / "reasoning-v1.jsonl"
@@ -111,6 +113,11 @@ def extract_answer(output: str) -> str:
     return match[match.lastindex or 0].lower() if match else ""
 
 
+def _outcome(runtime: ModelRuntime, item: Item) -> dict[str, Any]:
+    output = runtime.complete(item.prompt(), MAX_TOKENS, STOP)
+    return {"id": item.id, "kind": item.kind, "answer": item.answer, "output": output, "correct": is_correct(item, output)}
+
+
 def is_correct(item: Item, output: str) -> bool:
     return extract_answer(output) == item.answer.lower()
 
@@ -126,14 +133,10 @@ def wilson_interval(correct: int, total: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def measure_reasoning(runtime: ModelRuntime, budget: Budget) -> dict[str, Any]:
-    """Greedy answers to the budget's items, scored by exact match, with the outcome of each."""
+def measure_reasoning(runtime: ModelRuntime, budget: Budget, journal: Journal = NO_JOURNAL) -> dict[str, Any]:
+    """Greedy answers to the budget's items, scored by exact match, with the outcome of each (kept in the journal)."""
     items, digest = load_set()
-    chosen = items[: budget.reasoning_items]
-    outcomes: list[dict[str, Any]] = []
-    for item in chosen:
-        output = runtime.complete(item.prompt(), MAX_TOKENS, STOP)
-        outcomes.append({"id": item.id, "kind": item.kind, "answer": item.answer, "output": output, "correct": is_correct(item, output)})
+    outcomes = [journal.item("reasoning", item.id, partial(_outcome, runtime, item)) for item in items[: budget.reasoning_items]]
     correct = sum(o["correct"] for o in outcomes)
     low, high = wilson_interval(correct, len(outcomes))
     return {

@@ -14,12 +14,17 @@ from typing import Any
 from pytest_dfqs.runtime.client import GENERATION_PROMPT, ModelRuntime, throughput
 
 from .budget import Budget
+from .journal import NO_JOURNAL, Journal
 
 WARM_UP_TOKENS = 8
 
 
-def measure_throughput(runtime: ModelRuntime, budget: Budget, benchmark: Any) -> dict[str, Any]:
-    """Decode throughput over warmed-up rounds; pytest-benchmark drives the rounds when it is active."""
+def measure_throughput(runtime: ModelRuntime, budget: Budget, benchmark: Any, journal: Journal = NO_JOURNAL) -> dict[str, Any]:
+    """Decode throughput over warmed-up rounds (one journal item); pytest-benchmark drives the rounds when it is active."""
+    return dict(journal.item("throughput", "rounds", lambda: _measured(runtime, budget, benchmark)))
+
+
+def _measured(runtime: ModelRuntime, budget: Budget, benchmark: Any) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
 
     def one_round() -> None:

@@ -9,8 +9,10 @@ checksums file, or the spec's published digest of the reference artifact.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,11 +29,44 @@ Progress = Callable[[int, int, float], None]  # bytes done, bytes in all, second
 
 
 class DigestCache(Protocol):
-    """The part of pytest's cache the digest cache uses."""
+    """Where digests are kept between runs."""
 
     def get(self, key: str, default: Any) -> Any: ...
 
     def set(self, key: str, value: Any) -> None: ...
+
+
+class DigestStore:
+    """Digests as one small JSON file per model path in a folder of pytest's cache, never beside the model.
+
+    Written to a temporary file and renamed into place, so that two sessions
+    hashing at once never leave half a file; an entry that cannot be read (or
+    is not what this code writes) counts as absent and is written anew.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+    def get(self, key: str, default: Any) -> Any:
+        try:
+            return json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return default
+
+    def set(self, key: str, value: Any) -> None:
+        try:  # a cache that cannot be written costs a re-hash next time, nothing more
+            handle = tempfile.NamedTemporaryFile("w", dir=self.folder, suffix=".tmp", delete=False, encoding="utf-8")
+        except OSError:
+            return
+        try:
+            with handle:
+                json.dump(value, handle)
+            os.replace(handle.name, self._path(key))
+        except OSError:
+            Path(handle.name).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -105,7 +140,7 @@ def file_sha256(path: Path, cache: DigestCache | None = None, progress: Progress
     key, identity = _cache_key(path)
     if cache is not None:
         entry = cache.get(key, None)
-        if isinstance(entry, dict) and entry.get("identity") == identity:
+        if isinstance(entry, dict) and entry.get("identity") == identity and HEX_DIGEST.fullmatch(str(entry.get("sha256"))):
             return Digest(entry["sha256"], 0, cached=True)
     digest = hash_stream(path, identity["size"], progress)
     if cache is not None:

@@ -239,6 +239,7 @@ class ModelRuntime:
         self._alone: Path | None = None
         self.workers_started = 0
         self.loads_requested = 0
+        self.requests_made = 0  # requests to the loaded model: what a resumed evaluation saves
 
     def loaded(self) -> dict[str, Any]:
         """What the load reported; starts the worker and loads on first use, once."""
@@ -338,6 +339,7 @@ class ModelRuntime:
 
     def request(self, op: str, **args: Any) -> Any:
         self.loaded()
+        self.requests_made += 1
         worker = self._worker
         assert worker is not None  # loaded() started it or raised
         try:

@@ -1,0 +1,94 @@
+"""An interrupted evaluation resumed from its journal equals an uninterrupted one, with fewer model calls."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Certification
+
+pytestmark = pytest.mark.timeout(900)
+JOURNALED_BEFORE_STOP = 20  # items in the journal when the first run is interrupted
+
+
+def command(model: Path, folder: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--dfqs-model={model}",
+        "--dfqs-tier=eval",
+        "--dfqs-eval-budget=quick",
+        "--dfqs-threads=2",
+        f"--dfqs-metrics={folder / 'metrics.json'}",
+        f"--dfqs-report={folder / 'certificate.json'}",
+        "-p",
+        "no:randomly",
+        *extra,
+    ]
+
+
+def journal_lines(folder: Path) -> int:
+    journals = list((folder / ".pytest_cache" / "d" / "dfqs-journal").glob("*.jsonl"))
+    return len(journals[0].read_text().splitlines()) if journals else 0
+
+
+def measured(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The metrics record without what timing changes, and the certificate's runtime account."""
+    record = json.loads((folder / "metrics.json").read_text())
+    certificate = json.loads((folder / "certificate.json").read_text())
+    details = record["details"]
+    comparable = {
+        "reasoning": details["reasoning"],
+        "code": details["code"],
+        "context_stability": details["context_stability"],
+        "curve": record["context_stability_curve"],
+        "scores": [record["reasoning_score"], record["code_score"], record["failure_boundary_tokens"]],
+        "conditions": record["conditions"],
+    }
+    return comparable, {"runtime": certificate["models"][0]["runtime"], "journal": details["journal"]}
+
+
+def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_path: Path) -> None:
+    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
+    whole.mkdir()
+    stopped.mkdir()
+    subprocess.run(command(smollm2, whole), cwd=whole, check=True, capture_output=True, timeout=600)
+    first = subprocess.Popen(
+        command(smollm2, stopped), cwd=stopped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    while journal_lines(stopped) < 1 + JOURNALED_BEFORE_STOP and first.poll() is None:
+        time.sleep(0.05)
+    os.killpg(first.pid, signal.SIGINT)
+    assert first.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
+    resumed = subprocess.run(command(smollm2, stopped, "--dfqs-resume"), cwd=stopped, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:]
+    assert "resuming" in resumed.stdout
+    expected, uninterrupted = measured(whole)
+    actual, after_resume = measured(stopped)
+    assert actual == expected  # greedy decoding is deterministic: the same answers, probes and scores
+    reused = sum(after_resume["journal"]["reused_items"].values())
+    requests = (after_resume["runtime"]["requests"], uninterrupted["runtime"]["requests"])
+    print(f"resumed {reused} items; model requests: {requests[0]} resumed, {requests[1]} uninterrupted")
+    assert after_resume["journal"]["resumed"] and reused >= JOURNALED_BEFORE_STOP
+    assert requests[0] < requests[1]
+
+
+def test_a_journal_of_other_conditions_is_refused(certify: Certification, runtime_moe_model: Path) -> None:
+    first = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", "--dfqs-threads=2")
+    assert first.ret == 0
+    other = certify.run(
+        f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", "--dfqs-threads=1", "--dfqs-resume"
+    )
+    record = {f["check"]: f for f in certify.clause("DFQS-11.1")["findings"]}["metrics-record"]
+    assert record["status"] == "NOT EVALUATED"
+    assert "was made under other conditions: threads was 2, is now 1; its items are not comparable" in record["summary"]
+    assert other.ret == 0  # INCOMPLETE: nothing about the model was decided
