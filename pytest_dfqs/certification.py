@@ -34,6 +34,7 @@ from .reports.terminal import baseline_table, clause_table, model_header_lines, 
 from .session import Case, CertificationSession, ModelResult, case_of, model_labels, overall
 from .settings import DEMO_MODEL, Settings
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
+from .workplan import eta_line, plan_line
 
 STATE = pytest.StashKey[CertificationSession]()
 SETTINGS = pytest.StashKey[Settings]()
@@ -42,6 +43,7 @@ REPORT_ERROR = pytest.StashKey[str]()
 PROGRESS_MIN_BYTES = 256 << 20
 ALLURE_PLUGIN = "dfqs-allure"
 INTEGRITY_CLAUSE = "DFQS-AI.1"
+SPEED_CHECK = ("DFQS-3.2", "cpu-generation")  # the first runtime check, which measures the model's speeds
 
 
 def start(config: pytest.Config, settings: Settings) -> None:
@@ -164,6 +166,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     lines += _rootdir_note(config)
     for model in state.models:
         lines += model_header_lines(model)
+        if state.policy.tier != "static" and model.header_readable():
+            lines.append(f"dfqs {plan_line(model, state.policy.tier)}")
     return lines
 
 
@@ -230,6 +234,11 @@ def _record(item: pytest.Item, report: pytest.TestReport, case: Case, finding: F
     """Record the finding here; an xdist worker also sends it to the controller with the test's report."""
     state = item.config.stash[STATE]
     state.record(case, finding)
+    if (case.clause.id, finding.check) == SPEED_CHECK and finding.status == Status.MET:  # measured speeds: the time the plan needs
+        model = state.models[case.model_index]
+        model.announce(
+            eta_line(model, state.policy.tier, finding.evidence["prompt_tokens_per_sec"], finding.evidence["decode_tokens_per_sec"])
+        )
     _soften(report, case, finding, state.policy)
     if hasattr(item.config, "workerinput"):
         setattr(report, xdist_merge.REPORT_ATTRIBUTE, xdist_merge.export(state, case, finding))
