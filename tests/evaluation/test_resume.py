@@ -54,6 +54,7 @@ def measured(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "scores": [record["reasoning_score"], record["code_score"], record["failure_boundary_tokens"]],
         "conditions": record["conditions"],
     }
+    assert certificate["models"][0]["journal"] == details["journal"]  # the certificate says what was resumed too
     return comparable, {"runtime": certificate["models"][0]["runtime"], "journal": details["journal"]}
 
 
