@@ -43,21 +43,34 @@ def read_until(stream: IO[str], text: str) -> list[str]:
     return lines
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_during_a_fill_stops_the_run_within_seconds(moe_model: Path, tmp_path: Path, signum: signal.Signals) -> None:
-    marker = f"DFQS_TEST_RUN={uuid.uuid4()}"
-    report = tmp_path / "certificate.json"
-    command = [sys.executable, "-m", "pytest", f"--dfqs-model={moe_model}", "--dfqs-tier=runtime", "-k", "decode-past-64k"]
-    run = subprocess.Popen(
-        [*command, f"--dfqs-report={report}", "-p", "no:randomly", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
+def start_run(model: Path, folder: Path, marker: str, *args: str) -> subprocess.Popen[str]:
+    """`pytest --dfqs-model=MODEL --dfqs-tier=runtime ARGS` in `folder`, in a session (terminal) of its own, its processes
+    marked by `marker` in their environment; the certificate goes to folder/certificate.json."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        f"--dfqs-model={model}",
+        "--dfqs-tier=runtime",
+        f"--dfqs-report={folder / 'certificate.json'}",
+    ]
+    return subprocess.Popen(
+        [*command, *args, "-p", "no:randomly", "-p", "no:cacheprovider"],
+        cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "DFQS_TEST_RUN": marker.split("=", 1)[1]},
-        start_new_session=True,  # a terminal of its own: killpg below is what Ctrl-C does
+        env={**os.environ, "DFQS_TEST_RUN": marker},
+        start_new_session=True,  # killpg on it is what Ctrl-C in a terminal does
     )
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_fill_stops_the_run_within_seconds(moe_model: Path, tmp_path: Path, signum: signal.Signals) -> None:
+    marker = str(uuid.uuid4())
+    report = tmp_path / "certificate.json"
+    run = start_run(moe_model, tmp_path, marker, "-k", "decode-past-64k")
     assert run.stdout is not None
     output = read_until(run.stdout, FILL_STARTED)
     assert run.poll() is None, "".join(output)
@@ -88,16 +101,7 @@ def test_an_interrupt_under_xdist_keeps_the_findings_workers_made(moe_model: Pat
     """Ctrl-C reaches the controller and the xdist workers: the findings already reported are certified, as interrupted."""
     marker = str(uuid.uuid4())
     report = tmp_path / "certificate.json"
-    command = [sys.executable, "-m", "pytest", f"--dfqs-model={moe_model}", "--dfqs-tier=runtime", "-n", "2", f"--dfqs-report={report}"]
-    run = subprocess.Popen(
-        [*command, "-p", "no:randomly", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "DFQS_TEST_RUN": marker},
-        start_new_session=True,
-    )
+    run = start_run(moe_model, tmp_path, marker, "-n", "2")
     deadline = time.monotonic() + 120
     while not llama_workers_with(marker) and time.monotonic() < deadline:  # static checks are done when llama.cpp starts
         time.sleep(0.1)
@@ -123,15 +127,7 @@ def test_a_worker_killed_from_outside_is_an_error_and_the_run_goes_on(moe_model:
     it could not run, and the session still ends with its certificate."""
     marker = str(uuid.uuid4())
     report = tmp_path / "certificate.json"
-    command = [sys.executable, "-m", "pytest", f"--dfqs-model={moe_model}", "--dfqs-tier=runtime", "-k", "decode-past-64k or routing-det"]
-    run = subprocess.Popen(
-        [*command, f"--dfqs-report={report}", "-p", "no:randomly", "-p", "no:cacheprovider"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "DFQS_TEST_RUN": marker},
-    )
+    run = start_run(moe_model, tmp_path, marker, "-k", "decode-past-64k or routing-det")
     assert run.stdout is not None
     output = read_until(run.stdout, FILL_STARTED)
     time.sleep(1.0)
