@@ -85,6 +85,7 @@ class ModelUnderTest:
         self.benchmark: Any = None  # pytest-benchmark's fixture, when the eval tier's test has it
         self.findings: dict[str, Finding] = {}  # check id -> finding, filled by clauses.registry
         self.metrics_record: dict[str, Any] | None = None  # filled by evaluation.orchestrator
+        self.check_journal: Any = None  # the runtime checks' journal, opened by clauses.registry
         self._header: GGUFHeader | HeaderError | None = None
         self._digest: Digest | None = None
         self.identity = file_identity(path) if path.is_file() else None  # to tell, at the end, whether the file changed

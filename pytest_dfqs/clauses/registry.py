@@ -9,9 +9,14 @@ catalogue declares but this version does not implement is NOT EVALUATED.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from pytest_dfqs import __version__
+from pytest_dfqs.catalogue import load_catalogue
+from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.runtime.client import RuntimeUnavailable
@@ -92,7 +97,46 @@ def run_check(check_id: str, model: ModelUnderTest) -> Finding:
 
 
 def finding(model: ModelUnderTest, check_id: str) -> Finding:
-    """The check's finding on this model, run on first request and kept in the model's cache."""
+    """The check's finding on this model, run on first request and kept in the model's cache.
+
+    A runtime check's decided finding also goes into the model's check journal, so that
+    --dfqs-resume does not run it again on the same file under the same runtime settings.
+    """
     if check_id not in model.findings:
-        model.findings[check_id] = run_check(check_id, model)
+        folder = model.eval_options.journal_dir
+        if load_catalogue().checks[check_id].tier == "runtime" and folder is not None:
+            model.findings[check_id] = _journaled(model, folder, check_id)
+        else:
+            model.findings[check_id] = run_check(check_id, model)
     return model.findings[check_id]
+
+
+def _journaled(model: ModelUnderTest, folder: Path, check_id: str) -> Finding:
+    """The finding from the check journal when a resumed run has it; else run, and journaled when decided."""
+    try:
+        journal = _journal(model, folder)
+    except RuntimeUnavailable as refused:  # a journal of another file or other settings: nothing is reused, nothing run
+        return Finding(check_id, refused.status, str(refused))
+    decided = journal.item("check", check_id, lambda: _as_entry(run_check(check_id, model)), keep=_decided)
+    return Finding(decided["check"], Status(decided["status"]), decided["summary"], decided["evidence"])
+
+
+def _journal(model: ModelUnderTest, folder: Path) -> Journal:
+    """The model's check journal, named by its path and keyed by the file's identity and the runtime settings."""
+    if model.check_journal is None:
+        options = model.runtime_options()
+        file = str(model.path.resolve())
+        conditions = {"file": file, **(model.identity or {}), "threads": options.threads, "ctx": options.ctx}
+        name = hashlib.sha256(file.encode()).hexdigest()[:32]
+        model.check_journal = Journal(folder / f"checks-{name}.jsonl", conditions, model.eval_options.resume)
+    journal: Journal = model.check_journal
+    return journal
+
+
+def _as_entry(found: Finding) -> dict[str, Any]:
+    return {"check": found.check, "status": found.status.value, "summary": found.summary, "evidence": found.evidence}
+
+
+def _decided(entry: dict[str, Any]) -> bool:
+    """Only what the model decided is kept: an ERROR or a check that could not run is tried again."""
+    return entry["status"] in (Status.MET.value, Status.NOT_MET.value, Status.NOT_APPLICABLE.value)

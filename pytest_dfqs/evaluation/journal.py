@@ -65,8 +65,8 @@ class Journal:
                 self.entries[(entry["kind"], entry["item"])] = entry["result"]
         self.resumed = True
 
-    def item(self, kind: str, item_id: str, measure: Callable[[], Any]) -> Any:
-        """The item's result: from the journal when a resumed run has it, else measured now and appended."""
+    def item(self, kind: str, item_id: str, measure: Callable[[], Any], keep: Callable[[Any], bool] = lambda result: True) -> Any:
+        """The item's result: from the journal when a resumed run has it, else measured now and appended if `keep` says so."""
         if self.path is None:
             return measure()
         key = (kind, item_id)
@@ -74,6 +74,8 @@ class Journal:
             self.reused[kind] += 1
             return self.entries[key]
         result = measure()
+        if not keep(result):
+            return result
         self.measured[kind] += 1
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"kind": kind, "item": item_id, "result": result}, default=str) + "\n")

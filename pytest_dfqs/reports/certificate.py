@@ -89,7 +89,10 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
         "undecided": [{"clause": r.clause.id, "reason": r.undecided} for r in result.undecided],
         "tier": policy.tier,
         "runtime": _runtime_entry(model),
-        "journal": (model.metrics_record or {}).get("details", {}).get("journal"),
+        "journal": {
+            "checks": model.check_journal.summary() if model.check_journal is not None else None,
+            "eval": (model.metrics_record or {}).get("details", {}).get("journal"),
+        },
         "clauses": [_clause_entry(c) for c in result.clauses],
     }
 

@@ -136,3 +136,19 @@ def test_runtime_options_are_validated(pytester: pytest.Pytester, runtime_moe_mo
     huge.stderr.fnmatch_lines(["ERROR: --dfqs-threads: 99999999999 is outside 1..*"])
     tiny = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-ctx=1")
     tiny.stderr.fnmatch_lines(["ERROR: --dfqs-ctx: 1 is outside 256..2147483647"])
+
+
+def test_resumed_runtime_checks_are_not_run_again(certify: Certification, runtime_moe_model: Path) -> None:
+    """The decided findings of runtime checks are journaled: a resumed run on the same file and settings reuses them."""
+    first = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-threads=2")
+    assert first.ret == 0
+    before = certify.certificate()["models"][0]
+    again = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-threads=2", "--dfqs-resume")
+    assert again.ret == 0
+    after = certify.certificate()["models"][0]
+    assert [(c["id"], c["status"], c["reason"]) for c in after["clauses"]] == [
+        (c["id"], c["status"], c["reason"]) for c in before["clauses"]
+    ]
+    journal = after["journal"]["checks"]
+    assert journal["resumed"] and journal["reused_items"]["check"] >= 5 and journal["measured_items"] == {}
+    assert after["runtime"]["requests"] == 0 < before["runtime"]["requests"]  # llama.cpp was asked nothing this time
