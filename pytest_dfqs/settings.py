@@ -52,7 +52,7 @@ REQUEST_TIMEOUT_HELP = (
 )
 CTX_HELP = "Context size in tokens for the runtime tier (default: 4096, at most the model's declared context)."
 BUDGET_HELP = "Prompt-set subsets of the eval tier: quick, standard (default) or full; recorded in the conditions."
-METRICS_HELP = "Write the section 11 metrics record (schemas/dfqs-metrics-1.schema.json) to this path."
+METRICS_HELP = "Write the section 11 metrics record (schemas/dfqs-metrics-2.schema.json) to this path."
 RESUME_HELP = (
     "Continue an interrupted eval-tier run from its journal (.pytest_cache/d/dfqs-journal/): items already measured under"
     " the same model digest and conditions are not measured again; other conditions are refused."

@@ -10,6 +10,7 @@ and every eval-tier check reads the same one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from .context_stability import CONTEXT_SET_ID, context_lengths, context_set_dige
 from .journal import Journal
 from .reasoning import SEED, load_set, measure_reasoning
 from .reasoning import SET_ID as REASONING_SET
-from .record import METRICS_FORMAT, METRICS_VERSION
+from .record import METRICS_FORMAT, METRICS_VERSION, REQUIRED, write_record
 from .throughput import measure_throughput
 
 
@@ -45,11 +46,15 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
     model.announce(
         f"{model.label}: evaluating with budget {budget.name} (reasoning, code, context stability, throughput){_resuming(journal)}"
     )
-    reasoning = measure_reasoning(runtime, budget, journal)
-    code = measure_code(runtime, budget, model.path, journal)
-    stability = measure(runtime, lengths, budget.depths, journal)
+    try:
+        reasoning = measure_reasoning(runtime, budget, journal)
+        code = measure_code(runtime, budget, model.path, journal)
+        stability = measure(runtime, lengths, budget.depths, journal)
+        speed = measure_throughput(runtime, budget, benchmark, journal)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was measured goes into a record marked interrupted
+        _write_interrupted(model, conditions, journal)
+        raise
     boundary, lower_bound = stability.boundary()
-    speed = measure_throughput(runtime, budget, benchmark, journal)
     return {
         "format": METRICS_FORMAT,
         "format_version": METRICS_VERSION,
@@ -77,6 +82,28 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
             "pytest_dfqs": __version__,
         },
     }
+
+
+def _write_interrupted(model: ModelUnderTest, conditions: dict[str, Any], journal: Journal) -> None:
+    """The record of an interrupted evaluation: no metrics, the items measured so far, and where to resume from."""
+    path = model.eval_options.metrics_path
+    if path is None:
+        return
+    measured: dict[str, dict[str, Any]] = {}
+    for (kind, item), result in journal.entries.items():
+        measured.setdefault(kind, {})[item] = result
+    record = {
+        "format": METRICS_FORMAT,
+        "format_version": METRICS_VERSION,
+        "datetime": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "model": {"file_name": model.path.name, "sha256": conditions["model_sha256"]},
+        "interrupted": True,
+        **dict.fromkeys(REQUIRED),
+        "conditions": conditions,
+        "details": {"measured": measured, "journal": journal.summary(), "pytest_dfqs": __version__},
+    }
+    with contextlib.suppress(OSError):  # the interrupt is what the user sees; a record that cannot be written must not hide it
+        write_record(path, record)
 
 
 def _journal(model: ModelUnderTest, conditions: dict[str, Any]) -> Journal:

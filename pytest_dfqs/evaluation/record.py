@@ -1,6 +1,6 @@
 """The metrics record: what --dfqs-metrics writes, its schema, and the baseline comparison.
 
-schemas/dfqs-metrics-1.schema.json describes the record. A record is valid
+schemas/dfqs-metrics-2.schema.json describes the record. A record is valid
 when it validates and every required value is finite. Two records are
 comparable (DFQS-11.2) when their conditions are identical, the model's own
 digest excepted.
@@ -16,8 +16,8 @@ from typing import Any
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 
 METRICS_FORMAT = "dfqs-metrics"
-METRICS_VERSION = 1
-METRICS_SCHEMA = SCHEMAS_DIR / "dfqs-metrics-1.schema.json"
+METRICS_VERSION = 2
+METRICS_SCHEMA = SCHEMAS_DIR / "dfqs-metrics-2.schema.json"
 REQUIRED = ("reasoning_score", "code_score", "context_stability_curve", "cpu_tokens_per_sec", "failure_boundary_tokens")
 NOT_COMPARED = ("model_sha256",)  # what differs between the models being compared, by design
 
@@ -31,6 +31,8 @@ def record_problems(record: Any) -> list[str]:
     problems = [f"{'/'.join(map(str, error.absolute_path)) or '(record)'}: {error.message}" for error in validator.iter_errors(record)]
     if isinstance(record, dict):
         problems += [f"{name}: {value!r} is not finite" for name, value in _required_values(record) if not math.isfinite(value)]
+        if record.get("interrupted") is True:
+            problems.append("the evaluation was interrupted: the record holds the items measured so far, not the five metrics")
     return problems
 
 

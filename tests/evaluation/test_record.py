@@ -7,12 +7,12 @@ import math
 
 import pytest
 
-from pytest_dfqs.evaluation.record import differing_conditions, record_problems, side_by_side
+from pytest_dfqs.evaluation.record import METRICS_VERSION, REQUIRED, differing_conditions, record_problems, side_by_side
 
 SHA = "a" * 64
 RECORD = {
     "format": "dfqs-metrics",
-    "format_version": 1,
+    "format_version": METRICS_VERSION,
     "datetime": "2026-11-23T04:00:00+00:00",
     "model": {"file_name": "m.gguf", "sha256": SHA},
     "reasoning_score": 0.5,
@@ -56,6 +56,14 @@ def changed(path: tuple, value) -> dict:
 
 def test_a_complete_record_is_valid() -> None:
     assert record_problems(RECORD) == []
+
+
+def test_an_interrupted_record_is_well_formed_but_never_valid() -> None:
+    """An interrupted run's record validates against the schema (no metrics, its measured items) and says why it is not one."""
+    partial = {**RECORD, **dict.fromkeys(REQUIRED), "interrupted": True}
+    assert record_problems(partial) == ["the evaluation was interrupted: the record holds the items measured so far, not the five metrics"]
+    missing = {**RECORD, "reasoning_score": None}  # only an interrupted record may lack a metric
+    assert record_problems(missing) and "reasoning_score" in record_problems(missing)[0]
 
 
 @pytest.mark.parametrize(

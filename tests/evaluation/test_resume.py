@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pytest_dfqs.evaluation.record import record_problems
 from tests.conftest import Certification
 
 pytestmark = pytest.mark.timeout(900)
@@ -70,6 +71,13 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_pat
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGINT)
     assert first.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
+    partial = json.loads((stopped / "metrics.json").read_text())  # the interrupted run's record: what it measured, no metrics
+    assert (
+        partial["interrupted"]
+        and partial["reasoning_score"] is None
+        and len(partial["details"]["measured"]["reasoning"]) >= JOURNALED_BEFORE_STOP
+    )
+    assert record_problems(partial) == ["the evaluation was interrupted: the record holds the items measured so far, not the five metrics"]
     resumed = subprocess.run(command(smollm2, stopped, "--dfqs-resume"), cwd=stopped, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert "resuming" in resumed.stdout
