@@ -143,7 +143,7 @@ class ModelUnderTest:
     def runtime(self) -> ModelRuntime:
         """The model's llama.cpp worker, created on first use (it loads the model once)."""
         if self._runtime is None:
-            self._runtime = ModelRuntime(self.path, self.runtime_options())
+            self._runtime = ModelRuntime(self.path, self.runtime_options(), announce=lambda line: self.announce(f"{self.label}: {line}"))
         return self._runtime
 
     def runtime_record(self) -> dict[str, int]:

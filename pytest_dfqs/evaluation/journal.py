@@ -13,6 +13,7 @@ starts a fresh journal.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from pytest_dfqs.runtime.client import RuntimeNotEvaluated
 
 JOURNAL_FORMAT = "dfqs-journal"
 JOURNAL_VERSION = 1
+PROGRESS_EVERY_S = 5.0  # a progress line at most this often while items are measured
 
 
 class JournalMismatch(RuntimeNotEvaluated):
@@ -31,8 +33,17 @@ class JournalMismatch(RuntimeNotEvaluated):
 class Journal:
     """Measured items of one model under one set of conditions; a journal without a path keeps nothing."""
 
-    def __init__(self, path: Path | None, conditions: dict[str, Any], resume: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path | None,
+        conditions: dict[str, Any],
+        resume: bool = False,
+        announce: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
+        self._announce, self._clock = announce, clock
+        self._last_progress = clock()
         self.resumed = False
         self.entries: dict[tuple[str, str], Any] = {}
         self.reused: Counter[str] = Counter()
@@ -80,7 +91,16 @@ class Journal:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps({"kind": kind, "item": item_id, "result": result}, default=str) + "\n")
         self.entries[key] = result
+        self._progress(kind, item_id)
         return result
+
+    def _progress(self, kind: str, item_id: str) -> None:
+        """A line every PROGRESS_EVERY_S while items are measured: hours on a slow model are never silent."""
+        if self._announce is None or self._clock() - self._last_progress < PROGRESS_EVERY_S:
+            return
+        self._last_progress = self._clock()
+        reused = f", {self.reused[kind]} from the journal" if self.reused[kind] else ""
+        self._announce(f"{kind}: {self.measured[kind]} items measured{reused}, the last {item_id}")
 
     def summary(self) -> dict[str, Any]:
         """What the metrics record says of the journal: where it is, whether this run resumed it, what it reused."""

@@ -110,7 +110,7 @@ def _journal(model: ModelUnderTest, conditions: dict[str, Any]) -> Journal:
     """The model's journal in the journal folder, named by its digest; none when there is no folder."""
     folder = model.eval_options.journal_dir
     path = folder / f"{conditions['model_sha256']}.jsonl" if folder is not None else None
-    return Journal(path, conditions, model.eval_options.resume)
+    return Journal(path, conditions, model.eval_options.resume, lambda line: model.announce(f"{model.label}: {line}"))
 
 
 def _resuming(journal: Journal) -> str:

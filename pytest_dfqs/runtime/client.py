@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -41,6 +42,8 @@ from .host import available_memory
 from .preflight import PROJECTION_CONTEXTS, MemoryPlan, memory_plan, projection
 
 LOG_TAIL_LINES = 12
+PROGRESS_PREFIX = "dfqs-progress: "  # the worker's progress lines in its log (runtime.worker)
+PROGRESS_POLL_S = 5.0
 KILL_GRACE_S = 1.0  # SIGTERM, then SIGKILL: an interrupted run stops its worker within 2 s
 DEFAULT_REQUEST_TIMEOUT_S = 3600  # one llama.cpp request (a load, a fill, a measurement); --dfqs-request-timeout
 GENERATION_PROMPT = (
@@ -124,8 +127,10 @@ def llama_complaint(log: str) -> str | None:
 class WorkerProcess:
     """The worker process and its JSON-lines protocol, with a log kept on disk."""
 
-    def __init__(self, request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S) -> None:
+    def __init__(self, request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S, progress: Callable[[str], None] | None = None) -> None:
         self.request_timeout = request_timeout
+        self._progress = progress
+        self._progress_seen = 0  # where in the log the last progress line was read
         handle, name = tempfile.mkstemp(prefix="dfqs-llama-", suffix=".log")
         self.log = Path(name)
         self._log_handle = os.fdopen(handle, "wb")
@@ -166,17 +171,33 @@ class WorkerProcess:
             selector.register(self._answers, selectors.EVENT_READ)
             while b"\n" not in self._buffer:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not selector.select(remaining):
+                if remaining <= 0:
                     self.kill()
                     raise WorkerFailed(
                         f"the llama.cpp worker gave no answer to {op!r} within {timeout:.0f} s (--dfqs-request-timeout) and was stopped"
                     )
+                if not selector.select(min(remaining, PROGRESS_POLL_S)):
+                    self._pass_on_progress(op)
+                    continue
                 chunk = os.read(self._answers.fileno(), 1 << 16)
                 if not chunk:
                     raise self._death(op)
                 self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
+
+    def _pass_on_progress(self, op: str) -> None:
+        """The worker's latest progress line since the last one, as a progress line of the run."""
+        if self._progress is None:
+            return
+        self._log_handle.flush()
+        with self.log.open("rb") as log:
+            log.seek(self._progress_seen)
+            fresh = log.read()
+        self._progress_seen += len(fresh)
+        lines = [line for line in fresh.decode("utf-8", "replace").splitlines() if line.startswith(PROGRESS_PREFIX)]
+        if lines:
+            self._progress(f"{op}: {lines[-1].removeprefix(PROGRESS_PREFIX)}")
 
     def _death(self, op: str) -> WorkerFailed:
         code = self.process.wait()
@@ -227,8 +248,9 @@ class WorkerProcess:
 class ModelRuntime:
     """The runtime of one model: preflight, one worker, one load, then requests."""
 
-    def __init__(self, path: Path, options: RuntimeOptions, n_gpu_layers: int = 0) -> None:
+    def __init__(self, path: Path, options: RuntimeOptions, n_gpu_layers: int = 0, announce: Callable[[str], None] | None = None) -> None:
         self.path = path
+        self.announce = announce  # progress lines of long requests
         self.options = options
         self.n_gpu_layers = n_gpu_layers  # 0: CPU only, as the runtime tier requires; -1: offload all
         self.plans: dict[tuple[int, int], MemoryPlan] = {}
@@ -270,7 +292,7 @@ class ModelRuntime:
         if self._worker is None:
             if find_spec("llama_cpp") is None:
                 raise WorkerFailed("llama-cpp-python is not installed: pip install 'pytest-dfqs[runtime]'")
-            self._worker = WorkerProcess(self.options.request_timeout)
+            self._worker = WorkerProcess(self.options.request_timeout, self.announce)
             self.workers_started += 1
             self.vocabulary = self._load(self._worker, "load_vocab", path=str(self.alone_path()))
         return self._worker

@@ -36,6 +36,8 @@ GGML_TYPE_I32 = 26
 GGML_TYPE_F32 = 0
 ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_type
 REFERENCE_BATCH = 512
+PROGRESS_PREFIX = "dfqs-progress: "  # a line of the worker's log that the client turns into a progress line
+PROGRESS_EVERY_S = 5.0
 MEMORY_LINE = b" MiB"  # llama.cpp's log lines that state buffer and cache sizes
 Context = llama_cpp.llama_context_p  # a llama_context pointer
 
@@ -394,9 +396,13 @@ class ModelWorker:
             raise ValueError("a prompt tokenized to no tokens")
         items = [(seq, pos, token) for seq, tokens in enumerate(sequences) for pos, token in enumerate(tokens)]
         last: dict[int, np.ndarray] = {}
+        reported = time.monotonic()
         for start in range(0, len(items), n_batch):
             chunk = items[start : start + n_batch]
             self._decode(context, chunk, [all_logits or pos == len(sequences[seq]) - 1 for seq, pos, _ in chunk])
+            if time.monotonic() - reported >= PROGRESS_EVERY_S:  # a long fill tells how far it is
+                reported = time.monotonic()
+                os.write(2, f"\n{PROGRESS_PREFIX}{start + len(chunk):,} of {len(items):,} prompt tokens decoded\n".encode())
             for index, (seq, pos, _) in enumerate(chunk):
                 if pos == len(sequences[seq]) - 1:
                     last[seq] = self._logits(context, index).copy()  # rows are overwritten by the next decode

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.evaluation.record import record_problems
 from tests.conftest import Certification
 
@@ -103,3 +104,13 @@ def test_a_journal_of_other_conditions_is_refused(certify: Certification, runtim
     cpu = {f["check"]: f for f in certify.clause("DFQS-3.2")["findings"]}["cpu-generation"]  # the runtime checks' journal too
     assert cpu["status"] == "NOT EVALUATED" and "checks-" in cpu["summary"] and "threads was 2, is now 1" in cpu["summary"]
     assert other.ret == 0  # INCOMPLETE: nothing about the model was decided
+
+
+def test_long_measurements_report_progress(tmp_path: Path) -> None:
+    """A clock that moves 2 s per item: a progress line at most every 5 s, saying what was measured and reused."""
+    ticks = iter(range(0, 1000, 2))
+    lines: list[str] = []
+    journal = Journal(tmp_path / "j.jsonl", {"budget": "quick"}, announce=lines.append, clock=lambda: float(next(ticks)))
+    for index in range(6):
+        journal.item("reasoning", f"arith-{index:03d}", lambda: {"correct": True})
+    assert lines == ["reasoning: 3 items measured, the last arith-002", "reasoning: 6 items measured, the last arith-005"]

@@ -51,7 +51,9 @@ def test_each_model_is_loaded_once_per_session(certify: Certification, runtime_m
 
 
 def test_dense_model_routing_is_not_applicable_and_it_decodes_past_64k(certify: Certification, dense_model: Path) -> None:
-    assert certify.run(f"--dfqs-model={dense_model}", "--dfqs-tier=runtime").ret == 0
+    result = certify.run(f"--dfqs-model={dense_model}", "--dfqs-tier=runtime")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["dfqs: tiny-dense.gguf: evaluate: * of 65,537 prompt tokens decoded"])  # the fill reports progress
     routing = certify.clause("DFQS-3.3")
     assert routing["status"] == "NOT APPLICABLE" and "not a Mixture-of-Experts model" in routing["reason"]
     far = findings(certify, "DFQS-3.7")["decode-past-64k"]
