@@ -1,29 +1,24 @@
 """The reference profile: what sections 5, 9 and 14 say the reference artifact is.
 
 These checks compare a model with DeepSeek-V4-Flash-IQ1_S-XL's published
-figures. A figure such as "13B" is met when the measured value rounds to it
-(12.5B to 13.5B); sizes are decimal gigabytes, as the spec writes them.
+figures, read as the spec writes them (`modelfile.units.read_quantity`): a
+figure such as "13B" is met by what its written precision allows (12.5B to
+13.5B); "61.6 GB" by 61.55 to 61.65 decimal gigabytes.
 """
 
 from __future__ import annotations
 
 from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.modelfile.units import human_bytes, human_count
+from pytest_dfqs.modelfile.units import WrittenQuantity, human_bytes, human_count, read_quantity
 from pytest_dfqs.runtime.host import physical_memory
 from pytest_dfqs.verdict import Finding, Status
 
 GB = 10**9
-BILLION = 10**9
-REFERENCE_ACTIVE_B = 13
-REFERENCE_TOTAL_B = 284
-REFERENCE_SIZE_GB = 61.6
+REFERENCE_ACTIVE = "13B"
+REFERENCE_TOTAL = "284B"
+REFERENCE_SIZE = "61.6 GB"
 ENVELOPE_GB = 70
 MINIMUM_RAM_GB = 80
-
-
-def rounds_to(value: float, claim: float, decimals: int) -> bool:
-    """Whether `value` is what a figure written with `decimals` decimals claims."""
-    return round(value, decimals) == round(claim, decimals)
 
 
 def check_moe_architecture(model: ModelUnderTest) -> Finding:
@@ -48,29 +43,27 @@ def check_moe_architecture(model: ModelUnderTest) -> Finding:
     )
 
 
-def _parameter_finding(check: str, what: str, value: int, claim_b: int) -> Finding:
-    evidence = {"measured": value, "claimed": claim_b * BILLION}
-    text = f"{what} {human_count(value)} ({value:,}); the reference claims {claim_b}B"
-    return Finding(check, Status.MET if rounds_to(value / BILLION, claim_b, 0) else Status.NOT_MET, text, evidence)
+def _claim_finding(check: str, what: str, value: int, claim: WrittenQuantity) -> Finding:
+    evidence = {"measured": value, "claimed": claim.text, "admitted": [claim.low, claim.high]}
+    text = f"{what}; the reference claims {claim.text}"
+    return Finding(check, Status.MET if claim.admits(value) else Status.NOT_MET, text, evidence)
+
+
+def _parameter_finding(check: str, what: str, value: int, claim: str) -> Finding:
+    return _claim_finding(check, f"{what} {human_count(value)} ({value:,})", value, read_quantity(claim, "count"))
 
 
 def check_active_parameters(model: ModelUnderTest) -> Finding:
-    return _parameter_finding("active-parameters", "active parameters per token", model.facts().active_parameters, REFERENCE_ACTIVE_B)
+    return _parameter_finding("active-parameters", "active parameters per token", model.facts().active_parameters, REFERENCE_ACTIVE)
 
 
 def check_total_parameters(model: ModelUnderTest) -> Finding:
-    return _parameter_finding("total-parameters", "total parameters", model.facts().total_parameters, REFERENCE_TOTAL_B)
+    return _parameter_finding("total-parameters", "total parameters", model.facts().total_parameters, REFERENCE_TOTAL)
 
 
 def check_file_size(model: ModelUnderTest) -> Finding:
     size = model.path.stat().st_size
-    met = rounds_to(size / GB, REFERENCE_SIZE_GB, 1)
-    return Finding(
-        "file-size",
-        Status.MET if met else Status.NOT_MET,
-        f"file size {human_bytes(size)} ({size:,} bytes); the reference claims {REFERENCE_SIZE_GB} GB",
-        {"bytes": size},
-    )
+    return _claim_finding("file-size", f"file size {human_bytes(size)} ({size:,} bytes)", size, read_quantity(REFERENCE_SIZE, "bytes"))
 
 
 def check_sub_70gb(model: ModelUnderTest) -> Finding:

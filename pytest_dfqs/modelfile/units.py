@@ -1,4 +1,9 @@
-"""Numbers as model cards write them: 284.12B parameters, 61.60 GB."""
+"""Numbers as model cards write them: 284.12B parameters, 61.60 GB; and read back, with the precision they were written in."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 
 def human_count(value: int) -> str:
@@ -19,3 +24,59 @@ def human_bytes(value: int) -> str:
 def human_gib(value: int) -> str:
     """Memory sizes as the preflight speaks of them: binary gigabytes."""
     return f"{value / (1 << 30):.1f} GiB"
+
+
+COUNT_UNITS: dict[str, float] = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "T": 10**12}
+FRACTION_UNITS: dict[str, float] = {"": 1, "%": 0.01}
+BYTE_UNITS: dict[str, float] = {
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KIB": 1 << 10,
+    "MIB": 1 << 20,
+    "GIB": 1 << 30,
+    "TIB": 1 << 40,
+}
+WRITTEN = re.compile(r"\s*(?P<number>\d[\d,]*(?:\.\d+)?)\s*(?P<unit>[A-Za-z%]*)\s*")
+
+
+@dataclass(frozen=True)
+class WrittenQuantity:
+    """A number as a card writes it, and the interval its written precision allows ("61.6 GB": 61.55 to 61.65 GB)."""
+
+    text: str
+    value: float
+    low: float
+    high: float
+
+    def admits(self, actual: float) -> bool:
+        return self.low <= actual <= self.high
+
+
+def read_quantity(text: str, kind: str, tolerance: float | None = None) -> WrittenQuantity:
+    """'284B' (kind count), '61.6 GB' or '80.8 GiB' (bytes), '68%' (fraction): the value and its interval.
+
+    The interval is half a unit of the last written digit either way, scaled by the
+    unit, unless `tolerance` (in the same unit as the result) is given. ValueError
+    says what could not be read.
+    """
+    match = WRITTEN.fullmatch(text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a number as cards write them (such as 284B, 61.6 GB, 80.8 GiB, 68%)")
+    digits, unit = match["number"].replace(",", ""), match["unit"]
+    scale = _scale(unit, kind, text)
+    decimals = len(digits.partition(".")[2])
+    value = float(digits) * scale
+    half = tolerance if tolerance is not None else 0.5 * 10.0**-decimals * scale
+    return WrittenQuantity(text, value, value - half, value + half)
+
+
+def _scale(unit: str, kind: str, text: str) -> float:
+    units = {"count": COUNT_UNITS, "bytes": BYTE_UNITS, "fraction": FRACTION_UNITS}[kind]
+    key = unit.upper() if kind == "bytes" else unit
+    if key not in units:
+        known = ", ".join(u or "none" for u in units)
+        raise ValueError(f"{text!r}: unit {unit!r} is not one of {known} for {kind}")
+    return units[key]
