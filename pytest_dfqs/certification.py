@@ -104,18 +104,24 @@ def _selection(config: pytest.Config) -> dict[str, Any]:
     return {"keyword": option.keyword or "", "markers": option.markexpr or "", "args": [str(arg) for arg in config.args]}
 
 
-def _journal_dir(config: pytest.Config, resume: bool) -> Path | None:
-    """The eval tier's journals live in pytest's cache folder; resuming without the cache provider is a usage error."""
+def _cache_folder(config: pytest.Config, name: str) -> Path | None:
+    """A folder of pytest's cache (.pytest_cache/d/NAME); None when the cache provider is disabled."""
     cache = getattr(config, "cache", None)
-    if cache is None and resume:
+    return cache.mkdir(name) if cache is not None else None
+
+
+def _journal_dir(config: pytest.Config, resume: bool) -> Path | None:
+    """The journals live in pytest's cache folder; resuming without the cache provider is a usage error."""
+    folder = _cache_folder(config, "dfqs-journal")
+    if folder is None and resume:
         raise pytest.UsageError("--dfqs-resume: the journal lives in pytest's cache, which is disabled (-p no:cacheprovider)")
-    return cache.mkdir("dfqs-journal") if cache is not None else None
+    return folder
 
 
 def _digest_store(config: pytest.Config) -> DigestStore | None:
     """Digests kept in pytest's cache folder (.pytest_cache/d/dfqs-digests), none without the cache provider."""
-    cache = getattr(config, "cache", None)
-    return DigestStore(cache.mkdir("dfqs-digests")) if cache is not None else None
+    folder = _cache_folder(config, "dfqs-digests")
+    return DigestStore(folder) if folder is not None else None
 
 
 def _metrics_path(path: Path | None, label: str, models: int) -> Path | None:
@@ -128,9 +134,8 @@ def _metrics_path(path: Path | None, label: str, models: int) -> Path | None:
 def _model_path(name: str, config: pytest.Config) -> Path:
     if name != DEMO_MODEL:
         return Path(name).expanduser()
-    cache = getattr(config, "cache", None)
-    folder = cache.mkdir("dfqs-demo") if cache is not None else Path(tempfile.gettempdir()) / "pytest-dfqs-demo"
-    return demo_model_path(Path(folder))
+    folder = _cache_folder(config, "dfqs-demo") or Path(tempfile.gettempdir()) / "pytest-dfqs-demo"
+    return demo_model_path(folder)
 
 
 def _announcer(config: pytest.Config) -> Callable[[str], None]:

@@ -36,7 +36,7 @@ class Verdict(str, Enum):  # in order of severity
     NOT_CONFORMANT = "NOT CONFORMANT"
 
 
-DECIDED = (Status.MET, Status.NOT_APPLICABLE)
+CONCLUSIVE = (Status.MET, Status.NOT_APPLICABLE, Status.NOT_MET)  # what settles a clause, one way or the other
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,14 @@ class Finding:
     status: Status
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The finding as the certificate, the journals and xdist's reports carry it."""
+        return {"check": self.check, "status": self.status.value, "summary": self.summary, "evidence": self.evidence}
+
+    @classmethod
+    def from_dict(cls, entry: dict[str, Any]) -> Finding:
+        return cls(entry["check"], Status(entry["status"]), entry["summary"], entry["evidence"])
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ class ClauseResult:
     @property
     def undecided(self) -> str | None:
         """Why the clause is neither MET nor NOT APPLICABLE nor NOT MET; None when it is decided."""
-        if self.status in (*DECIDED, Status.NOT_MET):
+        if self.status in CONCLUSIVE:
             return None
         if self.status == Status.ERROR:
             return f"ERROR: {self.reason}"
@@ -137,9 +145,7 @@ def decide_clause(
     ran = [check for check in clause.checks if tier_rank(check_tiers[check]) <= tier_rank(policy.tier)]
     missing = [check for check in ran if check not in found]
     status = _clause_status(clause, findings, policy, bool(missing))
-    deciding = [
-        check_tiers[f.check] for f in findings if f.status == status and status in (*DECIDED, Status.NOT_MET) and f.check in check_tiers
-    ]
+    deciding = [check_tiers[f.check] for f in findings if f.status == status and status in CONCLUSIVE and f.check in check_tiers]
     decided_at = max(deciding, key=tier_rank) if deciding else None
     return ClauseResult(
         clause,

@@ -20,7 +20,7 @@ from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.runtime.client import RuntimeUnavailable
-from pytest_dfqs.verdict import Finding, Status
+from pytest_dfqs.verdict import CONCLUSIVE, Finding, Status
 
 from .artifact_integrity import check_sha256
 from .cpu_operation import check_cpu_generation
@@ -117,8 +117,7 @@ def _journaled(model: ModelUnderTest, folder: Path, check_id: str) -> Finding:
         journal = _journal(model, folder)
     except RuntimeUnavailable as refused:  # a journal of another file or other settings: nothing is reused, nothing run
         return Finding(check_id, refused.status, str(refused))
-    decided = journal.item("check", check_id, lambda: _as_entry(run_check(check_id, model)), keep=_decided)
-    return Finding(decided["check"], Status(decided["status"]), decided["summary"], decided["evidence"])
+    return Finding.from_dict(journal.item("check", check_id, lambda: run_check(check_id, model).as_dict(), keep=_decided))
 
 
 def _journal(model: ModelUnderTest, folder: Path) -> Journal:
@@ -133,10 +132,6 @@ def _journal(model: ModelUnderTest, folder: Path) -> Journal:
     return journal
 
 
-def _as_entry(found: Finding) -> dict[str, Any]:
-    return {"check": found.check, "status": found.status.value, "summary": found.summary, "evidence": found.evidence}
-
-
 def _decided(entry: dict[str, Any]) -> bool:
     """Only what the model decided is kept: an ERROR or a check that could not run is tried again."""
-    return entry["status"] in (Status.MET.value, Status.NOT_MET.value, Status.NOT_APPLICABLE.value)
+    return Status(entry["status"]) in CONCLUSIVE

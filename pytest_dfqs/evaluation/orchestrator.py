@@ -56,10 +56,7 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
         raise
     boundary, lower_bound = stability.boundary()
     return {
-        "format": METRICS_FORMAT,
-        "format_version": METRICS_VERSION,
-        "datetime": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "model": {"file_name": model.path.name, "sha256": model.digest().sha256},
+        **_record_head(model, conditions),
         "reasoning_score": reasoning["score"],
         "code_score": code["score"],
         "context_stability_curve": stability.curve,
@@ -84,6 +81,16 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
     }
 
 
+def _record_head(model: ModelUnderTest, conditions: dict[str, Any]) -> dict[str, Any]:
+    """What every metrics record begins with: its format, when it was made, which model."""
+    return {
+        "format": METRICS_FORMAT,
+        "format_version": METRICS_VERSION,
+        "datetime": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "model": {"file_name": model.path.name, "sha256": conditions["model_sha256"]},
+    }
+
+
 def _write_interrupted(model: ModelUnderTest, conditions: dict[str, Any], journal: Journal) -> None:
     """The record of an interrupted evaluation: no metrics, the items measured so far, and where to resume from."""
     path = model.eval_options.metrics_path
@@ -93,10 +100,7 @@ def _write_interrupted(model: ModelUnderTest, conditions: dict[str, Any], journa
     for (kind, item), result in journal.entries.items():
         measured.setdefault(kind, {})[item] = result
     record = {
-        "format": METRICS_FORMAT,
-        "format_version": METRICS_VERSION,
-        "datetime": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "model": {"file_name": model.path.name, "sha256": conditions["model_sha256"]},
+        **_record_head(model, conditions),
         "interrupted": True,
         **dict.fromkeys(REQUIRED),
         "conditions": conditions,

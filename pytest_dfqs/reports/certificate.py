@@ -119,7 +119,7 @@ def _clause_entry(result: ClauseResult) -> dict[str, Any]:
         "reason": result.reason,
         "decided_at_tier": result.decided_at,
         "undecided": result.undecided,
-        "findings": [{"check": f.check, "status": f.status.value, "summary": f.summary, "evidence": f.evidence} for f in result.findings],
+        "findings": [f.as_dict() for f in result.findings],
     }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 from pytest_dfqs.session import Case, CertificationSession
-from pytest_dfqs.verdict import Finding, Status
+from pytest_dfqs.verdict import Finding
 
 from .certificate import to_json
 
@@ -25,7 +25,7 @@ def export(state: CertificationSession, case: Case, finding: Finding) -> str:
         {
             "model": case.model_index,
             "clause": case.clause.id,
-            "finding": {"check": finding.check, "status": finding.status.value, "summary": finding.summary, "evidence": finding.evidence},
+            "finding": finding.as_dict(),
             "account": state.models[case.model_index].worker_view(),
         }
     )
@@ -34,6 +34,5 @@ def export(state: CertificationSession, case: Case, finding: Finding) -> str:
 def merge(state: CertificationSession, worker: str, exported: str) -> None:
     """Take in one finding an xdist worker exported, and its latest account of the model."""
     document = json.loads(exported)
-    item = document["finding"]
-    state.add(document["model"], document["clause"], Finding(item["check"], Status(item["status"]), item["summary"], item["evidence"]))
+    state.add(document["model"], document["clause"], Finding.from_dict(document["finding"]))
     state.models[document["model"]].absorb(worker, document["account"])

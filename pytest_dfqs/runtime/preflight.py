@@ -53,12 +53,17 @@ class MemoryPlan:
     projected_from: tuple[int, int] | None = None
 
     @property
+    def measured(self) -> int:
+        """Everything llama.cpp's dry run stated or took."""
+        return self.weights + self.cache + self.compute + self.logits + self.overhead
+
+    @property
     def margin(self) -> int:
-        return int((self.weights + self.cache + self.compute + self.logits + self.overhead) * MARGIN_SHARE)
+        return int(self.measured * MARGIN_SHARE)
 
     @property
     def total(self) -> int:
-        return self.weights + self.cache + self.compute + self.logits + self.overhead + self.margin
+        return self.measured + self.margin
 
     def describe(self) -> str:
         return (
