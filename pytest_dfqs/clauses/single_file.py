@@ -11,19 +11,19 @@ or an abort of llama.cpp's loader is NOT MET in llama.cpp's own words.
 
 from __future__ import annotations
 
-import re
+import shlex
+from typing import Any
 
 from gguf.constants import GGUFValueType, Keys
 
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader
+from pytest_dfqs.modelfile.split import SplitSet, merged_path, parse_shard_name, read_split_set
 from pytest_dfqs.runtime.client import RuntimeNotEvaluated
 from pytest_dfqs.verdict import Finding, Status
 
 from .loader_rules import loader_problems, loader_table
 
-SHARD_NAME = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$")
-MERGE_HINT = "merge the shards into one file with `llama-gguf-split --merge <first-shard>.gguf <merged>.gguf`"
 MAX_LISTED = 10
 
 
@@ -200,27 +200,38 @@ def _missing_tensors(header: GGUFHeader) -> str | None:
 
 
 def check_no_split(model: ModelUnderTest) -> Finding:
+    """A shard is never a single file; the finding also checks its whole set and says how to make one file of it."""
     header = model.header()
     count = header.metadata.get(Keys.Split.LLM_KV_SPLIT_COUNT)
     number = header.metadata.get(Keys.Split.LLM_KV_SPLIT_NO)
-    evidence = {"split.count": count, "split.no": number, "file_name": model.path.name}
+    evidence: dict[str, Any] = {"split.count": count, "split.no": number, "file_name": model.path.name}
+    name = parse_shard_name(model.path)
     if isinstance(count, int) and count > 1 or isinstance(number, int) and number > 0:
         shard = number + 1 if isinstance(number, int) else "?"
-        return Finding(
-            "no-split",
-            Status.NOT_MET,
-            f"this file is shard {shard} of {count} (split.no={number}, split.count={count}): {MERGE_HINT}",
-            evidence,
-        )
-    name = SHARD_NAME.search(model.path.name)
-    if name:
-        return Finding(
-            "no-split",
-            Status.NOT_MET,
-            f"the file name marks shard {int(name[1])} of {int(name[2])} ({model.path.name}): {MERGE_HINT}",
-            evidence,
-        )
-    return Finding("no-split", Status.MET, "no split metadata and no shard file name", evidence)
+        what = f"this file is shard {shard} of {count} (split.no={number}, split.count={count})"
+    elif name:
+        what = f"the file name marks shard {name.number} of {name.count} ({model.path.name})"
+    else:
+        return Finding("no-split", Status.MET, "no split metadata and no shard file name", evidence)
+    split_set = read_split_set(model.path)
+    command = merge_command(split_set)
+    evidence["split_set"] = {**split_set.as_evidence(MAX_LISTED), "merge_command": command}
+    return Finding("no-split", Status.NOT_MET, f"{what}: {_merge_advice(split_set, command)}", evidence)
+
+
+def merge_command(split_set: SplitSet) -> str | None:
+    """The command that makes one file of a complete set, beside its shards; None while the set is not complete."""
+    if not split_set.complete or split_set.prefix is None or split_set.first is None:
+        return None
+    return f"dfqs-merge {shlex.quote(str(split_set.first))} -o {shlex.quote(str(merged_path(split_set.prefix)))}"
+
+
+def _merge_advice(split_set: SplitSet, command: str | None) -> str:
+    if command is not None:
+        return f"the set is complete ({split_set.count} shards, {split_set.tensor_count} tensors); merge it into one file with `{command}`"
+    problems = split_set.problems
+    more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+    return f"the set is incomplete or inconsistent, so it cannot be merged as it is: {problems[0]}{more}"
 
 
 def check_standalone(model: ModelUnderTest) -> Finding:

@@ -137,6 +137,7 @@ class GGUFHeader:
     metadata_types: dict[str, GGUFValueType] = field(default_factory=dict)
     metadata_offsets: dict[str, int] = field(default_factory=dict)
     deviations: tuple[SpecDeviation, ...] = ()  # what the spec forbids and llama.cpp tolerates
+    metadata_end: int = 0  # where the key/value section ends and the tensor infos begin: a key's bytes end at the next key or here
 
     @property
     def architecture(self) -> str | None:
@@ -215,6 +216,13 @@ def read_header(path: Path) -> GGUFHeader:
         raise HeaderError(0, "file", f"cannot be read as a GGUF file: {getattr(error, 'strerror', None) or error}") from None
 
 
+def metadata_spans(header: GGUFHeader) -> dict[str, tuple[int, int]]:
+    """Each key/value entry's bytes [start, end) in the file, in file order: what copies an entry byte for byte."""
+    starts = list(header.metadata_offsets.items())
+    ends = [start for _, start in starts[1:]] + [header.metadata_end]
+    return {key: (start, end) for (key, start), end in zip(starts, ends)}
+
+
 def _file_size(handle: BinaryIO) -> int:
     handle.seek(0, 2)
     return handle.tell()
@@ -226,12 +234,14 @@ def _parse(path: Path, buffer: mmap.mmap | bytes, size: int) -> GGUFHeader:
     n_tensors = _read_count(cursor, "tensor count", MIN_TENSOR_INFO_BYTES, extra=_I64.size)
     n_kv = _read_count(cursor, "metadata key/value count", MIN_KV_BYTES)
     metadata, types, offsets = _read_metadata(cursor, n_kv)
+    metadata_end = cursor.pos
     alignment = _alignment(metadata, types, offsets)
     tensors = _read_tensor_infos(cursor, n_tensors)
     data_offset = _align(cursor.pos, alignment) if tensors else cursor.pos
     if version < GGUF_VERSION:
         cursor.deviations.insert(0, SpecDeviation(4, "version", f"GGUF v{version}; the current version is {GGUF_VERSION}"))
-    return GGUFHeader(path, size, version, metadata, tensors, alignment, data_offset, types, offsets, tuple(cursor.deviations))
+    deviations = tuple(cursor.deviations)
+    return GGUFHeader(path, size, version, metadata, tensors, alignment, data_offset, types, offsets, deviations, metadata_end)
 
 
 def _read_preamble(cursor: _Cursor) -> int:

@@ -36,7 +36,11 @@ def test_split_shard_is_not_single_file(certify: Certification, split_model: Pat
     result.stdout.fnmatch_lines(["DFQS-3.1   SHALL   NOT MET *", "verdict: NOT CONFORMANT at tier static*"])
     no_split = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == "no-split")
     assert no_split["status"] == "NOT MET"
-    assert "shard 1 of 2" in no_split["summary"] and "llama-gguf-split --merge" in no_split["summary"]
+    command = f"dfqs-merge {split_model} -o {split_model.with_name('tiny-split.gguf')}"
+    assert "shard 1 of 2" in no_split["summary"]
+    assert no_split["summary"].endswith(f"the set is complete (2 shards, 23 tensors); merge it into one file with `{command}`")
+    assert no_split["evidence"]["split_set"]["merge_command"] == command
+    assert no_split["evidence"]["split_set"]["complete"] is True
 
 
 def test_second_shard_misses_the_models_tensors(certify: Certification, split_model: Path) -> None:
