@@ -21,8 +21,11 @@ import pytest
 from _pytest import junitxml
 
 from .catalogue import CatalogueError, load_catalogue, tier_rank
+from .claims.verify import verify_claim
 from .clauses.artifact_integrity import check_unchanged
+from .clauses.reference_profile import reference_digest
 from .clauses.registry import finding as check_finding
+from .clauses.registry import guarded
 from .model import EvalOptions, IntegrityOptions, ModelUnderTest
 from .modelfile.demo import demo_model_path
 from .modelfile.integrity import DigestStore, Progress
@@ -30,8 +33,8 @@ from .modelfile.units import human_bytes
 from .reports import xdist_merge
 from .reports.allure_report import AllureCertification, allure_results_dir
 from .reports.certificate import build_certificate, write_certificate
-from .reports.terminal import baseline_table, clause_table, model_header_lines, settings_line
-from .session import Case, CertificationSession, ModelResult, case_of, model_labels, overall
+from .reports.terminal import baseline_table, claims_table, clause_table, model_header_lines, settings_line
+from .session import Case, CertificationSession, ClaimCase, ModelResult, case_of, claim_case_of, model_labels, overall
 from .settings import DEMO_MODEL, Settings
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
 from .workplan import eta_line, plan_line
@@ -44,6 +47,7 @@ PROGRESS_MIN_BYTES = 256 << 20
 ALLURE_PLUGIN = "dfqs-allure"
 INTEGRITY_CLAUSE = "DFQS-AI.1"
 SPEED_CHECK = ("DFQS-3.2", "cpu-generation")  # the first runtime check, which measures the model's speeds
+METRICS_CHECK = "metrics-record"  # the eval tier's record, which score and throughput claims read
 
 
 def start(config: pytest.Config, settings: Settings) -> None:
@@ -55,7 +59,8 @@ def start(config: pytest.Config, settings: Settings) -> None:
     paths = [_model_path(name, config) for name in settings.models]
     announce = _announcer(config)
     journal_dir = _journal_dir(config, settings.resume)
-    integrity = IntegrityOptions(settings.sha256, settings.checksums, str(settings.checksums_path), settings.profile == "reference")
+    reference = reference_digest() if settings.profile == "reference" else None
+    integrity = IntegrityOptions(settings.sha256, settings.checksums, str(settings.checksums_path), reference)
     models = [
         ModelUnderTest(
             path,
@@ -74,7 +79,7 @@ def start(config: pytest.Config, settings: Settings) -> None:
         for path, label in zip(paths, model_labels(paths))
     ]
     policy = Policy(settings.tier, settings.strict, settings.profile)
-    config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config))
+    config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config), settings.claims)
     _interrupt_on_sigterm(config)
     config.stash[SETTINGS] = settings
     results_dir = allure_results_dir(config)
@@ -190,10 +195,19 @@ def _rootdir_note(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     state = metafunc.config.stash.get(STATE, None)
-    if state is None or "dfqs_case" not in metafunc.fixturenames:
+    if state is None:
         return
-    cases = state.cases(metafunc.function.__name__)
-    metafunc.parametrize("dfqs_case", cases, ids=[case.id for case in cases])
+    if "dfqs_case" in metafunc.fixturenames:
+        cases = state.cases(metafunc.function.__name__)
+        metafunc.parametrize("dfqs_case", cases, ids=[case.id for case in cases])
+    elif "dfqs_claim_case" in metafunc.fixturenames:
+        claims = state.claim_cases()
+        metafunc.parametrize("dfqs_claim_case", claims, ids=[case.id for case in claims])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The claims group runs after the clauses: a score claim reads the metrics the eval tier measured."""
+    items.sort(key=lambda item: claim_case_of(item) is not None)
 
 
 @pytest.fixture
@@ -204,10 +218,32 @@ def dfqs_finding(request: pytest.FixtureRequest, dfqs_case: Case) -> Finding:
     if tier_rank(check.tier) > tier_rank(state.policy.tier):
         finding = Finding(check.id, Status.NOT_EVALUATED, f"needs --dfqs-tier {check.tier}", {NEEDS_TIER: check.tier})
     else:
-        model = state.models[dfqs_case.model_index]
-        if check.tier == "eval" and model.benchmark is None and model.header_readable() and _benchmark_usable(request.config):
-            model.benchmark = request.getfixturevalue("benchmark")  # the test that evaluates first measures throughput
-        finding = check_finding(model, check.id)
+        finding = _evidence(request, state.models[dfqs_case.model_index], check.id, check.tier)
+    request.node.stash[FINDING] = finding
+    return finding
+
+
+def _evidence(request: pytest.FixtureRequest, model: ModelUnderTest, check_id: str, tier: str) -> Finding:
+    """A check's finding; the eval tier's first test lends pytest-benchmark's fixture to the throughput measurement."""
+    if tier == "eval" and model.benchmark is None and model.header_readable() and _benchmark_usable(request.config):
+        model.benchmark = request.getfixturevalue("benchmark")
+    return check_finding(model, check_id)
+
+
+@pytest.fixture
+def dfqs_claim_finding(request: pytest.FixtureRequest, dfqs_claim_case: ClaimCase) -> Finding:
+    """The finding of this test's claim on this test's model; a score claim reads the eval tier's metrics record."""
+    state = request.config.stash[STATE]
+    model, claim = state.models[dfqs_claim_case.model_index], dfqs_claim_case.claim
+    record, unmeasured = None, None
+    if claim.tier == "eval" and tier_rank(state.policy.tier) >= tier_rank("eval"):
+        measured = _evidence(request, model, METRICS_CHECK, "eval")
+        record = model.metrics_record if model.metrics_record and not model.metrics_record.get("interrupted") else None
+        unmeasured = None if record else f"the eval tier measured no metrics record ({measured.status.value}: {measured.summary})"
+    if unmeasured:
+        finding = Finding(claim.id, Status.NOT_EVALUATED, unmeasured)
+    else:
+        finding = guarded(claim.id, model, lambda checked: verify_claim(claim, checked, record))
     request.node.stash[FINDING] = finding
     return finding
 
@@ -221,32 +257,52 @@ def _benchmark_usable(config: pytest.Config) -> bool:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     state = item.config.stash.get(STATE, None)
-    case = case_of(item)
-    if state is None or case is None:
+    case = case_of(item) or claim_case_of(item)
+    if state is None or case is None or report.when == "teardown":
         return report
     if report.when == "setup":
-        item.user_properties += [("dfqs_clause", case.clause.id), ("dfqs_level", case.clause.level), ("dfqs_check", case.check.id)]
+        item.user_properties += _properties(case)
         if report.failed:
             reason = f"the test could not be set up: {call.excinfo.exconly() if call.excinfo else ''}"
-            _record(item, report, case, item.stash.get(FINDING, None) or Finding(case.check.id, Status.ERROR, reason))
-    elif report.when == "call":
-        ended = Finding(case.check.id, Status.ERROR, "the test ended without a finding")
+            _record(item, report, case, item.stash.get(FINDING, None) or Finding(_check_id(case), Status.ERROR, reason))
+    else:
+        ended = Finding(_check_id(case), Status.ERROR, "the test ended without a finding")
         _record(item, report, case, item.stash.get(FINDING, None) or ended)
     return report
 
 
-def _record(item: pytest.Item, report: pytest.TestReport, case: Case, finding: Finding) -> None:
+def _properties(case: Case | ClaimCase) -> list[tuple[str, object]]:
+    """JUnit properties of a test: its clause, level and check, or its claim."""
+    if isinstance(case, ClaimCase):
+        return [("dfqs_claim", case.key), ("dfqs_fact", case.claim.fact)]
+    return [("dfqs_clause", case.clause.id), ("dfqs_level", case.clause.level), ("dfqs_check", case.check.id)]
+
+
+def _check_id(case: Case | ClaimCase) -> str:
+    return case.claim.id if isinstance(case, ClaimCase) else case.check.id
+
+
+def _record(item: pytest.Item, report: pytest.TestReport, case: Case | ClaimCase, finding: Finding) -> None:
     """Record the finding here; an xdist worker also sends it to the controller with the test's report."""
     state = item.config.stash[STATE]
-    state.record(case, finding)
-    if (case.clause.id, finding.check) == SPEED_CHECK and finding.status == Status.MET:  # measured speeds: the time the plan needs
+    if isinstance(case, ClaimCase):
+        state.add_claim(case.model_index, case.key, finding)
+        _soften_claim(report, case, finding, state.policy)
+    else:
+        state.record(case, finding)
+        _announce_speeds(state, case, finding)
+        _soften(report, case, finding, state.policy)
+    if hasattr(item.config, "workerinput"):
+        setattr(report, xdist_merge.REPORT_ATTRIBUTE, xdist_merge.export(state, case, finding))
+
+
+def _announce_speeds(state: CertificationSession, case: Case, finding: Finding) -> None:
+    """Measured speeds: the time the rest of the plan needs."""
+    if (case.clause.id, finding.check) == SPEED_CHECK and finding.status == Status.MET:
         model = state.models[case.model_index]
         model.announce(
             eta_line(model, state.policy.tier, finding.evidence["prompt_tokens_per_sec"], finding.evidence["decode_tokens_per_sec"])
         )
-    _soften(report, case, finding, state.policy)
-    if hasattr(item.config, "workerinput"):
-        setattr(report, xdist_merge.REPORT_ATTRIBUTE, xdist_merge.export(state, case, finding))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -266,6 +322,13 @@ def _soften(report: pytest.TestReport, case: Case, finding: Finding, policy: Pol
         label = "warning" if weight == "warn" else "informational"
         report.outcome = "skipped"
         report.wasxfail = f"{case.clause.id} {case.clause.level} {finding.status.value} ({label}): {finding.summary}"
+
+
+def _soften_claim(report: pytest.TestReport, case: ClaimCase, finding: Finding, policy: Policy) -> None:
+    """A claim not met is information, not a failure, unless --dfqs-strict makes claims decide."""
+    if report.failed and finding.status in (Status.NOT_MET, Status.ERROR) and policy.claim_weight != "fail":
+        report.outcome = "skipped"
+        report.wasxfail = f"claim {case.key} {finding.status.value} (informational; --dfqs-strict decides on it): {finding.summary}"
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -360,6 +423,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             terminalreporter.write_line(text, **markup)
         for text in baseline_table(result):
             terminalreporter.write_line(text)
+        for text, markup in claims_table(result, state.policy):
+            terminalreporter.write_line(text, **markup)
     settings = config.stash[SETTINGS]
     if REPORT_ERROR in config.stash:
         terminalreporter.write_line(f"dfqs: {config.stash[REPORT_ERROR]}", red=True, bold=True)

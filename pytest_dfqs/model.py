@@ -53,7 +53,7 @@ class IntegrityOptions:
     sha256: str | None = None
     checksums: dict[str, str] | None = None
     checksums_source: str = ""
-    reference_profile: bool = False
+    reference: ExpectedDigest | None = None  # the digest the reference profile expects, when it is in force
 
 
 class ModelUnderTest:
@@ -113,7 +113,7 @@ class ModelUnderTest:
 
     def expected_digest(self) -> ExpectedDigest | None:
         options = self.integrity
-        return expected_digest(self.path, options.sha256, options.checksums, options.checksums_source, options.reference_profile)
+        return expected_digest(self.path, options.sha256, options.checksums, options.checksums_source, options.reference)
 
     def digest(self) -> Digest:
         if self._digest is None:

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from .catalogue import Catalogue, Check, Clause
+from .claims.claims_file import Claim, ClaimsFile
 from .model import ModelUnderTest
-from .verdict import ClauseResult, Finding, Policy, Verdict, decide_clause, overall_verdict
+from .verdict import CONCLUSIVE, ClauseResult, Finding, Policy, Status, Verdict, decide_clause, overall_verdict
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,49 @@ class Case:
         return self.id
 
 
+@dataclass(frozen=True)
+class ClaimCase:
+    """One test of the claims group: a claim of a claims file (or a recipe) on a model."""
+
+    claims_file: ClaimsFile
+    claim: Claim
+    model_index: int
+    model_label: str
+
+    @property
+    def key(self) -> str:
+        """The claim within the session: its file's name and its id."""
+        return f"{self.claims_file.name}:{self.claim.id}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.key}-{self.model_label}"
+
+    def __repr__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """A claim's outcome on a model: its finding, or NOT EVALUATED when its test did not run."""
+
+    case: ClaimCase
+    finding: Finding
+    weight: str  # 'fail' under --dfqs-strict, else 'info'
+
+
 def case_of(item: pytest.Item) -> Case | None:
     """The case a collected test checks; None for a test that is not a conformance test."""
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get("dfqs_case") if callspec is not None else None
     return case if isinstance(case, Case) else None
+
+
+def claim_case_of(item: pytest.Item) -> ClaimCase | None:
+    """The claim a collected test checks; None for any other test."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("dfqs_claim_case") if callspec is not None else None
+    return case if isinstance(case, ClaimCase) else None
 
 
 @dataclass(frozen=True)
@@ -49,6 +88,7 @@ class ModelResult:
     clauses: tuple[ClauseResult, ...]
     verdict: Verdict
     interrupted: bool = False
+    claims: tuple[ClaimResult, ...] = ()
 
     @property
     def undecided(self) -> list[ClauseResult]:
@@ -56,8 +96,13 @@ class ModelResult:
         return [r for r in self.clauses if r.weight == "fail" and r.undecided]
 
     @property
+    def undecided_claims(self) -> list[ClaimResult]:
+        """The deciding claims (under --dfqs-strict) this run left undecided."""
+        return [r for r in self.claims if r.weight == "fail" and r.finding.status not in CONCLUSIVE]
+
+    @property
     def complete(self) -> bool:
-        return not self.interrupted and not self.undecided
+        return not self.interrupted and not self.undecided and not self.undecided_claims
 
 
 def overall(results: list[ModelResult]) -> Verdict:
@@ -67,11 +112,20 @@ def overall(results: list[ModelResult]) -> Verdict:
 
 
 class CertificationSession:
-    def __init__(self, catalogue: Catalogue, policy: Policy, models: list[ModelUnderTest], selection: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        policy: Policy,
+        models: list[ModelUnderTest],
+        selection: dict[str, Any] | None = None,
+        claims_files: tuple[ClaimsFile, ...] = (),
+    ) -> None:
         self.catalogue = catalogue
         self.policy = policy
         self.models = models
         self.selection = selection or {"keyword": "", "markers": "", "args": []}
+        self.claims_files = claims_files
+        self._claim_findings: dict[tuple[int, str], Finding] = {}
         self.interrupted = False  # Ctrl-C, SIGTERM or a stop before every selected test ran
         self.deselected: set[tuple[int, str, str]] = set()  # (model index, clause id, check id) the selection left out
         self._findings: dict[tuple[int, str], list[Finding]] = defaultdict(list)
@@ -84,6 +138,32 @@ class CertificationSession:
             for clause in self.catalogue.clauses_for_test(test_name)
             for check_id in clause.checks
         ]
+
+    def claim_cases(self) -> list[ClaimCase]:
+        """The parameters of the claims group's test: claims file x claim x model."""
+        return [
+            ClaimCase(claims_file, claim, index, model.label)
+            for index, model in enumerate(self.models)
+            for claims_file in self.claims_files
+            for claim in claims_file.claims
+        ]
+
+    def add_claim(self, model_index: int, key: str, finding: Finding) -> None:
+        """A claim's finding on a model: from a test here, or from an xdist worker."""
+        self._claim_findings[(model_index, key)] = finding
+
+    def claim_results(self, index: int) -> tuple[ClaimResult, ...]:
+        """Every claim on model `index`; a claim whose test did not run is NOT EVALUATED, saying why."""
+        why = "the run was interrupted before this claim" if self.interrupted else "not run (deselected)"
+        return tuple(
+            ClaimResult(
+                case,
+                self._claim_findings.get((index, case.key)) or Finding(case.claim.id, Status.NOT_EVALUATED, why),
+                self.policy.claim_weight,
+            )
+            for case in self.claim_cases()
+            if case.model_index == index
+        )
 
     def record(self, case: Case, finding: Finding) -> None:
         self.add(case.model_index, case.clause.id, finding)
@@ -105,7 +185,10 @@ class CertificationSession:
             )
             for clause in self.catalogue.clauses
         )
-        return ModelResult(self.models[index], clauses, overall_verdict(list(clauses), self.interrupted), self.interrupted)
+        claims = self.claim_results(index)
+        deciding = [result.finding.status for result in claims if result.weight == "fail"]
+        verdict = overall_verdict(list(clauses), self.interrupted, deciding)
+        return ModelResult(self.models[index], clauses, verdict, self.interrupted, claims)
 
     def results(self) -> list[ModelResult]:
         return [self.result(index) for index in range(len(self.models))]

@@ -11,12 +11,23 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from .catalogue import PROFILES, TIERS
+from .claims.claims_file import (
+    CLAIMS_DIR,
+    RECIPES_DIR,
+    ClaimsError,
+    ClaimsFile,
+    read_claims_file,
+    recipe_claims,
+    shipped_file,
+    shipped_names,
+)
 from .evaluation.budget import BUDGETS
 from .modelfile.integrity import parse_checksums, validate_sha256
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S
@@ -57,6 +68,15 @@ RESUME_HELP = (
     "Continue an interrupted eval-tier run from its journal (.pytest_cache/d/dfqs-journal/): items already measured under"
     " the same model digest and conditions are not measured again; other conditions are refused."
 )
+CLAIMS_HELP = (
+    "A claims file (TOML) stating facts about the model (parameters, experts, size, digest, dtypes, scores), each checked as a"
+    " test of the 'claims' group; a file path or the name of a shipped one (conformance/claims/). Repeatable. Claims do not"
+    " change the verdict unless --dfqs-strict."
+)
+RECIPE_HELP = (
+    "A quantization recipe in llama-quantize's --tensor-type-file format (pattern=type): every tensor's type is checked"
+    " against it, as a claim. A file path or the name of a shipped one (conformance/recipes/). Repeatable."
+)
 BASELINE_HELP = "A metrics record of another model: conditions must be identical, metrics are shown side by side."
 
 
@@ -78,6 +98,7 @@ class Settings:
     metrics: Path | None
     baseline: Path | None
     resume: bool
+    claims: tuple[ClaimsFile, ...] = ()
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -96,6 +117,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
+    group.addoption("--dfqs-claims", action="append", dest="dfqs_claims", metavar="FILE", default=None, help=CLAIMS_HELP)
+    group.addoption("--dfqs-recipe", action="append", dest="dfqs_recipes", metavar="FILE", default=None, help=RECIPE_HELP)
     group.addoption("--dfqs-resume", action="store_true", dest="dfqs_resume", default=False, help=RESUME_HELP)
     parser.addini("dfqs_tier", TIER_HELP, default="static")
     parser.addini("dfqs_strict", STRICT_HELP, type="bool", default=False)
@@ -108,6 +131,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_request_timeout", REQUEST_TIMEOUT_HELP, default=str(DEFAULT_REQUEST_TIMEOUT_S))
     parser.addini("dfqs_eval_budget", BUDGET_HELP, default="standard")
     parser.addini("dfqs_metrics", METRICS_HELP, default="")
+    parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
+    parser.addini("dfqs_recipes", RECIPE_HELP, type="linelist", default=[])
 
 
 def _pick(config: pytest.Config, option: str, ini: str) -> tuple[object, str]:
@@ -156,9 +181,45 @@ def read_settings(config: pytest.Config) -> Settings:
         metrics=_validate_report(str(metrics), metrics_from) if metrics else None,
         resume=bool(config.getoption("dfqs_resume")),
         baseline=_validate_json(_validate_readable_file(baseline, "--dfqs-baseline"), "--dfqs-baseline") if baseline else None,
+        claims=_claims_files(config),
     )
     _validate_outputs_spare_inputs(settings)
     return settings
+
+
+def _claims_files(config: pytest.Config) -> tuple[ClaimsFile, ...]:
+    """The claims files and recipes in force (CLI > ini), read and checked now: a bad one is a usage error before any test."""
+    claims, claims_from = _paths(config, "dfqs_claims", "dfqs_claims")
+    recipes, recipes_from = _paths(config, "dfqs_recipes", "dfqs_recipes")
+    files = [_validate_claims(value, claims_from, CLAIMS_DIR, ".toml", read_claims_file) for value in claims]
+    files += [_validate_claims(value, recipes_from, RECIPES_DIR, ".txt", recipe_claims) for value in recipes]
+    names = [claims_file.name for claims_file in files]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise pytest.UsageError(f"{claims_from}: {', '.join(repeated)} given twice; each claims file or recipe once")
+    return tuple(files)
+
+
+def _paths(config: pytest.Config, option: str, ini: str) -> tuple[list[str], str]:
+    """A repeatable path option (CLI > ini); ini paths are relative to the ini file's folder."""
+    given = config.getoption(option)
+    if given:
+        return list(given), f"--{option.replace('_', '-')}"
+    folder = config.inipath.parent if config.inipath else config.rootpath
+    return [
+        value if Path(value).is_absolute() or not (folder / value).exists() else str(folder / value) for value in config.getini(ini)
+    ], f"ini option {ini}"
+
+
+def _validate_claims(value: str, where: str, folder: Path, suffix: str, read: Callable[[Path], ClaimsFile]) -> ClaimsFile:
+    path = shipped_file(value, folder, suffix)
+    if not path.exists():
+        shipped = ", ".join(shipped_names(folder, suffix))
+        raise pytest.UsageError(f"{where}: {path} does not exist (shipped with pytest-dfqs: {shipped})")
+    try:
+        return read(_validate_readable_file(path, where))
+    except ClaimsError as error:
+        raise pytest.UsageError(f"{where}: {error}") from None
 
 
 def _validate_outputs_spare_inputs(settings: Settings) -> None:

@@ -12,6 +12,7 @@ less is INCOMPLETE, naming each undecided clause and why.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -72,6 +73,11 @@ class Policy:
         if clause.level == "SHALL" or (clause.level == "SHOULD" and self.strict):
             return "fail"
         return "warn" if clause.level == "SHOULD" else "info"
+
+    @property
+    def claim_weight(self) -> str:
+        """What a claim not met does: nothing to the verdict unless strict ('info'), else it fails ('fail')."""
+        return "fail" if self.strict else "info"
 
 
 @dataclass(frozen=True)
@@ -177,17 +183,18 @@ def _clause_status(clause: Clause, findings: list[Finding], policy: Policy, inco
     return Status.MET
 
 
-def overall_verdict(results: list[ClauseResult], interrupted: bool = False) -> Verdict:
+def overall_verdict(results: list[ClauseResult], interrupted: bool = False, claims: Sequence[Status] = ()) -> Verdict:
     """NOT CONFORMANT when a deciding clause is not met; INCOMPLETE when one is undecided or the run was interrupted.
 
     A gate must not pass on checks that did not run: a deciding clause of a tier
     not run, deselected, interrupted, kept from running by the memory preflight or
-    ended by an ERROR leaves the verdict INCOMPLETE, never CONFORMANT.
+    ended by an ERROR leaves the verdict INCOMPLETE, never CONFORMANT. `claims` are
+    the statuses of the claims that decide too (under --dfqs-strict), by the same rule.
     """
     deciding = [r for r in results if r.weight == "fail"]
-    if any(r.status == Status.NOT_MET for r in deciding):
+    if any(r.status == Status.NOT_MET for r in deciding) or Status.NOT_MET in claims:
         return Verdict.NOT_CONFORMANT
-    if interrupted or any(r.undecided for r in deciding):
+    if interrupted or any(r.undecided for r in deciding) or any(status not in CONCLUSIVE for status in claims):
         return Verdict.INCOMPLETE
     if any(r.weight == "warn" and r.status in (Status.NOT_MET, Status.ERROR) for r in results):
         return Verdict.CONFORMANT_WITH_WARNINGS

@@ -1,88 +1,59 @@
-"""The reference profile: what sections 5, 9 and 14 say the reference artifact is.
+"""The reference profile: what sections 5, 9, 14 and 15 say the reference artifact is.
 
-These checks compare a model with DeepSeek-V4-Flash-IQ1_S-XL's published
-figures, read as the spec writes them (`modelfile.units.read_quantity`): a
-figure such as "13B" is met by what its written precision allows (12.5B to
-13.5B); "61.6 GB" by 61.55 to 61.65 decimal gigabytes.
+The figures are not written here: they are the clause-tagged claims of the
+reference's claims file (conformance/claims/deepseek-v4-flash-iq1_s-xl.toml),
+checked by the same code as any claim (`claims.verify`). "13B" is met by what
+its written precision allows (12.5B to 13.5B) under any documented parameter
+counting convention; "61.6 GB" by 61.55 to 61.65 decimal gigabytes.
 """
 
 from __future__ import annotations
 
-from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.modelfile.units import WrittenQuantity, human_bytes, human_count, read_quantity
-from pytest_dfqs.runtime.host import physical_memory
-from pytest_dfqs.verdict import Finding, Status
+from functools import cache
 
-GB = 10**9
-REFERENCE_ACTIVE = "13B"
-REFERENCE_TOTAL = "284B"
-REFERENCE_SIZE = "61.6 GB"
-ENVELOPE_GB = 70
-MINIMUM_RAM_GB = 80
+from pytest_dfqs.claims.claims_file import REFERENCE_CLAIMS, ClaimsFile, read_claims_file
+from pytest_dfqs.claims.verify import verify_claim
+from pytest_dfqs.model import ModelUnderTest
+from pytest_dfqs.modelfile.integrity import ExpectedDigest
+from pytest_dfqs.verdict import Finding
+
+DIGEST_CLAUSE = "DFQS-AI.1"
+
+
+@cache
+def reference_claims() -> ClaimsFile:
+    return read_claims_file(REFERENCE_CLAIMS)
+
+
+def reference_digest() -> ExpectedDigest:
+    """The published SHA-256 of the reference artifact, which the profile expects."""
+    claim = reference_claims().for_clause(DIGEST_CLAUSE)
+    return ExpectedDigest(str(claim.value), f"the DFQS v1.0 artifact-integrity block ({reference_claims().about})")
+
+
+def _reference(check_id: str, clause_id: str, model: ModelUnderTest) -> Finding:
+    return verify_claim(reference_claims().for_clause(clause_id), model, check_id=check_id)
 
 
 def check_moe_architecture(model: ModelUnderTest) -> Finding:
-    facts = model.facts()
-    evidence = {
-        "expert_count": facts.expert_count,
-        "expert_used_count": facts.expert_used_count,
-        "routed_parameters": facts.routed_parameters,
-    }
-    if facts.is_moe and facts.expert_used_count and facts.routed_parameters:
-        return Finding(
-            "moe-architecture",
-            Status.MET,
-            f"Mixture-of-Experts: {facts.expert_used_count} of {facts.expert_count} experts per token",
-            evidence,
-        )
-    return Finding(
-        "moe-architecture",
-        Status.NOT_MET,
-        f"not a Mixture-of-Experts model: expert_count {facts.expert_count}, {facts.routed_parameters:,} routed parameters",
-        evidence,
-    )
-
-
-def _claim_finding(check: str, what: str, value: int, claim: WrittenQuantity) -> Finding:
-    evidence = {"measured": value, "claimed": claim.text, "admitted": [claim.low, claim.high]}
-    text = f"{what}; the reference claims {claim.text}"
-    return Finding(check, Status.MET if claim.admits(value) else Status.NOT_MET, text, evidence)
-
-
-def _parameter_finding(check: str, what: str, value: int, claim: str) -> Finding:
-    return _claim_finding(check, f"{what} {human_count(value)} ({value:,})", value, read_quantity(claim, "count"))
+    return _reference("moe-architecture", "DFQS-5.1", model)
 
 
 def check_active_parameters(model: ModelUnderTest) -> Finding:
-    return _parameter_finding("active-parameters", "active parameters per token", model.facts().active_parameters, REFERENCE_ACTIVE)
+    return _reference("active-parameters", "DFQS-5.2", model)
 
 
 def check_total_parameters(model: ModelUnderTest) -> Finding:
-    return _parameter_finding("total-parameters", "total parameters", model.facts().total_parameters, REFERENCE_TOTAL)
+    return _reference("total-parameters", "DFQS-5.3", model)
 
 
 def check_file_size(model: ModelUnderTest) -> Finding:
-    size = model.path.stat().st_size
-    return _claim_finding("file-size", f"file size {human_bytes(size)} ({size:,} bytes)", size, read_quantity(REFERENCE_SIZE, "bytes"))
+    return _reference("file-size", "DFQS-5.4", model)
 
 
 def check_sub_70gb(model: ModelUnderTest) -> Finding:
-    size = model.path.stat().st_size
-    met = size < ENVELOPE_GB * GB
-    return Finding(
-        "sub-70gb",
-        Status.MET if met else Status.NOT_MET,
-        f"file size {human_bytes(size)} against the sub-{ENVELOPE_GB} GB envelope",
-        {"bytes": size},
-    )
+    return _reference("sub-70gb", "DFQS-9.1", model)
 
 
 def check_host_memory(model: ModelUnderTest) -> Finding:
-    memory = physical_memory()
-    met = memory >= MINIMUM_RAM_GB * GB
-    return Finding(
-        "host-memory",
-        Status.MET if met else Status.NOT_MET,
-        f"this machine has {memory / GB:.1f} GB RAM; the reference's minimum is {MINIMUM_RAM_GB} GB",
-        {"bytes": memory},
-    )
+    return _reference("host-memory", "DFQS-14.1", model)

@@ -84,8 +84,13 @@ def run_check(check_id: str, model: ModelUnderTest) -> Finding:
     implementation = CHECKS.get(check_id)
     if implementation is None:
         return Finding(check_id, Status.NOT_EVALUATED, f"check {check_id!r} is not implemented in pytest-dfqs {__version__}")
+    return guarded(check_id, model, implementation)
+
+
+def guarded(check_id: str, model: ModelUnderTest, check: CheckFunction) -> Finding:
+    """The check's finding; whatever goes wrong inside becomes one too, never an exception out of the test."""
     try:
-        return implementation(model)
+        return check(model)
     except HeaderError as error:
         return Finding(check_id, Status.NOT_MET, f"invalid GGUF header: {error}", {"offset": error.offset, "field": error.field})
     except RuntimeUnavailable as unavailable:

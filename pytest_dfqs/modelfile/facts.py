@@ -103,6 +103,36 @@ def active_parameters(total: int, routed: int, expert_count: int | None, expert_
     return total - routed + routed * min(expert_used, expert_count) // expert_count
 
 
+@dataclass(frozen=True)
+class ParameterCount:
+    """Total and active parameters as one counting convention counts them."""
+
+    convention: str
+    total: int
+    active: int
+
+
+# How publishers count: with or without the input embedding and the output head (a lookup table and
+# a projection that some leave out of "parameters"). llama.cpp's own count (llama_model_n_params) is the first.
+COUNTING_CONVENTIONS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("every tensor", frozenset()),
+    ("without the input embedding", frozenset({"token_embd.weight"})),
+    ("without the output head", frozenset({"output.weight"})),
+    ("without the input embedding and the output head", frozenset({"token_embd.weight", "output.weight"})),
+)
+
+
+def parameter_counts(header: GGUFHeader) -> tuple[ParameterCount, ...]:
+    """Total and active parameters under each documented counting convention."""
+    facts = model_facts(header)
+    counts = []
+    for convention, left_out in COUNTING_CONVENTIONS:
+        total = facts.total_parameters - sum(t.n_elements for t in header.tensors if t.name in left_out)
+        active = active_parameters(total, facts.routed_parameters, facts.expert_count, facts.expert_used_count)
+        counts.append(ParameterCount(convention, total, active))
+    return tuple(counts)
+
+
 def dtype_distribution(tensors: tuple[TensorInfo, ...]) -> dict[str, DtypeShare]:
     """Tensor count and bytes per ggml type, as the dynamic IQ1_M card publishes it."""
     shares: dict[str, DtypeShare] = {}

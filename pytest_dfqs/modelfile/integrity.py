@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-REFERENCE_FILE = "DeepSeek-V4-Flash-IQ1_S-XL.gguf"
-REFERENCE_SHA256 = "b049d1eb34c068f19ab007b33c22a7d758b578bf2b10d9276e79654f85d35047"
 CHUNK_BYTES = 8 << 20
 HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
 CHECKSUM_LINE = re.compile(r"(?P<digest>[0-9a-fA-F]{64}) [ *](?P<name>.+)")
@@ -103,16 +101,14 @@ def parse_checksums(text: str, source: str) -> dict[str, str]:
 
 
 def expected_digest(
-    path: Path, sha256: str | None, checksums: dict[str, str] | None, checksums_source: str, reference_profile: bool
+    path: Path, sha256: str | None, checksums: dict[str, str] | None, checksums_source: str, reference: ExpectedDigest | None
 ) -> ExpectedDigest | None:
-    """The digest the file must have, and where that expectation comes from."""
+    """The digest the file must have, and where that expectation comes from; `reference` is the profile's, if one is in force."""
     if sha256:
         return ExpectedDigest(sha256, "--dfqs-sha256")
     if checksums and path.name in checksums:
         return ExpectedDigest(checksums[path.name], checksums_source)
-    if reference_profile:
-        return ExpectedDigest(REFERENCE_SHA256, f"the DFQS v1.0 artifact-integrity block ({REFERENCE_FILE})")
-    return None
+    return reference
 
 
 def file_identity(path: Path) -> dict[str, int]:

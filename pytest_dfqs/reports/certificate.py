@@ -19,7 +19,7 @@ from pytest_dfqs import __version__
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.runtime.host import cpu_model, physical_memory
-from pytest_dfqs.session import CertificationSession, ModelResult, overall
+from pytest_dfqs.session import CertificationSession, ClaimResult, ModelResult, overall
 from pytest_dfqs.verdict import ClauseResult, Policy
 
 CERTIFICATE_FORMAT = "dfqs-certificate"
@@ -62,7 +62,12 @@ def build_certificate(state: CertificationSession, results: list[ModelResult]) -
         "spec": {"name": catalogue.spec, "title": catalogue.spec_title, "doi": catalogue.spec_doi, "catalogue_version": catalogue.version},
         "tool": tool_versions(),
         "machine_info": machine_info(),
-        "settings": {"tier": policy.tier, "strict": policy.strict, "profile": policy.profile},
+        "settings": {
+            "tier": policy.tier,
+            "strict": policy.strict,
+            "profile": policy.profile,
+            "claims_files": [{"name": f.name, "path": str(f.path), "title": f.title} for f in state.claims_files],
+        },
         "verdict": overall(results).value,
         "complete": all(r.complete for r in results),
         "interrupted": state.interrupted,
@@ -86,7 +91,8 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
         "facts": facts,
         "verdict": result.verdict.value,
         "complete": result.complete,
-        "undecided": [{"clause": r.clause.id, "reason": r.undecided} for r in result.undecided],
+        "undecided": [{"clause": r.clause.id, "reason": r.undecided} for r in result.undecided]
+        + [{"claim": r.case.key, "reason": r.finding.summary} for r in result.undecided_claims],
         "tier": policy.tier,
         "runtime": _runtime_entry(model),
         "journal": {
@@ -94,6 +100,7 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
             "eval": (model.metrics_record or {}).get("details", {}).get("journal"),
         },
         "clauses": [_clause_entry(c) for c in result.clauses],
+        "claims": [_claim_entry(c) for c in result.claims],
     }
 
 
@@ -120,6 +127,23 @@ def _clause_entry(result: ClauseResult) -> dict[str, Any]:
         "decided_at_tier": result.decided_at,
         "undecided": result.undecided,
         "findings": [f.as_dict() for f in result.findings],
+    }
+
+
+def _claim_entry(result: ClaimResult) -> dict[str, Any]:
+    claims_file, claim, finding = result.case.claims_file, result.case.claim, result.finding
+    return {
+        "claims_file": claims_file.name,
+        "id": claim.id,
+        "fact": claim.fact,
+        "claimed": claim.claimed,
+        "source": claims_file.source_text(claim),
+        "where": claim.where,
+        "note": claim.note,
+        "status": finding.status.value,
+        "weight": result.weight,
+        "summary": finding.summary,
+        "evidence": finding.evidence,
     }
 
 

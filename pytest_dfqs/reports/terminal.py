@@ -8,8 +8,8 @@ from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.facts import ModelFacts
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.modelfile.units import human_bytes, human_count
-from pytest_dfqs.session import ModelResult
-from pytest_dfqs.verdict import ClauseResult, Policy, Status, Verdict
+from pytest_dfqs.session import ClaimResult, ModelResult
+from pytest_dfqs.verdict import ClauseResult, Finding, Policy, Status, Verdict
 
 STATUS_MARKUP = {
     Status.MET: {"green": True},
@@ -19,6 +19,7 @@ STATUS_MARKUP = {
     Status.NOT_EVALUATED: {"yellow": True},
 }
 REASON_WIDTH = 90
+CLAIM_WIDTH = 30
 VERDICT_COLOURS = {
     Verdict.CONFORMANT: "green",
     Verdict.CONFORMANT_WITH_WARNINGS: "yellow",
@@ -66,7 +67,7 @@ def clause_table(result: ModelResult, tier: str) -> list[tuple[str, dict]]:
     verdict_markup = {VERDICT_COLOURS[result.verdict]: True, "bold": True}
     interrupted = ", interrupted" if result.interrupted else ""
     lines.append((f"verdict: {result.verdict.value} at tier {tier} ({counts}){interrupted}", verdict_markup))
-    if result.undecided:
+    if result.undecided or result.undecided_claims:
         lines.append((f"undecided: {_undecided(result)}", {"yellow": True}))
     return lines
 
@@ -76,6 +77,8 @@ def _undecided(result: ModelResult) -> str:
     by_reason: dict[str, list[str]] = {}
     for clause in result.undecided:
         by_reason.setdefault(_shortened((clause.undecided or "").splitlines()[0]), []).append(clause.clause.id)
+    for claim in result.undecided_claims:
+        by_reason.setdefault(_shortened(claim.finding.summary.splitlines()[0]), []).append(f"claim {claim.case.key}")
     return "; ".join(f"{', '.join(ids)} ({reason})" for reason, ids in by_reason.items())
 
 
@@ -96,7 +99,7 @@ def _counts(results: tuple[ClauseResult, ...]) -> str:
     return deciding + (f"; informational: {informational}" if informational else "")
 
 
-def _count_statuses(results: Iterable[ClauseResult]) -> str:
+def _count_statuses(results: Iterable[ClauseResult | Finding]) -> str:
     statuses = [r.status for r in results]
     return ", ".join(f"{statuses.count(s)} {s.value.lower()}" for s in Status if statuses.count(s))
 
@@ -109,3 +112,30 @@ def baseline_table(result: ModelResult) -> list[str]:
     lines = [f"{'metric':<30}{'model':>14}{'baseline':>14}{'delta':>14}"]
     lines += [f"{r['metric']:<30}{r['model']:>14.4g}{r['baseline']:>14.4g}{r['delta']:>+14.4g}" for r in rows]
     return lines
+
+
+def claims_table(result: ModelResult, policy: Policy) -> list[tuple[str, dict]]:
+    """(text, markup) lines: per claims file a heading and one line per claim, then the counts and what they weigh."""
+    if not result.claims:
+        return []
+    lines: list[tuple[str, dict]] = []
+    for claims_file, claims in _by_file(result.claims).items():
+        lines.append((f"claims of {claims_file}", {"bold": True}))
+        lines += [(_claim_line(claim), STATUS_MARKUP[claim.finding.status]) for claim in claims]
+    weighs = "they decide the verdict (--dfqs-strict)" if policy.strict else "informational; --dfqs-strict makes them decide the verdict"
+    lines.append((f"claims: {_count_statuses(c.finding for c in result.claims)} ({weighs})", {"bold": True}))
+    return lines
+
+
+def _by_file(claims: tuple[ClaimResult, ...]) -> dict[str, list[ClaimResult]]:
+    grouped: dict[str, list[ClaimResult]] = {}
+    for claim in claims:
+        claims_file = claim.case.claims_file
+        grouped.setdefault(f"{claims_file.name}: {claims_file.title}", []).append(claim)
+    return grouped
+
+
+def _claim_line(result: ClaimResult) -> str:
+    claim_id = result.case.claim.id
+    claim_id = claim_id if len(claim_id) < CLAIM_WIDTH else claim_id[: CLAIM_WIDTH - 4] + "... "
+    return f"  {claim_id:<{CLAIM_WIDTH}}{result.finding.status.value:<16}{_shortened(result.finding.summary.splitlines()[0])}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from pytest_dfqs.session import Case, CertificationSession
+from pytest_dfqs.session import Case, CertificationSession, ClaimCase
 from pytest_dfqs.verdict import Finding
 
 from .certificate import to_json
@@ -19,20 +19,19 @@ from .certificate import to_json
 REPORT_ATTRIBUTE = "dfqs"
 
 
-def export(state: CertificationSession, case: Case, finding: Finding) -> str:
-    """One finding and the model's account, as JSON for the xdist controller."""
-    return to_json(
-        {
-            "model": case.model_index,
-            "clause": case.clause.id,
-            "finding": finding.as_dict(),
-            "account": state.models[case.model_index].worker_view(),
-        }
-    )
+def export(state: CertificationSession, case: Case | ClaimCase, finding: Finding) -> str:
+    """One finding (of a clause's check or of a claim) and the model's account, as JSON for the xdist controller."""
+    where = {"claim": case.key} if isinstance(case, ClaimCase) else {"clause": case.clause.id}
+    document = {"model": case.model_index, **where, "finding": finding.as_dict(), "account": state.models[case.model_index].worker_view()}
+    return to_json(document)
 
 
 def merge(state: CertificationSession, worker: str, exported: str) -> None:
     """Take in one finding an xdist worker exported, and its latest account of the model."""
     document = json.loads(exported)
-    state.add(document["model"], document["clause"], Finding.from_dict(document["finding"]))
+    finding = Finding.from_dict(document["finding"])
+    if "claim" in document:
+        state.add_claim(document["model"], document["claim"], finding)
+    else:
+        state.add(document["model"], document["clause"], finding)
     state.models[document["model"]].absorb(worker, document["account"])

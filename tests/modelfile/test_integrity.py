@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.modelfile.integrity import (
-    REFERENCE_SHA256,
     DigestStore,
+    ExpectedDigest,
     expected_digest,
     file_sha256,
     hash_stream,
@@ -108,8 +108,8 @@ def test_validate_sha256() -> None:
 
 def test_expected_digest_sources() -> None:
     path = Path("/models/DeepSeek-V4-Flash-IQ1_S-XL.gguf")
-    assert expected_digest(path, "a" * 64, {path.name: "b" * 64}, "sums", True).source == "--dfqs-sha256"
-    assert expected_digest(path, None, {path.name: "b" * 64}, "sums", True).digest == "b" * 64
-    reference = expected_digest(path, None, {"other.gguf": "b" * 64}, "sums", True)
-    assert reference.digest == REFERENCE_SHA256 and "artifact-integrity" in reference.source
-    assert expected_digest(path, None, None, "", False) is None
+    profile = ExpectedDigest("c" * 64, "the profile")
+    assert expected_digest(path, "a" * 64, {path.name: "b" * 64}, "sums", profile).source == "--dfqs-sha256"
+    assert expected_digest(path, None, {path.name: "b" * 64}, "sums", profile).digest == "b" * 64
+    assert expected_digest(path, None, {"other.gguf": "b" * 64}, "sums", profile) == profile
+    assert expected_digest(path, None, None, "", None) is None
