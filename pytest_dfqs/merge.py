@@ -173,6 +173,7 @@ class Progress:
         self.tty = stream.isatty()
         self.done = 0
         self.started = self.shown = clock()
+        self.drawn = False  # a terminal line to end
 
     def say(self, line: str) -> None:
         print(f"dfqs-merge: {line}", file=self.stream, flush=True)
@@ -185,7 +186,9 @@ class Progress:
             self._show(now)
 
     def finish(self) -> None:
-        if self.tty:
+        """A terminal's progress line ends at 100%; a quick merge that drew none prints none."""
+        if self.drawn:
+            self._show(self.clock())
             self.stream.write("\n")
 
     def line(self, now: float) -> str:
@@ -200,6 +203,7 @@ class Progress:
         if self.tty:
             self.stream.write(f"\rdfqs-merge: {self.line(now)}\033[K")
             self.stream.flush()
+            self.drawn = True
         else:
             self.say(self.line(now))
 

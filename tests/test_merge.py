@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from gguf.constants import GGUFValueType
 
 from pytest_dfqs.merge import COPIERS, MergeError, Progress, check_space, copy_range
 from pytest_dfqs.modelfile.header import GGUFHeader, metadata_spans, read_header
 from tests.conftest import Certification
+from tests.gguf_bytes import RawTensor, minimal_model
 from tests.gguf_split import split_gguf
 from tests.llama_greedy import greedy_run
 
@@ -140,6 +142,20 @@ def test_a_shard_that_is_not_a_gguf_is_refused(tiny_split: list[Path], tmp_path:
     assert "tiny-00002-of-00002.gguf (shard 2 of 2) is not a GGUF file llama.cpp can read: magic at byte 0" in line
 
 
+def test_a_set_that_cannot_be_one_file_as_llama_cpp_lays_it_out(tmp_path: Path) -> None:
+    """Shard 1 declares 64-byte alignment, shard 2 is packed at gguf-split's 32: llama.cpp reads each shard, one file cannot hold both."""
+    raw = minimal_model()
+    raw.alignment = 64
+    raw.kv += [("general.alignment", GGUFValueType.UINT32, 64), ("general.name", GGUFValueType.STRING, "x" * 16)]
+    raw.tensors = [RawTensor("token_embd.weight", (8, 4)), RawTensor("blk.0.attn_norm.weight", (8,))]
+    raw.tensors += [RawTensor("blk.0.ffn_norm.weight", (8,)), RawTensor("output.weight", (8, 4))]
+    shards = split_gguf(raw.write(tmp_path / "aligned.gguf"), tmp_path / "aligned", 2)
+    line = refused(run_merge(shards[0], "-o", tmp_path / "out.gguf"), status=1)
+    assert line.startswith("dfqs-merge: the merged file could not be laid out as llama.cpp requires: tensor 'output.weight'")
+    assert "has data offset 224, not a multiple of general.alignment 64; nothing was written" in line
+    assert leftovers(tmp_path) == [] and not (tmp_path / "out.gguf").exists()
+
+
 def test_an_existing_output_needs_force(tiny_split: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "out.gguf"
     out.write_text("keep me")
@@ -233,10 +249,18 @@ def test_progress_says_bytes_rate_and_time_left(tmp_path: Path) -> None:
     ]  # a line every 5 s in a log
     terminal = _Terminal()
     progress = Progress(400_000_000, terminal, clock=lambda: now[0])
+    progress.finish()
+    assert terminal.getvalue() == ""  # nothing drawn, nothing to end
     now[0] += 1
     progress.advance(100_000_000)
+    now[0] += 3
+    progress.advance(300_000_000)
     progress.finish()
-    assert terminal.getvalue() == "\rdfqs-merge: 100.00 MB of 400.00 MB (25%), 100.00 MB/s, 3 s left\033[K\n"
+    assert terminal.getvalue() == (
+        "\rdfqs-merge: 100.00 MB of 400.00 MB (25%), 100.00 MB/s, 3 s left\033[K"
+        "\rdfqs-merge: 400.00 MB of 400.00 MB (100%), 100.00 MB/s, 0 s left\033[K"
+        "\rdfqs-merge: 400.00 MB of 400.00 MB (100%), 100.00 MB/s, 0 s left\033[K\n"
+    )
 
 
 def test_the_console_script_is_installed() -> None:
