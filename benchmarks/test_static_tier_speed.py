@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from gguf import GGUFReader
 
+from benchmarks.measure import run_measured
 from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.modelfile.integrity import hash_stream
 from tests.deepseek_sized import REFERENCE_BYTES, deepseek_sized_header, write_sparse
@@ -58,33 +59,12 @@ def test_parse_time_does_not_grow_with_file_size(benchmark, deepseek_file: Path,
     assert 0.7 < ratio < 1.4
 
 
-MEASURE = (
-    "import os, subprocess, sys, time; started = time.perf_counter();"
-    "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STDOUT);"
-    "output = child.stdout.read(); usage = os.wait4(child.pid, 0)[2];"
-    "print(time.perf_counter() - started, usage.ru_maxrss); sys.stdout.flush(); os.write(1, output)"
-)
-
-
-def _run_measured(args: list[str], cwd: Path) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in MB and output of one command.
-
-    A small launcher process starts the command: a child forked straight from
-    this (large) benchmark process would count the parent's pages in its
-    peak RSS.
-    """
-    result = subprocess.run([sys.executable, "-c", MEASURE, *args], cwd=cwd, capture_output=True, text=True, check=True)
-    first, _, output = result.stdout.partition("\n")
-    wall, rss_kb = first.split()
-    return float(wall), int(rss_kb) // 1024, output
-
-
 def test_whole_static_tier_on_a_sparse_61_6_gb_file(benchmark, deepseek_file: Path, tmp_path: Path) -> None:
     assert deepseek_file.stat().st_size == REFERENCE_BYTES
     certify = [sys.executable, "-m", "pytest", f"--dfqs-model={deepseek_file}", "-p", "no:cacheprovider", "-q"]
     baseline = [sys.executable, "-m", "pytest", "--version"]
-    wall, rss, output = benchmark.pedantic(_run_measured, args=(certify, tmp_path), rounds=3, iterations=1)
-    base_wall, base_rss, _ = _run_measured(baseline, tmp_path)
+    wall, rss, output = benchmark.pedantic(run_measured, args=(certify, tmp_path), rounds=3, iterations=1)
+    base_wall, base_rss, _ = run_measured(baseline, tmp_path)
     benchmark.extra_info.update({"wall_s": wall, "peak_rss_mb": rss, "pytest_version_wall_s": base_wall, "pytest_version_rss_mb": base_rss})
     print(f"\nstatic tier {wall:.2f} s, {rss} MB peak RSS; bare `pytest --version` {base_wall:.2f} s, {base_rss} MB")
     assert "DFQS-3.1   SHALL   MET" in output, output

@@ -273,7 +273,22 @@ def chunk_size() -> int:
     return int(raw)
 
 
-def merge(shards: Sequence[Path], output: Path, force: bool = False, stream: TextIO = sys.stderr) -> MergePlan:
+@dataclass(frozen=True)
+class Merged:
+    """What a merge did and where its time went: streaming the data, checking the result, making it durable."""
+
+    plan: MergePlan
+    copy_seconds: float
+    check_seconds: float
+    sync_seconds: float
+
+    @property
+    def copy_rate(self) -> float:
+        """Bytes per second while the data sections streamed."""
+        return self.plan.data_bytes / max(self.copy_seconds, 1e-9)
+
+
+def merge(shards: Sequence[Path], output: Path, force: bool = False, stream: TextIO = sys.stderr) -> Merged:
     """Plan, check the space, write beside the output, check the result, then rename it into place."""
     chunk = chunk_size()
     plan = plan_merge(shards, output, force)
@@ -284,19 +299,28 @@ def merge(shards: Sequence[Path], output: Path, force: bool = False, stream: Tex
     temporary = output.with_name(f".{output.name}.dfqs-merge-{secrets.token_hex(4)}.partial")
     target = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        times = [time.perf_counter()]
         _write(plan, target, temporary, chunk, progress)
+        times.append(time.perf_counter())
         _check_unchanged(identities)
         _check_result(temporary, plan)
-        os.fsync(target)
-        os.close(target)
-        target = -1
-        os.replace(temporary, output)
-        _fsync_folder(output.parent)
+        times.append(time.perf_counter())
+        target = _sync_into_place(target, temporary, output)
+        times.append(time.perf_counter())
     except BaseException:
         _discard(target, temporary)
         raise
     progress.finish()
-    return plan
+    return Merged(plan, *(after - before for before, after in zip(times, times[1:])))
+
+
+def _sync_into_place(target: int, temporary: Path, output: Path) -> int:
+    """fsync, close, rename, fsync the folder: after a crash there is the old output or the whole new one."""
+    os.fsync(target)
+    os.close(target)
+    os.replace(temporary, output)
+    _fsync_folder(output.parent)
+    return -1
 
 
 def _write(plan: MergePlan, target: int, temporary: Path, chunk: int, progress: Progress) -> None:
@@ -387,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = signal.signal(signal.SIGINT, signal.default_int_handler), signal.signal(signal.SIGTERM, _terminate)
     started = time.monotonic()
     try:
-        plan = merge(args.shards, args.output, args.force)
+        merged = merge(args.shards, args.output, args.force)
     except MergeError as error:
         return _fail(str(error), error.status)
     except KeyboardInterrupt:
@@ -400,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, handlers[0])
         signal.signal(signal.SIGTERM, handlers[1])
-    _report(plan, time.monotonic() - started)
+    _report(merged, time.monotonic() - started)
     return 0
 
 
@@ -409,12 +433,13 @@ def _fail(message: str, status: int) -> int:
     return status
 
 
-def _report(plan: MergePlan, seconds: float) -> None:
-    tensors = plan.split_set.tensor_count
-    rate = human_bytes(int(plan.data_bytes / max(seconds, 1e-9)))
+def _report(merged: Merged, seconds: float) -> None:
+    plan = merged.plan
     print(
-        f"dfqs-merge: wrote {plan.output} ({human_bytes(plan.size)}, {tensors} tensors from {len(plan.ranges)} shards) in {seconds:.1f} s"
-        f" ({rate}/s); gguf-header, tensor-layout, tensors-in-file and no-split MET; the shards are unchanged"
+        f"dfqs-merge: wrote {plan.output} ({human_bytes(plan.size)}, {plan.split_set.tensor_count} tensors from {len(plan.ranges)} shards)"
+        f" in {seconds:.1f} s: data streamed at {human_bytes(int(merged.copy_rate))}/s, checked in {merged.check_seconds:.2f} s,"
+        f" synced to disk in {merged.sync_seconds:.1f} s; gguf-header, tensor-layout, tensors-in-file and no-split MET;"
+        " the shards are unchanged"
     )
 
 
