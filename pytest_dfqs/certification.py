@@ -47,6 +47,7 @@ PROGRESS_MIN_BYTES = 256 << 20
 ALLURE_PLUGIN = "dfqs-allure"
 INTEGRITY_CLAUSE = "DFQS-AI.1"
 SPEED_CHECK = ("DFQS-3.2", "cpu-generation")  # the first runtime check, which measures the model's speeds
+CLAIMS_MODULE = "test_claims.py"  # the claims group's tests in the conformance suite
 METRICS_CHECK = "metrics-record"  # the eval tier's record, which score and throughput claims read
 
 
@@ -203,6 +204,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     elif "dfqs_claim_case" in metafunc.fixturenames:
         claims = state.claim_cases()
         metafunc.parametrize("dfqs_claim_case", claims, ids=[case.id for case in claims])
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Without claims files the claims group has nothing to test: its module is not collected."""
+    state = config.stash.get(STATE, None)
+    if state is not None and not state.claims_files and collection_path.name == CLAIMS_MODULE:
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -189,8 +189,8 @@ def read_settings(config: pytest.Config) -> Settings:
 
 def _claims_files(config: pytest.Config) -> tuple[ClaimsFile, ...]:
     """The claims files and recipes in force (CLI > ini), read and checked now: a bad one is a usage error before any test."""
-    claims, claims_from = _paths(config, "dfqs_claims", "dfqs_claims")
-    recipes, recipes_from = _paths(config, "dfqs_recipes", "dfqs_recipes")
+    claims, claims_from = _paths(config, "dfqs_claims", "--dfqs-claims")
+    recipes, recipes_from = _paths(config, "dfqs_recipes", "--dfqs-recipe")
     files = [_validate_claims(value, claims_from, CLAIMS_DIR, ".toml", read_claims_file) for value in claims]
     files += [_validate_claims(value, recipes_from, RECIPES_DIR, ".txt", recipe_claims) for value in recipes]
     names = [claims_file.name for claims_file in files]
@@ -200,15 +200,18 @@ def _claims_files(config: pytest.Config) -> tuple[ClaimsFile, ...]:
     return tuple(files)
 
 
-def _paths(config: pytest.Config, option: str, ini: str) -> tuple[list[str], str]:
-    """A repeatable path option (CLI > ini); ini paths are relative to the ini file's folder."""
-    given = config.getoption(option)
+def _paths(config: pytest.Config, name: str, flag: str) -> tuple[list[str], str]:
+    """A repeatable path option (CLI > ini, both named `name`); ini paths are relative to the ini file's folder."""
+    given = config.getoption(name)
     if given:
-        return list(given), f"--{option.replace('_', '-')}"
+        return list(given), flag
     folder = config.inipath.parent if config.inipath else config.rootpath
-    return [
-        value if Path(value).is_absolute() or not (folder / value).exists() else str(folder / value) for value in config.getini(ini)
-    ], f"ini option {ini}"
+    return [_beside(folder, value) for value in config.getini(name)], f"ini option {name}"
+
+
+def _beside(folder: Path, value: str) -> str:
+    """An ini file's relative path, read from the ini file's folder (a shipped name stays a name)."""
+    return str(folder / value) if (folder / value).exists() else value
 
 
 def _validate_claims(value: str, where: str, folder: Path, suffix: str, read: Callable[[Path], ClaimsFile]) -> ClaimsFile:

@@ -101,16 +101,16 @@ def _fits(tensor: TensorInfo, ggml_type: GGMLQuantizationType) -> bool:
 def check_recipe(recipe: Recipe, header: GGUFHeader) -> tuple[Status, str, dict[str, Any]]:
     """Every governed tensor's type against the recipe: MET when none differs, NOT MET listing those that do."""
     mismatches: list[dict[str, Any]] = []
+    fallbacks: list[dict[str, Any]] = []
     counts = {"governed": 0, "not_governed": 0, "unmatched": 0, "fallback": 0}
     for tensor in header.tensors:
         rule = recipe.rule_for(tensor.name)
         kind = _classify(tensor, rule)
         counts[kind] += 1
-        if kind == "governed" and rule is not None and tensor.ggml_type != rule.type:
-            mismatches.append(
-                {"tensor": tensor.name, "expected": rule.type.name.lower(), "found": tensor.type_name.lower(), "rule": rule.pattern}
-            )
-    evidence = {"recipe": str(recipe.path), "rules": len(recipe.rules), **counts, "mismatches": mismatches}
+        if rule is not None and kind in ("governed", "fallback") and tensor.ggml_type != rule.type:
+            entry = {"tensor": tensor.name, "expected": rule.type.name.lower(), "found": tensor.type_name.lower(), "rule": rule.pattern}
+            (mismatches if kind == "governed" else fallbacks).append(entry)
+    evidence = {"recipe": str(recipe.path), "rules": len(recipe.rules), **counts, "mismatches": mismatches, "fallbacks": fallbacks}
     scope = f"{counts['governed']} tensors governed by {len(recipe.rules)} rules of {recipe.path.name}"
     if not counts["governed"]:
         return Status.NOT_MET, f"no tensor of the file is governed by a rule of {recipe.path.name}", evidence

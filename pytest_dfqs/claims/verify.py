@@ -124,8 +124,12 @@ def _text(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -> Outcom
 def _bool(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -> Outcome:
     facts = model.facts()
     moe = bool(facts.is_moe and facts.routed_parameters)
-    what = f"{facts.expert_used_count} of {facts.expert_count} experts per token" if moe else "no routed experts"
-    return _met(moe == claim.value), f"Mixture-of-Experts: {'yes' if moe else 'no'} ({what})", {"measured": moe}
+    found = (
+        f"a Mixture-of-Experts model: {facts.expert_used_count} of {facts.expert_count} experts per token"
+        if moe
+        else f"not a Mixture-of-Experts model: expert_count {facts.expert_count}, {facts.routed_parameters:,} routed parameters"
+    )
+    return _met(moe == claim.value), found, {"measured": moe}
 
 
 def _file_type(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -> Outcome:

@@ -24,12 +24,13 @@ from typing import Any
 import pytest
 
 from pytest_dfqs.modelfile.header import HeaderError
-from pytest_dfqs.session import Case, CertificationSession, ModelResult, case_of
+from pytest_dfqs.session import Case, CertificationSession, ClaimCase, ModelResult, case_of, claim_case_of
 from pytest_dfqs.verdict import Finding
 
 from .certificate import build_certificate, to_json
 
 SEVERITY = {"SHALL": "critical", "SHOULD": "normal", "MAY": "minor"}
+CLAIMS_FEATURE = "claims"
 CATEGORIES = [
     {"name": "SHALL violations", "matchedStatuses": ["failed"], "messageRegex": "(?s).*NOT MET \\[.*"},
     {"name": "Checks that could not run", "matchedStatuses": ["failed", "broken"], "messageRegex": "(?s).*ERROR \\[.*"},
@@ -67,7 +68,7 @@ class AllureCertification:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         last: dict[int, str] = {}
         for item in items:
-            case = case_of(item)
+            case = case_of(item) or claim_case_of(item)
             if case is not None:
                 last[case.model_index] = item.nodeid
         self.last_of_model = {nodeid: index for index, nodeid in last.items()}
@@ -85,8 +86,10 @@ class AllureCertification:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
-        case = case_of(item)
-        if case is not None:
+        case = case_of(item) or claim_case_of(item)
+        if isinstance(case, ClaimCase):
+            self._label_claim(case)
+        elif case is not None:
             self._label(case)
         try:
             return (yield)
@@ -114,7 +117,27 @@ class AllureCertification:
             f"({', '.join(clause.checks)}) is met or not applicable; this is one of them."
         )
 
-    def _attach(self, case: Case, finding: Finding) -> None:
+    def _label_claim(self, case: ClaimCase) -> None:
+        """A claim's test: feature "claims", the claims file as story; it weighs on the verdict only under --dfqs-strict."""
+        import allure
+
+        claims_file, claim = case.claims_file, case.claim
+        allure.dynamic.epic(self.state.catalogue.spec)
+        allure.dynamic.feature(CLAIMS_FEATURE)
+        allure.dynamic.story(f"{claims_file.name}: {claims_file.title}")
+        allure.dynamic.severity("critical" if self.state.policy.claim_weight == "fail" else "trivial")
+        allure.dynamic.label("dfqs_claim", case.key)
+        allure.dynamic.label("dfqs_fact", claim.fact)
+        allure.dynamic.parameter("model", case.model_label)
+        allure.dynamic.title(f"{claim.id} [{claim.fact}] {case.model_label}")
+        source = claims_file.source_text(claim) or "the claims file"
+        allure.dynamic.description(
+            f"**Claim {claim.id}** ({claims_file.path}): {claim.fact} = {claim.claimed}.\n\n"
+            f"Claimed by {source}{f', {claim.where}' if claim.where else ''}.{f' Note: {claim.note}' if claim.note else ''}\n\n"
+            f"Claims are checked against the file, never trusted; they decide the verdict only under --dfqs-strict."
+        )
+
+    def _attach(self, case: Case | ClaimCase, finding: Finding) -> None:
         import allure
 
         model = self.state.models[case.model_index]

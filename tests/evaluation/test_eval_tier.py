@@ -10,9 +10,21 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.evaluation.record import REQUIRED, record_problems
+from pytest_dfqs.runtime.host import cpu_model
 from tests.conftest import Certification
 
 pytestmark = pytest.mark.timeout(900)
+HERE_CLAIMS = """claims_format = 1
+[[claim]]
+id = "throughput-here"
+fact = "cpu_tokens_per_sec"
+value = "1-100000"
+hardware = "{cpu}"
+[[claim]]
+id = "reasoning-at-least-chance"
+fact = "reasoning_score"
+value = ">= 0.5"
+"""
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +32,8 @@ def smollm2_record(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     """One quick evaluation of SmolLM2, shared by the tests that compare with it."""
     folder = tmp_path_factory.mktemp("smollm2-eval")
     record = folder / "smollm2.json"
+    here = folder / "here.toml"
+    here.write_text(HERE_CLAIMS.format(cpu=cpu_model()))
     command = [
         sys.executable,
         "-m",
@@ -29,6 +43,8 @@ def smollm2_record(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> t
         "--dfqs-eval-budget=quick",
         f"--dfqs-metrics={record}",
         f"--dfqs-report={folder / 'certificate.json'}",
+        "--dfqs-claims=deepseek-v4-flash-iq1_s-xl",
+        f"--dfqs-claims={here}",
         "-p",
         "no:cacheprovider",
     ]
@@ -54,6 +70,22 @@ def test_smollm2_quick_evaluation_reports_the_five_metrics(smollm2_record: tuple
     certificate = json.loads(path.with_name("certificate.json").read_text())
     statuses = {c["id"]: c["status"] for c in certificate["models"][0]["clauses"]}
     assert statuses["DFQS-11.1"] == statuses["DFQS-11.2"] == "MET"
+
+
+def test_score_and_throughput_claims_read_the_eval_tiers_record(smollm2_record: tuple[Path, str]) -> None:
+    """The card's 68% HumanEval against SmolLM2's quick-budget pass@1; a CPU throughput claimed elsewhere; one claimed here."""
+    path, output = smollm2_record
+    record = json.loads(path.read_text())
+    claims = {c["id"]: c for c in json.loads(path.with_name("certificate.json").read_text())["models"][0]["claims"]}
+    humaneval = claims["card-humaneval"]
+    assert humaneval["status"] == "NOT MET" and humaneval["evidence"]["measured"] == record["code_score"]
+    assert humaneval["evidence"]["interval"][1] < 0.675  # 10 problems: the 95% interval's top lies below the claim
+    assert claims["card-cpu-throughput"]["status"] == "NOT APPLICABLE" and "not comparable here" in claims["card-cpu-throughput"]["summary"]
+    here = claims["throughput-here"]
+    assert here["status"] == "MET" and here["evidence"]["measured"] == record["cpu_tokens_per_sec"]
+    reasoning = claims["reasoning-at-least-chance"]
+    assert reasoning["status"] == ("MET" if reasoning["evidence"]["interval"][1] >= 0.5 else "NOT MET")
+    assert "verdict: CONFORMANT at tier eval" in output  # claims are informational without --dfqs-strict
 
 
 def test_identical_conditions_show_the_metrics_side_by_side(

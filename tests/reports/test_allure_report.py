@@ -52,6 +52,18 @@ def test_results_carry_labels_and_evidence(certify: Certification, split_model: 
     assert severities["DFQS-3.4"] == "normal" and severities["DFQS-3.6"] == "minor"
 
 
+def test_claims_are_the_claims_feature(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
+    results_dir = pytester.path / "allure-results"
+    assert certify.run(f"--dfqs-model={moe_model}", "--dfqs-claims=ds4-mtp", f"--alluredir={results_dir}").ret == 0
+    results = read_results(results_dir)
+    claim = next(r for r in results if labels(r).get("feature") == "claims")
+    assert claim["name"] == "card-file-size [file_size] tiny-moe.gguf" and "NOT MET [card-file-size]" in claim["statusDetails"]["message"]
+    assert labels(claim)["story"].startswith("ds4-mtp: DeepSeek V4 Flash MTP") and labels(claim)["dfqs_claim"] == "ds4-mtp:card-file-size"
+    assert "Claimed by model card of antirez's DeepSeek V4 Flash GGUF" in claim["description"]
+    assert attachment_names(claim)[0] == "finding card-file-size"
+    assert "certificate" in attachment_names(claim)  # the model's last test, after its claims, carries the certificate
+
+
 def test_session_files(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
     results_dir = pytester.path / "allure-results"
     assert certify.run(f"--dfqs-model={moe_model}", f"--alluredir={results_dir}").ret == 0
