@@ -43,7 +43,7 @@ from gguf.constants import GGUF_MAGIC
 
 from .clauses.single_file import check_gguf_header, check_no_split, check_tensor_layout, check_tensors_in_file, layout_problems
 from .model import ModelUnderTest
-from .modelfile.header import GGUFHeader, HeaderError, TensorInfo, metadata_spans, read_header
+from .modelfile.header import GGUFHeader, HeaderError, metadata_spans, read_header
 from .modelfile.integrity import file_identity, identity_change
 from .modelfile.split import SPLIT_KEYS, SplitSet, parse_shard_name, read_split_set
 from .modelfile.units import human_bytes
@@ -59,6 +59,7 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT
 EXIT_TERMINATED = 128 + signal.SIGTERM
 FALLBACK_ERRNOS = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.EBADF, errno.EPERM}
 NOTHING_WRITTEN = "nothing was written"
+_U64 = struct.Struct("<Q")
 
 
 class MergeError(Exception):
@@ -112,7 +113,7 @@ def plan_merge(shards: Sequence[Path], output: Path, force: bool = False) -> Mer
         header = shard.header
         padded = _padded(shard.data_end, first.alignment)
         ranges.append(CopyRange(shard.path, header.data_offset, shard.data_end, padded - shard.data_end))
-        tensors += [_tensor_info(tensor, base + tensor.offset) for tensor in header.tensors]
+        tensors += _tensor_infos(header, base)
         base += padded
     return MergePlan(split_set, output, merged_header(first, tensors), tuple(ranges))
 
@@ -155,10 +156,21 @@ def merged_header(first: GGUFHeader, tensor_infos: list[bytes]) -> bytes:
     return content + bytes(_padded(len(content), first.alignment) - len(content))
 
 
-def _tensor_info(tensor: TensorInfo, offset: int) -> bytes:
-    name = tensor.name.encode()
-    dims = struct.pack(f"<I{len(tensor.shape)}q", len(tensor.shape), *tensor.shape)
-    return struct.pack("<Q", len(name)) + name + dims + struct.pack("<IQ", tensor.ggml_type, offset)
+def _tensor_infos(header: GGUFHeader, base: int) -> list[bytes]:
+    """A shard's tensor infos as they are in its file (name, dimensions, type), each with its offset moved by `base`."""
+    if not header.tensors:
+        return []
+    start = header.tensors[0].info_offset
+    with open(header.path, "rb") as handle:
+        handle.seek(start)
+        infos = handle.read(header.data_offset - start)
+    moved = []
+    for tensor in header.tensors:
+        at = tensor.info_offset - start
+        name_length = _U64.unpack_from(infos, at)[0]
+        offset_at = at + 8 + name_length + 4 + 8 * len(tensor.shape) + 4
+        moved.append(infos[at:offset_at] + _U64.pack(base + tensor.offset))
+    return moved
 
 
 def _padded(size: int, alignment: int) -> int:

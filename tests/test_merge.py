@@ -109,6 +109,17 @@ def test_smollm2_split_in_two_and_merged(smollm2: Path, tmp_path: Path) -> None:
     assert greedy_run(shards[0]) == original and greedy_run(merged) == original
 
 
+def test_tensor_infos_are_copied_as_they_are(tiny_split: list[Path], tmp_path: Path) -> None:
+    """A tensor name that is not UTF-8 (read with \\x escapes) reaches the merged file as the bytes it was, not as its escape."""
+    data = tiny_split[1].read_bytes()
+    assert data.count(b"output_norm.weight") == 1
+    tiny_split[1].write_bytes(data.replace(b"output_norm.weight", b"output_nor\xff.weight"))
+    merged = tmp_path / "merged.gguf"
+    assert run_merge(tiny_split[0], "-o", merged).returncode == 0
+    assert merged.read_bytes().count(b"output_nor\xff.weight") == 1
+    assert tensor_digests(merged) == tensor_digests(*tiny_split) and "output_nor\\xff.weight" in tensor_digests(merged)
+
+
 def test_a_missing_shard_is_refused(runtime_moe_model: Path, tmp_path: Path) -> None:
     shards = split_in(runtime_moe_model, tmp_path, 9)
     shards[1].unlink()
