@@ -27,6 +27,7 @@ def test_wheel_ships_conformance_and_schemas(tmp_path: Path) -> None:
     assert "pytest_dfqs/schemas/dfqs-certificate-2.schema.json" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "dfqs = pytest_dfqs.plugin" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "dfqs-merge = pytest_dfqs.merge:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def _modules_after(statement: str, prefixes: tuple[str, ...]) -> list[str]:
