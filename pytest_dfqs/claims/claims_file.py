@@ -104,7 +104,7 @@ class Claim:
     def claimed(self) -> str:
         """The claim as its source wrote it."""
         if isinstance(self.value, bool):
-            return "yes" if self.value else "no"
+            return "a Mixture-of-Experts model" if self.value else "a dense model"
         if isinstance(self.value, dict):
             return ", ".join(f"{name} {count}" for name, count in self.value.items())
         if self.checksums:

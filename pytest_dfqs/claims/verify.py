@@ -44,12 +44,12 @@ def _finding(claim: Claim, check_id: str | None, status: Status, found: str, evi
 
 
 def _summary(claim: Claim, status: Status, found: str) -> str:
-    """What was found, then the claim as written: "file size 57.30 GB (...): contradicts the claim 61.6 GB (section 5)"."""
+    """What was found, then the claim as written: "file size 57.30 GB (...); contradicts the claim 61.6 GB (section 5)"."""
     claimed = claim.claimed + (f" ({claim.where})" if claim.where else "")
     if status == Status.MET:
-        return f"{found}: matches the claim {claimed}"
+        return f"{found}; matches the claim {claimed}"
     if status == Status.NOT_MET:
-        return f"{found}: contradicts the claim {claimed}"
+        return f"{found}; contradicts the claim {claimed}"
     return f"{found} (claimed: {claimed})"
 
 
@@ -71,12 +71,11 @@ def _parameters(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -> 
     if matching is not None:
         value = values[matching]
         return Status.MET, f"{which} parameters {human_count(value)} ({value:,}) counted {matching}", {**evidence, "convention": matching}
-    listed = ", ".join(f"{human_count(value)} {convention}" for convention, value in values.items())
-    return (
-        Status.NOT_MET,
-        f"{which} parameters {listed}: none within {human_count(int(wanted.low))}-{human_count(int(wanted.high))}",
-        evidence,
-    )
+    every, *others = values.items()
+    listed = ", ".join(f"{convention} {human_count(value)}" for convention, value in others)
+    interval = f"{human_count(int(wanted.low))}-{human_count(int(wanted.high))}"
+    found = f"{which} parameters {human_count(every[1])} ({every[1]:,}); no counting convention gives {interval} ({listed})"
+    return Status.NOT_MET, found, evidence
 
 
 def _count_of(count: ParameterCount, which: str) -> int:
