@@ -11,27 +11,20 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from .catalogue import PROFILES, TIERS
-from .claims.claims_file import (
-    CLAIMS_DIR,
-    RECIPES_DIR,
-    ClaimsError,
-    ClaimsFile,
-    read_claims_file,
-    recipe_claims,
-    shipped_file,
-    shipped_names,
-)
 from .evaluation.budget import BUDGETS
 from .modelfile.integrity import parse_checksums, validate_sha256
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S
 from .runtime.host import physical_cores
+
+if TYPE_CHECKING:
+    from .claims.claims_file import ClaimsFile
 
 DEMO_MODEL = "demo"
 MAX_THREADS = 4 * (os.cpu_count() or 1)
@@ -189,10 +182,16 @@ def read_settings(config: pytest.Config) -> Settings:
 
 def _claims_files(config: pytest.Config) -> tuple[ClaimsFile, ...]:
     """The claims files and recipes in force (CLI > ini), read and checked now: a bad one is a usage error before any test."""
+    from .claims.claims_file import ClaimsError, load_claims  # gguf and numpy: imported only when a model is certified
+
     claims, claims_from = _paths(config, "dfqs_claims", "--dfqs-claims")
     recipes, recipes_from = _paths(config, "dfqs_recipes", "--dfqs-recipe")
-    files = [_validate_claims(value, claims_from, CLAIMS_DIR, ".toml", read_claims_file) for value in claims]
-    files += [_validate_claims(value, recipes_from, RECIPES_DIR, ".txt", recipe_claims) for value in recipes]
+    files = []
+    for values, where, recipe in ((claims, claims_from, False), (recipes, recipes_from, True)):
+        try:
+            files += [load_claims(value, recipe) for value in values]
+        except ClaimsError as error:
+            raise pytest.UsageError(f"{where}: {error}") from None
     names = [claims_file.name for claims_file in files]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
@@ -212,17 +211,6 @@ def _paths(config: pytest.Config, name: str, flag: str) -> tuple[list[str], str]
 def _beside(folder: Path, value: str) -> str:
     """An ini file's relative path, read from the ini file's folder (a shipped name stays a name)."""
     return str(folder / value) if (folder / value).exists() else value
-
-
-def _validate_claims(value: str, where: str, folder: Path, suffix: str, read: Callable[[Path], ClaimsFile]) -> ClaimsFile:
-    path = shipped_file(value, folder, suffix)
-    if not path.exists():
-        shipped = ", ".join(shipped_names(folder, suffix))
-        raise pytest.UsageError(f"{where}: {path} does not exist (shipped with pytest-dfqs: {shipped})")
-    try:
-        return read(_validate_readable_file(path, where))
-    except ClaimsError as error:
-        raise pytest.UsageError(f"{where}: {error}") from None
 
 
 def _validate_outputs_spare_inputs(settings: Settings) -> None:

@@ -25,6 +25,7 @@ START_UP_IMPORTS = (
     "llama_cpp",
     "matplotlib",
     "pytest_dfqs.certification",
+    "pytest_dfqs.claims",  # gguf (and numpy) for type names: settings reads claims files only when a model is given
     "pytest_dfqs.xdist_scheduling",
     "allure",
     "xdist",

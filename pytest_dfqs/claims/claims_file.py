@@ -301,6 +301,16 @@ def recipe_claims(path: Path) -> ClaimsFile:
     return ClaimsFile(path, f"quantization recipe {path.name}", "", {}, (claim,), recipe=True)
 
 
+def load_claims(value: str, recipe: bool = False) -> ClaimsFile:
+    """A claims file (or a recipe) named as the user names it: a path, or the name of one shipped with pytest-dfqs."""
+    folder, suffix = (RECIPES_DIR, ".txt") if recipe else (CLAIMS_DIR, ".toml")
+    path = shipped_file(value, folder, suffix)
+    if not path.is_file():
+        problem = "is not a file" if path.exists() else "does not exist"
+        raise ClaimsError(f"{path} {problem} (shipped with pytest-dfqs: {', '.join(shipped_names(folder, suffix))})")
+    return recipe_claims(path) if recipe else read_claims_file(path)
+
+
 def shipped_file(value: str, folder: Path, suffix: str) -> Path:
     """A path as given, or the name of a file shipped in `folder` ('ds4-q2' for conformance/recipes/ds4-q2.txt)."""
     given = Path(value).expanduser()
