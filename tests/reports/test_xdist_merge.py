@@ -14,7 +14,8 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def test_two_models_under_xdist(certify: Certification, runtime_moe_model: Path, split_model: Path) -> None:
-    result = certify.run(f"--dfqs-model={runtime_moe_model}", f"--dfqs-model={split_model}", "--dfqs-tier=runtime", "-n", "2", "-v")
+    models = (f"--dfqs-model={runtime_moe_model}", f"--dfqs-model={split_model}")
+    result = certify.run(*models, "--dfqs-tier=runtime", "--dfqs-claims=ds4-mtp", "-n", "2", "-v")
     assert result.ret == 1  # the split shard is not conformant
     workers: dict[str, set[str]] = defaultdict(set)
     for line in result.stdout.lines:
@@ -30,6 +31,8 @@ def test_two_models_under_xdist(certify: Certification, runtime_moe_model: Path,
     moe = certificate["models"][0]
     assert moe["runtime"]["workers_started"] == 1 and moe["runtime"]["loads"] == 1
     assert {c["id"]: c["status"] for c in moe["clauses"]}["DFQS-3.3"] == "MET"
+    assert [(c["id"], c["status"]) for c in moe["claims"]] == [("card-file-size", "NOT MET")]  # a claim's finding came from its worker
+    assert any(line.startswith("[gw") and "ds4-mtp:card-file-size-tiny-moe-4k.gguf" in line for line in result.stdout.lines)
     result.stdout.fnmatch_lines(
         [
             "*DFQS v1.0 certification: tiny-moe-4k.gguf*",
