@@ -96,10 +96,15 @@ class Certification:
         return result
 
     def certificate(self) -> dict[str, Any]:
-        return json.loads(self.report.read_text())
+        """The certificate, parsed as strict JSON (NaN and Infinity are not JSON: other tools refuse them)."""
+        return json.loads(self.report.read_text(), parse_constant=_not_json)
 
     def clause(self, clause_id: str, model: int = 0) -> dict[str, Any]:
         return next(c for c in self.certificate()["models"][model]["clauses"] if c["id"] == clause_id)
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not JSON")
 
 
 @pytest.fixture

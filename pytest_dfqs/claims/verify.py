@@ -10,6 +10,7 @@ never false. A claim the eval tier decides is NOT EVALUATED below that tier.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,13 @@ def _summary(claim: Claim, status: Status, found: str) -> str:
     return f"{found} (claimed: {claimed})"
 
 
+def _admitted(wanted: WrittenQuantity) -> list[float | None]:
+    """The claimed interval as JSON can hold it: an open end ("< 70 GB") is null, never -Infinity."""
+    return [None if math.isinf(end) else end for end in (wanted.low, wanted.high)]
+
+
 def _within(value: float, wanted: WrittenQuantity) -> dict[str, Any]:
-    return {"measured": value, "admitted": [wanted.low, wanted.high]}
+    return {"measured": value, "admitted": _admitted(wanted)}
 
 
 def _met(condition: bool) -> Status:
@@ -66,7 +72,7 @@ def _parameters(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -> 
     which = claim.fact.removesuffix("_parameters")
     counts = parameter_counts(model.header())
     values = {count.convention: _count_of(count, which) for count in counts}
-    evidence = {"counts": values, "admitted": [wanted.low, wanted.high]}
+    evidence = {"counts": values, "admitted": _admitted(wanted)}
     matching = next((convention for convention, value in values.items() if wanted.admits(value)), None)
     if matching is not None:
         value = values[matching]
@@ -96,7 +102,7 @@ def _count(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -> Outco
     value, wanted = values[claim.fact], quantity(claim)
     name = claim.fact.replace("_", " ")
     if value is None:
-        return Status.NOT_MET, f"the file declares no {name}", {"measured": None, "admitted": [wanted.low, wanted.high]}
+        return Status.NOT_MET, f"the file declares no {name}", {"measured": None, "admitted": _admitted(wanted)}
     return _met(wanted.admits(value)), f"{name} {value:,}", _within(value, wanted)
 
 
@@ -186,7 +192,7 @@ def _score(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -> Outco
     wanted = quantity(claim)
     score, (low, high), items = _measured_score(claim.fact, record)
     found = f"{claim.fact} {score:.3f} (95% interval {low:.3f}-{high:.3f}, {items} items at this budget)"
-    return _met(wanted.overlaps(low, high)), found, {"measured": score, "interval": [low, high], "admitted": [wanted.low, wanted.high]}
+    return _met(wanted.overlaps(low, high)), found, {"measured": score, "interval": [low, high], "admitted": _admitted(wanted)}
 
 
 def _measured_score(fact: str, record: dict[str, Any]) -> tuple[float, tuple[float, float], int]:
@@ -209,7 +215,7 @@ def _throughput(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -> 
     found = f"{record['cpu_tokens_per_sec']:.2f} tokens/s on this machine ({here})"
     if not _same_hardware(claim.hardware or "", here):
         return Status.NOT_APPLICABLE, f"{found}; the claim was measured on {claim.hardware}: not comparable here", evidence
-    return _met(wanted.overlaps(low, high)), found, {**evidence, "admitted": [wanted.low, wanted.high]}
+    return _met(wanted.overlaps(low, high)), found, {**evidence, "admitted": _admitted(wanted)}
 
 
 def _same_hardware(claimed: str, here: str) -> bool:

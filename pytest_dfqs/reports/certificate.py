@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 import platform
 import sys
@@ -148,8 +149,19 @@ def _claim_entry(result: ClaimResult) -> dict[str, Any]:
 
 
 def to_json(document: Any) -> str:
-    """JSON of a certificate or evidence; values JSON cannot hold (raw metadata) become their text."""
-    return json.dumps(document, indent=2, default=str)
+    """Strict JSON of a certificate or evidence; values JSON cannot hold (raw metadata, NaN, infinities) become their text."""
+    return json.dumps(_finite(document), indent=2, default=str, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """The document with every non-finite float (a hostile header's NaN, an open interval's end) as its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def write_certificate(path: Path, certificate: dict[str, Any]) -> None:

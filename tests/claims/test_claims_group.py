@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from pytest_dfqs.reports.certificate import to_json
 from tests.conftest import Certification, validate_certificate
 
 CARD = """claims_format = 1
@@ -112,3 +115,12 @@ def test_a_bad_claims_file_is_a_usage_error(pytester: pytest.Pytester, moe_model
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str()
+
+
+def test_open_intervals_and_hostile_floats_stay_strict_json(certify: Certification, moe_model: object) -> None:
+    """'< 70 GB' has no lower end: the certificate says null, never -Infinity, which JSON readers (Allure's) refuse."""
+    assert certify.run(f"--dfqs-model={moe_model}", "--dfqs-profile=reference").ret == 1
+    envelope = next(f for f in certify.clause("DFQS-9.1")["findings"] if f["check"] == "sub-70gb")
+    low, high = envelope["evidence"]["admitted"]
+    assert low is None and 69.99e9 < high < 70e9
+    assert json.loads(to_json({"nan": float("nan"), "open": [float("-inf"), 1.0]})) == {"nan": "nan", "open": ["-inf", 1.0]}
