@@ -26,7 +26,7 @@ from .clauses.artifact_integrity import check_unchanged
 from .clauses.reference_profile import reference_digest
 from .clauses.registry import finding as check_finding
 from .clauses.registry import guarded
-from .model import EvalOptions, IntegrityOptions, ModelUnderTest
+from .model import EvalOptions, IntegrityOptions, ModelUnderTest, TraceOptions
 from .modelfile.demo import demo_model_path
 from .modelfile.integrity import DigestStore, Progress
 from .modelfile.units import human_bytes
@@ -74,8 +74,9 @@ def start(config: pytest.Config, settings: Settings) -> None:
             request_timeout=settings.request_timeout,
             announce=announce,
             eval_options=EvalOptions(
-                settings.eval_budget, _metrics_path(settings.metrics, label, len(paths)), settings.baseline, journal_dir, settings.resume
+                settings.eval_budget, _per_model_path(settings.metrics, label, len(paths)), settings.baseline, journal_dir, settings.resume
             ),
+            trace_options=TraceOptions(_per_model_path(settings.trace_record, label, len(paths)), settings.trace),
         )
         for path, label in zip(paths, model_labels(paths))
     ]
@@ -130,7 +131,7 @@ def _digest_store(config: pytest.Config) -> DigestStore | None:
     return DigestStore(folder) if folder is not None else None
 
 
-def _metrics_path(path: Path | None, label: str, models: int) -> Path | None:
+def _per_model_path(path: Path | None, label: str, models: int) -> Path | None:
     """One record per model: with several models, each file name carries the model's whole label."""
     if path is None or models == 1:
         return path

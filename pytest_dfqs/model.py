@@ -34,6 +34,14 @@ class EvalOptions:
     resume: bool = False
 
 
+@dataclass(frozen=True)
+class TraceOptions:
+    """Golden routing traces: where to record this model's trace, and which recorded trace to verify it against."""
+
+    record: Path | None = None
+    verify: Path | None = None
+
+
 @dataclass
 class RemoteWork:
     """What pytest-xdist workers did with a model, as the controller learns it: each worker's latest account."""
@@ -69,6 +77,7 @@ class ModelUnderTest:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S,
         announce: Callable[[str], None] = lambda line: None,
         eval_options: EvalOptions = EvalOptions(),
+        trace_options: TraceOptions = TraceOptions(),
     ) -> None:
         self.path = path
         self.label = label
@@ -81,6 +90,7 @@ class ModelUnderTest:
         self._progress = progress
         self._runtime: ModelRuntime | None = None
         self.eval_options = eval_options
+        self.trace_options = trace_options
         self._remote = RemoteWork()  # what xdist workers did with this model
         self.benchmark: Any = None  # pytest-benchmark's fixture, when the eval tier's test has it
         self.findings: dict[str, Finding] = {}  # check id -> finding, filled by clauses.registry

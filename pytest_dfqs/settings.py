@@ -61,6 +61,11 @@ RESUME_HELP = (
     "Continue an interrupted eval-tier run from its journal (.pytest_cache/d/dfqs-journal/): items already measured under"
     " the same model digest and conditions are not measured again; other conditions are refused."
 )
+TRACE_RECORD_HELP = "Record the model's routing trace (schemas/dfqs-trace-1.schema.json) to this path during the runtime tier."
+TRACE_HELP = (
+    "Verify the model against a routing trace recorded earlier (--dfqs-trace-record), on this llama.cpp build and machine:"
+    " same expert sets and next tokens up to numerical ties (evidence for DFQS-3.3)."
+)
 CLAIMS_HELP = (
     "A claims file (TOML) stating facts about the model (parameters, experts, size, digest, dtypes, scores), each checked as a"
     " test of the 'claims' group; a file path or the name of a shipped one (conformance/claims/). Repeatable. Claims do not"
@@ -92,6 +97,8 @@ class Settings:
     baseline: Path | None
     resume: bool
     claims: tuple[ClaimsFile, ...] = ()
+    trace_record: Path | None = None
+    trace: Path | None = None
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -110,6 +117,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
+    group.addoption("--dfqs-trace-record", dest="dfqs_trace_record", metavar="PATH", help=TRACE_RECORD_HELP)
+    group.addoption("--dfqs-trace", dest="dfqs_trace", metavar="PATH", help=TRACE_HELP)
     group.addoption("--dfqs-claims", action="append", dest="dfqs_claims", metavar="FILE", default=None, help=CLAIMS_HELP)
     group.addoption("--dfqs-recipe", action="append", dest="dfqs_recipes", metavar="FILE", default=None, help=RECIPE_HELP)
     group.addoption("--dfqs-resume", action="store_true", dest="dfqs_resume", default=False, help=RESUME_HELP)
@@ -152,6 +161,7 @@ def read_settings(config: pytest.Config) -> Settings:
     budget, budget_from = _pick(config, "dfqs_eval_budget", "dfqs_eval_budget")
     metrics, metrics_from = _pick(config, "dfqs_metrics", "dfqs_metrics")
     baseline = config.getoption("dfqs_baseline")
+    trace_record, trace = config.getoption("dfqs_trace_record"), config.getoption("dfqs_trace")
     sha256 = config.getoption("dfqs_sha256")
     checksums_path = _validate_readable_file(checksums, checksums_from) if checksums else None
     models = tuple(config.getoption("dfqs_models"))
@@ -175,6 +185,8 @@ def read_settings(config: pytest.Config) -> Settings:
         resume=bool(config.getoption("dfqs_resume")),
         baseline=_validate_json(_validate_readable_file(baseline, "--dfqs-baseline"), "--dfqs-baseline") if baseline else None,
         claims=_claims_files(config),
+        trace_record=_validate_report(str(trace_record), "--dfqs-trace-record") if trace_record else None,
+        trace=_validate_json(_validate_readable_file(trace, "--dfqs-trace"), "--dfqs-trace") if trace else None,
     )
     _validate_outputs_spare_inputs(settings)
     return settings
@@ -216,8 +228,9 @@ def _beside(folder: Path, value: str) -> str:
 def _validate_outputs_spare_inputs(settings: Settings) -> None:
     """The plugin never writes over what it reads: the model above all."""
     inputs = [Path(m).expanduser() for m in settings.models if m != DEMO_MODEL]
-    inputs += [p for p in (settings.checksums_path, settings.baseline) if p is not None]
-    for option, output in (("--dfqs-report", settings.report), ("--dfqs-metrics", settings.metrics)):
+    inputs += [p for p in (settings.checksums_path, settings.baseline, settings.trace) if p is not None]
+    outputs = (("--dfqs-report", settings.report), ("--dfqs-metrics", settings.metrics), ("--dfqs-trace-record", settings.trace_record))
+    for option, output in outputs:
         if output is not None and output.exists() and any(output.samefile(path) for path in inputs):
             raise pytest.UsageError(f"{option}: {output} is one of the files being read; give another path for the output")
 

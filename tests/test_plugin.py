@@ -285,8 +285,8 @@ def test_a_checksums_file_without_the_model_is_not_met(certify: Certification, m
 
 
 def test_metrics_files_of_models_with_the_same_name_stay_apart() -> None:
-    from pytest_dfqs.certification import _metrics_path
+    from pytest_dfqs.certification import _per_model_path
 
-    first, second = (_metrics_path(Path("out/metrics.json"), label, 2) for label in ("m.gguf#1", "m.gguf#2"))
+    first, second = (_per_model_path(Path("out/metrics.json"), label, 2) for label in ("m.gguf#1", "m.gguf#2"))
     assert first != second and first.name == "metrics-m.gguf-1.json"
-    assert _metrics_path(Path("out/metrics.json"), "m.gguf", 1) == Path("out/metrics.json")
+    assert _per_model_path(Path("out/metrics.json"), "m.gguf", 1) == Path("out/metrics.json")

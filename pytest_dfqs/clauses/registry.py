@@ -39,6 +39,7 @@ from .reference_profile import (
 )
 from .routing_determinism import check_routing_determinism
 from .routing_structure import check_router_structure
+from .routing_trace import check_routing_trace
 from .single_file import (
     check_gguf_header,
     check_llama_cpp_executes,
@@ -71,6 +72,7 @@ CHECKS: dict[str, CheckFunction] = {
     "sha256": check_sha256,
     "cpu-generation": check_cpu_generation,
     "routing-determinism": check_routing_determinism,
+    "routing-trace": check_routing_trace,
     "llama-cpp-load": check_llama_cpp_load,
     "gpu-offload": check_gpu_offload,
     "decode-past-64k": check_decode_past_64k,

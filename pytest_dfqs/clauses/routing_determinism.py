@@ -86,6 +86,7 @@ class SequenceRun:
     gaps: list[float]
     topk: dict[int, list[list[int]]]
     scores: dict[int, list[Any]]  # per layer, one float32 row per token fed (None where unattributed)
+    margins: dict[int, list[float | None]] = field(default_factory=dict)  # per layer and token, when only margins were kept (a trace)
 
 
 @dataclass(frozen=True)
@@ -234,10 +235,18 @@ def _row(rows: list, position: int) -> list | None:
 def _routing_divergence(
     reference: SequenceRun, load: Load, prompt: int, layer: int, position: int, ours: list[int], theirs: list[int]
 ) -> Divergence:
-    scores = _row(reference.scores.get(layer, []), position)
-    margin = router_margin(scores, ours) if scores is not None else None
+    margin = _margin(reference, layer, position, ours)
     tolerated = load.tolerates_ties and margin is not None and 0 <= margin < NEAR_TIE_MARGIN
     return Divergence(load.name, prompt, layer, position, sorted(ours), sorted(theirs), margin, tolerated)
+
+
+def _margin(reference: SequenceRun, layer: int, position: int, selected: list[int]) -> float | None:
+    """The reference's router margin at a row: kept as such (a trace), or from its full score row."""
+    if layer in reference.margins:
+        margins = reference.margins[layer]
+        return margins[position] if position < len(margins) else None
+    scores = _row(reference.scores.get(layer, []), position)
+    return router_margin(scores, selected) if scores is not None else None
 
 
 def _greedy_divergence(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> list[Divergence]:

@@ -233,6 +233,38 @@ def encode_matrix(rows: list[np.ndarray]) -> dict[str, Any]:
     return {"dtype": "float32", "shape": list(matrix.shape), "base64": base64.b64encode(matrix.tobytes()).decode("ascii")}
 
 
+def top_logprobs(logits: np.ndarray, k: int, probe: list[int] | None = None) -> dict[str, Any]:
+    """The k most likely next tokens with their log-probabilities, the probability the rest holds, and the probed ids' log-probabilities."""
+    row = logits.astype(np.float64)
+    top = row.max()
+    log_total = top + np.log(np.exp(row - top).sum())
+    ids = np.argpartition(row, -k)[-k:] if k < row.size else np.arange(row.size)
+    ids = ids[np.argsort(-row[ids], kind="stable")]
+    logprobs = row[ids] - log_total
+    entry: dict[str, Any] = {"ids": [int(i) for i in ids], "logprobs": [float(v) for v in logprobs]}
+    entry["rest"] = float(max(0.0, 1.0 - np.exp(logprobs).sum()))
+    if probe is not None:
+        entry["probed"] = [float(row[i] - log_total) if 0 <= i < row.size else None for i in probe]
+    return entry
+
+
+class NextTokens:
+    """Top-k next-token distributions at every position of every sequence (what a routing trace records)."""
+
+    def __init__(self, k: int, sequences: int, probe: list[list[list[int]]] | None = None) -> None:
+        self.k = k
+        self.probe = probe  # per sequence, per position: token ids whose log-probabilities are wanted too
+        self.rows: list[dict[int, dict[str, Any]]] = [{} for _ in range(sequences)]
+
+    def add(self, seq: int, position: int, logits: np.ndarray) -> None:
+        if self.k:
+            probe = self.probe[seq][position] if self.probe and position < len(self.probe[seq]) else None
+            self.rows[seq][position] = top_logprobs(logits, self.k, probe)
+
+    def result(self) -> list[list[dict[str, Any]]] | None:
+        return [[rows[position] for position in sorted(rows)] for rows in self.rows] if self.k else None
+
+
 class ModelWorker:
     """One loaded model and the contexts the probes ask for."""
 
@@ -368,19 +400,25 @@ class ModelWorker:
         n_ubatch: int,
         trace: bool,
         token_prompts: list[list[int]] | None = None,
+        top_k: int = 0,
+        probe: list[list[list[int]]] | None = None,
     ) -> dict[str, Any]:
         """Decode each prompt as its own sequence of one batch, then greedily extend them together.
 
-        `token_prompts` gives prompts as token ids instead of text.
+        `token_prompts` gives prompts as token ids instead of text. With `top_k`, every
+        position's top-k next tokens come back (`next_tokens`), with the log-probabilities
+        of the ids `probe` names per sequence and position.
         """
         sequences = token_prompts or [self.tokenize(prompt) for prompt in prompts]
         context = self.fresh_context(n_ctx, n_batch, n_ubatch, len(sequences), trace, n_threads)
         self.recorder.take()
+        next_tokens = NextTokens(top_k, len(sequences), probe)
         started = time.perf_counter()
-        last_logits = self._decode_prompts(context, sequences, n_batch, all_logits=trace)
+        last_logits = self._decode_prompts(context, sequences, n_batch, all_logits=trace or bool(top_k), next_tokens=next_tokens)
         prompt_seconds = time.perf_counter() - started
-        generated, gaps, decode_seconds, nonfinite = self._generate(context, sequences, last_logits, n_predict)
+        generated, gaps, decode_seconds, nonfinite = self._generate(context, sequences, last_logits, n_predict, next_tokens)
         return {
+            "next_tokens": next_tokens.result(),
             "prompt_tokens": sequences if token_prompts is None else [len(tokens) for tokens in sequences],
             "nonfinite_steps": nonfinite,
             "generated": generated,
@@ -390,7 +428,9 @@ class ModelWorker:
             "trace": self.recorder.take() if trace else None,
         }
 
-    def _decode_prompts(self, context: Context, sequences: list[list[int]], n_batch: int, all_logits: bool) -> list[np.ndarray]:
+    def _decode_prompts(
+        self, context: Context, sequences: list[list[int]], n_batch: int, all_logits: bool, next_tokens: NextTokens | None = None
+    ) -> list[np.ndarray]:
         """Feed all prompt tokens in batch order, n_batch at a time; returns each sequence's last logits."""
         if not all(sequences):
             raise ValueError("a prompt tokenized to no tokens")
@@ -404,6 +444,8 @@ class ModelWorker:
                 reported = time.monotonic()
                 os.write(2, f"\n{PROGRESS_PREFIX}{start + len(chunk):,} of {len(items):,} prompt tokens decoded\n".encode())
             for index, (seq, pos, _) in enumerate(chunk):
+                if next_tokens is not None and all_logits:
+                    next_tokens.add(seq, pos, self._logits(context, index))
                 if pos == len(sequences[seq]) - 1:
                     last[seq] = self._logits(context, index).copy()  # rows are overwritten by the next decode
         return [last[seq] for seq in range(len(sequences))]
@@ -429,7 +471,7 @@ class ModelWorker:
         return np.ctypeslib.as_array(pointer, shape=(llama_cpp.llama_vocab_n_tokens(self.vocab),))
 
     def _generate(
-        self, context: Context, sequences: list[list[int]], logits: list[np.ndarray], n_predict: int
+        self, context: Context, sequences: list[list[int]], logits: list[np.ndarray], n_predict: int, next_tokens: NextTokens | None = None
     ) -> tuple[list[list[int]], list[list[float]], float, int]:
         """Greedy decoding of every sequence, one token each per step; records the top-2 logit gap."""
         generated: list[list[int]] = [[] for _ in sequences]
@@ -448,6 +490,9 @@ class ModelWorker:
             items = [(seq, len(tokens) + step, generated[seq][-1]) for seq, tokens in enumerate(sequences)]
             self._decode(context, items, [True] * len(items))
             logits = [self._logits(context, index).copy() for index in range(len(items))]
+            if next_tokens is not None:
+                for seq, position, _ in items:
+                    next_tokens.add(seq, position, logits[seq])
         return generated, gaps, time.perf_counter() - started, nonfinite
 
     def complete(self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int) -> dict[str, Any]:
