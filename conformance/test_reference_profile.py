@@ -39,6 +39,11 @@ def test_reference_envelope(dfqs_finding: Finding) -> None:
     assert_met(dfqs_finding)
 
 
+def test_expert_coherence(dfqs_finding: Finding) -> None:
+    """DFQS-10.1: Expert Coherence: Preserved (against --dfqs-reference-model)."""
+    assert_met(dfqs_finding)
+
+
 def test_hardware_envelope(dfqs_finding: Finding) -> None:
     """DFQS-14.1: RAM: 80GB minimum, 128GB recommended."""
     assert_met(dfqs_finding)

@@ -33,7 +33,7 @@ from .modelfile.units import human_bytes
 from .reports import xdist_merge
 from .reports.allure_report import AllureCertification, allure_results_dir
 from .reports.certificate import build_certificate, write_certificate
-from .reports.terminal import baseline_table, claims_table, clause_table, model_header_lines, settings_line
+from .reports.terminal import baseline_table, claims_table, clause_table, fidelity_table, model_header_lines, settings_line
 from .session import Case, CertificationSession, ClaimCase, ModelResult, case_of, claim_case_of, model_labels, overall
 from .settings import DEMO_MODEL, Settings
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
@@ -76,7 +76,12 @@ def start(config: pytest.Config, settings: Settings) -> None:
             eval_options=EvalOptions(
                 settings.eval_budget, _per_model_path(settings.metrics, label, len(paths)), settings.baseline, journal_dir, settings.resume
             ),
-            trace_options=TraceOptions(_per_model_path(settings.trace_record, label, len(paths)), settings.trace),
+            trace_options=TraceOptions(
+                _per_model_path(settings.trace_record, label, len(paths)),
+                settings.trace,
+                settings.reference_model,
+                _fidelity_plot(settings.report, label, len(paths)),
+            ),
         )
         for path, label in zip(paths, model_labels(paths))
     ]
@@ -136,6 +141,11 @@ def _per_model_path(path: Path | None, label: str, models: int) -> Path | None:
     if path is None or models == 1:
         return path
     return path.with_name(f"{path.stem}-{label.replace('#', '-')}{path.suffix}")
+
+
+def _fidelity_plot(report: Path | None, label: str, models: int) -> Path | None:
+    """The routing-fidelity plot goes beside the certificate: <report>-fidelity.png."""
+    return _per_model_path(report.with_name(f"{report.stem}-fidelity.png"), label, models) if report is not None else None
 
 
 def _model_path(name: str, config: pytest.Config) -> Path:
@@ -432,6 +442,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         for text, markup in clause_table(result, state.policy.tier):
             terminalreporter.write_line(text, **markup)
         for text in baseline_table(result):
+            terminalreporter.write_line(text)
+        for text in fidelity_table(result):
             terminalreporter.write_line(text)
         for text, markup in claims_table(result, state.policy):
             terminalreporter.write_line(text, **markup)

@@ -40,6 +40,8 @@ class TraceOptions:
 
     record: Path | None = None
     verify: Path | None = None
+    reference: Path | None = None  # a higher-precision GGUF of the same weights, for routing fidelity
+    fidelity_plot: Path | None = None  # where the per-layer fidelity plot goes (beside the certificate)
 
 
 @dataclass
@@ -92,6 +94,7 @@ class ModelUnderTest:
         self.eval_options = eval_options
         self.trace_options = trace_options
         self._remote = RemoteWork()  # what xdist workers did with this model
+        self._unloaded: list[dict[str, Any]] = []  # accounts of the workers stopped to free memory
         self.benchmark: Any = None  # pytest-benchmark's fixture, when the eval tier's test has it
         self.findings: dict[str, Finding] = {}  # check id -> finding, filled by clauses.registry
         self.metrics_record: dict[str, Any] | None = None  # filled by evaluation.orchestrator
@@ -139,7 +142,13 @@ class ModelUnderTest:
         """What an xdist worker tells the controller about this model."""
         runtime = self._runtime
         counts = (runtime.workers_started, runtime.loads_requested, runtime.requests_made) if runtime else (0, 0, 0)
-        return {"workers_started": counts[0], "loads": counts[1], "requests": counts[2], "sha256": self.sha256}
+        before = self._unloaded
+        return {
+            "workers_started": counts[0] + sum(view["workers_started"] for view in before),
+            "loads": counts[1] + sum(view["loads"] for view in before),
+            "requests": counts[2] + sum(view["requests"] for view in before),
+            "sha256": self.sha256,
+        }
 
     def absorb(self, worker: str, view: dict[str, Any]) -> None:
         """What xdist worker `worker` has done with this model so far (its accounts grow: the latest replaces the last)."""
@@ -167,6 +176,16 @@ class ModelUnderTest:
             "loads": here["loads"] + self._remote.total("loads"),
             "requests": here["requests"] + self._remote.total("requests"),
         }
+
+    def unload(self) -> None:
+        """Stop the model's worker and free its memory; the next request loads the model again (and is counted)."""
+        runtime = self._runtime
+        if runtime is not None:
+            self._unloaded.append(
+                {"workers_started": runtime.workers_started, "loads": runtime.loads_requested, "requests": runtime.requests_made}
+            )
+            runtime.close()
+            self._runtime = None
 
     def close(self) -> None:
         if self._runtime is not None:

@@ -66,6 +66,10 @@ TRACE_HELP = (
     "Verify the model against a routing trace recorded earlier (--dfqs-trace-record), on this llama.cpp build and machine:"
     " same expert sets and next tokens up to numerical ties (evidence for DFQS-3.3)."
 )
+REFERENCE_MODEL_HELP = (
+    "A higher-precision GGUF of the same weights (same architecture and tokenizer): the runtime tier compares next tokens"
+    " (KL divergence, same top token) and expert routing per layer with it; decides section 10's Expert Coherence."
+)
 CLAIMS_HELP = (
     "A claims file (TOML) stating facts about the model (parameters, experts, size, digest, dtypes, scores), each checked as a"
     " test of the 'claims' group; a file path or the name of a shipped one (conformance/claims/). Repeatable. Claims do not"
@@ -99,6 +103,7 @@ class Settings:
     claims: tuple[ClaimsFile, ...] = ()
     trace_record: Path | None = None
     trace: Path | None = None
+    reference_model: Path | None = None
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -119,6 +124,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
     group.addoption("--dfqs-trace-record", dest="dfqs_trace_record", metavar="PATH", help=TRACE_RECORD_HELP)
     group.addoption("--dfqs-trace", dest="dfqs_trace", metavar="PATH", help=TRACE_HELP)
+    group.addoption("--dfqs-reference-model", dest="dfqs_reference_model", metavar="PATH", help=REFERENCE_MODEL_HELP)
     group.addoption("--dfqs-claims", action="append", dest="dfqs_claims", metavar="FILE", default=None, help=CLAIMS_HELP)
     group.addoption("--dfqs-recipe", action="append", dest="dfqs_recipes", metavar="FILE", default=None, help=RECIPE_HELP)
     group.addoption("--dfqs-resume", action="store_true", dest="dfqs_resume", default=False, help=RESUME_HELP)
@@ -162,6 +168,7 @@ def read_settings(config: pytest.Config) -> Settings:
     metrics, metrics_from = _pick(config, "dfqs_metrics", "dfqs_metrics")
     baseline = config.getoption("dfqs_baseline")
     trace_record, trace = config.getoption("dfqs_trace_record"), config.getoption("dfqs_trace")
+    reference_model = config.getoption("dfqs_reference_model")
     sha256 = config.getoption("dfqs_sha256")
     checksums_path = _validate_readable_file(checksums, checksums_from) if checksums else None
     models = tuple(config.getoption("dfqs_models"))
@@ -187,6 +194,7 @@ def read_settings(config: pytest.Config) -> Settings:
         claims=_claims_files(config),
         trace_record=_validate_report(str(trace_record), "--dfqs-trace-record") if trace_record else None,
         trace=_validate_json(_validate_readable_file(trace, "--dfqs-trace"), "--dfqs-trace") if trace else None,
+        reference_model=_validate_readable_file(reference_model, "--dfqs-reference-model") if reference_model else None,
     )
     _validate_outputs_spare_inputs(settings)
     return settings
@@ -228,7 +236,7 @@ def _beside(folder: Path, value: str) -> str:
 def _validate_outputs_spare_inputs(settings: Settings) -> None:
     """The plugin never writes over what it reads: the model above all."""
     inputs = [Path(m).expanduser() for m in settings.models if m != DEMO_MODEL]
-    inputs += [p for p in (settings.checksums_path, settings.baseline, settings.trace) if p is not None]
+    inputs += [p for p in (settings.checksums_path, settings.baseline, settings.trace, settings.reference_model) if p is not None]
     outputs = (("--dfqs-report", settings.report), ("--dfqs-metrics", settings.metrics), ("--dfqs-trace-record", settings.trace_record))
     for option, output in outputs:
         if output is not None and output.exists() and any(output.samefile(path) for path in inputs):

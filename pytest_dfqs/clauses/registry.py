@@ -38,6 +38,7 @@ from .reference_profile import (
     check_total_parameters,
 )
 from .routing_determinism import check_routing_determinism
+from .routing_fidelity import check_routing_fidelity
 from .routing_structure import check_router_structure
 from .routing_trace import check_routing_trace
 from .single_file import (
@@ -73,6 +74,7 @@ CHECKS: dict[str, CheckFunction] = {
     "cpu-generation": check_cpu_generation,
     "routing-determinism": check_routing_determinism,
     "routing-trace": check_routing_trace,
+    "routing-fidelity": check_routing_fidelity,
     "llama-cpp-load": check_llama_cpp_load,
     "gpu-offload": check_gpu_offload,
     "decode-past-64k": check_decode_past_64k,

@@ -70,7 +70,7 @@ def pack(array: np.ndarray) -> dict[str, Any]:
 
 
 def trace_runs(runtime: ModelRuntime, sequences: list[list[int]] | None = None) -> list[tuple[SequenceRun, list[dict[str, Any]]]]:
-    """Each trace prompt run alone at the reference settings: its routing and its next-token distributions.
+    """Each trace prompt run alone at the reference settings: its routing and its top-k next-token distributions.
 
     `sequences` gives the prompts as token ids (a recorded trace's), else the text is tokenized.
     """

@@ -153,6 +153,8 @@ class AllureCertification:
             _attach_json(allure, "routing trace summary", summary)
         if finding.check == "metrics-record":
             self._attach_files(allure, finding.evidence)
+        if finding.evidence.get("fidelity") and finding.evidence.get("plot"):
+            allure.attach.file(finding.evidence["plot"], name="routing fidelity per layer", attachment_type=allure.attachment_type.PNG)
 
     @staticmethod
     def _attach_files(allure: ModuleType, evidence: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.facts import ModelFacts
@@ -111,6 +112,24 @@ def baseline_table(result: ModelResult) -> list[str]:
         return []
     lines = [f"{'metric':<30}{'model':>14}{'baseline':>14}{'delta':>14}"]
     lines += [f"{r['metric']:<30}{r['model']:>14.4g}{r['baseline']:>14.4g}{r['delta']:>+14.4g}" for r in rows]
+    return lines
+
+
+def fidelity_table(result: ModelResult) -> list[str]:
+    """The model against --dfqs-reference-model: next-token figures, then expert agreement per MoE layer."""
+    found = next((f.evidence for c in result.clauses for f in c.findings if "fidelity" in f.evidence), None)
+    if found is None:
+        return []
+    figures, kl = found["fidelity"], found["fidelity"]["kl"]
+    lines = [
+        f"fidelity against {Path(found['reference']).name}: KL mean {kl['mean']:.4f}, median {kl['median']:.4f}, p99 {kl['p99']:.4f},"
+        f" max {kl['max']:.4f}; same top token {figures['same_top_token']:.3f} over {figures['positions']:,} positions"
+        f" (top-{figures['top_k']}, reference tail mass mean {figures['reference_tail_mass']['mean']:.3f}: the KL is a lower bound)"
+    ]
+    if figures["experts_per_layer"]:
+        lines.append(f"{'MoE layer':<12}{'overlap':>10}{'top-1':>10}{'weighted':>10}")
+        rows = sorted(figures["experts_per_layer"].items(), key=lambda item: int(item[0]))
+        lines += [f"{layer:<12}{row['overlap']:>10.3f}{row['top1']:>10.3f}{row['weighted']:>10.3f}" for layer, row in rows]
     return lines
 
 
