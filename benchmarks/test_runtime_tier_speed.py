@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.runtime.client import GENERATION_PROMPT, ModelRuntime, RuntimeOptions, throughput
 
 pytestmark = pytest.mark.benchmark
@@ -39,7 +38,7 @@ def bare_decode_rate(path: Path) -> float:
 
 
 def test_worker_decode_matches_a_bare_loop(benchmark, smollm2: Path) -> None:
-    runtime = ModelRuntime(smollm2, read_header(smollm2), RuntimeOptions(THREADS, CTX))
+    runtime = ModelRuntime(smollm2, RuntimeOptions(THREADS, CTX))
     try:
         runtime.loaded()
         runtime.generate(GENERATION_PROMPT, 8)  # warm-up

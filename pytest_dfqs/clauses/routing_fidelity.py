@@ -39,7 +39,7 @@ from .routing_determinism import REFERENCE_BATCH, SequenceRun, split_sequences
 from .routing_trace import TRACE_PROMPTS
 
 CHECK = "routing-fidelity"
-FIDELITY_TOP_K = 128  # next tokens compared per position: the tail bucket that bounds the KL error gets small
+FIDELITY_TOP_K = 64  # next tokens compared per position: the tail bucket that bounds the KL error gets small
 PRESERVED_OVERLAP = 0.9
 TAIL_FLOOR = 1e-12  # a probability bucket llama.cpp's float32 softmax can still tell from zero
 
