@@ -252,20 +252,28 @@ def _evidence(request: pytest.FixtureRequest, model: ModelUnderTest, check_id: s
 
 @pytest.fixture
 def dfqs_claim_finding(request: pytest.FixtureRequest, dfqs_claim_case: ClaimCase) -> Finding:
-    """The finding of this test's claim on this test's model; a score claim reads the eval tier's metrics record."""
+    """The finding of this test's claim on this test's model; a measured claim reads its check's evidence (metrics, fidelity)."""
     state = request.config.stash[STATE]
     model, claim = state.models[dfqs_claim_case.model_index], dfqs_claim_case.claim
-    record, unmeasured = None, None
-    if claim.tier == "eval" and tier_rank(state.policy.tier) >= tier_rank("eval"):
-        measured = _evidence(request, model, METRICS_CHECK, "eval")
-        record = model.metrics_record if model.metrics_record and not model.metrics_record.get("interrupted") else None
-        unmeasured = None if record else f"the eval tier measured no metrics record ({measured.status.value}: {measured.summary})"
+    measured, unmeasured = None, None
+    if claim.measured_by is not None and tier_rank(state.policy.tier) >= tier_rank(claim.tier):
+        check = _evidence(request, model, claim.measured_by, claim.tier)
+        measured = _measurement(model, claim.measured_by, check)
+        unmeasured = None if measured else f"{claim.measured_by} measured nothing to compare with ({check.status.value}: {check.summary})"
     if unmeasured:
         finding = Finding(claim.id, Status.NOT_EVALUATED, unmeasured)
     else:
-        finding = guarded(claim.id, model, lambda checked: verify_claim(claim, checked, record))
+        finding = guarded(claim.id, model, lambda checked: verify_claim(claim, checked, measured))
     request.node.stash[FINDING] = finding
     return finding
+
+
+def _measurement(model: ModelUnderTest, check_id: str, check: Finding) -> dict[str, Any] | None:
+    """What a measured claim is compared with: the whole metrics record, or the fidelity figures; None when nothing was measured."""
+    if check_id == METRICS_CHECK:
+        record = model.metrics_record
+        return record if record and not record.get("interrupted") else None
+    return check.evidence if "mean_expert_overlap" in check.evidence else None
 
 
 def _benchmark_usable(config: pytest.Config) -> bool:

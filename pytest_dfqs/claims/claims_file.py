@@ -66,9 +66,23 @@ FACT_KINDS: dict[str, str] = {
     "reasoning_score": "score",
     "cpu_tokens_per_sec": "throughput",
     "tensor_types": "recipe",
+    "routing_fidelity": "fidelity",
 }
-QUANTITY_KINDS = {"parameters": "count", "count": "count", "bytes": "bytes", "score": "fraction", "throughput": "count"}
-EVAL_FACTS = frozenset({"code_score", "reasoning_score", "cpu_tokens_per_sec"})
+QUANTITY_KINDS = {
+    "parameters": "count",
+    "count": "count",
+    "bytes": "bytes",
+    "score": "fraction",
+    "throughput": "count",
+    "fidelity": "fraction",
+}
+# facts a check of a higher tier measures: (the tier, the check whose evidence the claim is compared with)
+MEASURED: dict[str, tuple[str, str]] = {
+    "code_score": ("eval", "metrics-record"),
+    "reasoning_score": ("eval", "metrics-record"),
+    "cpu_tokens_per_sec": ("eval", "metrics-record"),
+    "routing_fidelity": ("runtime", "routing-fidelity"),
+}
 CLAIM_KEYS = frozenset({"id", "fact", "value", "source", "where", "clause", "tolerance", "hardware", "checksums", "note"})
 
 
@@ -97,8 +111,13 @@ class Claim:
 
     @property
     def tier(self) -> str:
-        """The tier that can decide the claim: the eval tier measures scores and throughput."""
-        return "eval" if self.fact in EVAL_FACTS else "static"
+        """The tier that can decide the claim: the eval tier measures scores and throughput, the runtime tier fidelity."""
+        return MEASURED[self.fact][0] if self.fact in MEASURED else "static"
+
+    @property
+    def measured_by(self) -> str | None:
+        """The check whose evidence the claim is compared with, when a higher tier measures it."""
+        return MEASURED[self.fact][1] if self.fact in MEASURED else None
 
     @property
     def claimed(self) -> str:

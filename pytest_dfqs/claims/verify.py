@@ -31,11 +31,12 @@ from .recipe import check_recipe, read_recipe
 Outcome = tuple[Status, str, dict[str, Any]]  # status, what was found, evidence
 
 
-def verify_claim(claim: Claim, model: ModelUnderTest, record: dict[str, Any] | None = None, check_id: str | None = None) -> Finding:
-    """The claim checked against the model; `record` is the eval tier's metrics record when it ran."""
-    if claim.tier == "eval" and record is None:
-        return _finding(claim, check_id, Status.NOT_EVALUATED, "needs --dfqs-tier eval (a measured metric)", {NEEDS_TIER: "eval"})
-    status, found, evidence = VERIFIERS[claim.kind](claim, model, record or {})
+def verify_claim(claim: Claim, model: ModelUnderTest, measured: dict[str, Any] | None = None, check_id: str | None = None) -> Finding:
+    """The claim checked against the model; `measured` is what a higher tier measured (the metrics record, the fidelity figures)."""
+    if claim.measured_by is not None and measured is None:
+        needs = f"needs --dfqs-tier {claim.tier} (measured by check {claim.measured_by})"
+        return _finding(claim, check_id, Status.NOT_EVALUATED, needs, {NEEDS_TIER: claim.tier})
+    status, found, evidence = VERIFIERS[claim.kind](claim, model, measured or {})
     return _finding(claim, check_id, status, found, evidence)
 
 
@@ -227,6 +228,13 @@ def _tensor_types(claim: Claim, model: ModelUnderTest, record: dict[str, Any]) -
     return check_recipe(read_recipe(Path(claim.value)), model.header())
 
 
+def _fidelity(claim: Claim, model: ModelUnderTest, measured: dict[str, Any]) -> Outcome:
+    """The mean expert-set overlap against the reference model (routing-fidelity's evidence)."""
+    wanted, overlap = quantity(claim), float(measured["mean_expert_overlap"])
+    found = f"mean expert-set overlap {overlap:.3f} against {Path(measured['reference']).name}"
+    return _met(wanted.admits(overlap)), found, {"measured": overlap, "admitted": _admitted(wanted), "reference": measured["reference"]}
+
+
 VERIFIERS: dict[str, Callable[[Claim, ModelUnderTest, dict[str, Any]], Outcome]] = {
     "parameters": _parameters,
     "count": _count,
@@ -239,4 +247,5 @@ VERIFIERS: dict[str, Callable[[Claim, ModelUnderTest, dict[str, Any]], Outcome]]
     "score": _score,
     "throughput": _throughput,
     "recipe": _tensor_types,
+    "fidelity": _fidelity,
 }

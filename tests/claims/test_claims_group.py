@@ -80,7 +80,7 @@ def test_under_strict_an_undecided_claim_leaves_the_verdict_incomplete(
     result = certify.run(f"--dfqs-model={moe_model}", f"--dfqs-claims={write_card(pytester, card)}", "--dfqs-strict", "-k", "test_claim")
     assert result.ret == 0
     certificate = certify.certificate()
-    reason = "needs --dfqs-tier eval (a measured metric) (claimed: 68%)"
+    reason = "needs --dfqs-tier eval (measured by check metrics-record) (claimed: 68%)"
     assert {"claim": "card:humaneval", "reason": reason} in certificate["models"][0]["undecided"]
     validate_certificate(certificate)
 

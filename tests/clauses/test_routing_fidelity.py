@@ -99,9 +99,20 @@ def test_the_kl_of_the_top_k_and_a_tail_bucket() -> None:
     assert kl_lower_bound(reference, [math.log(0.5), math.log(0.3)]) == pytest.approx(0.0, abs=1e-12)
 
 
-def test_the_reference_model_option_through_the_plugin(certify: Certification, wide_moe: dict[str, Path]) -> None:
+CARD = 'claims_format = 1\n[[claim]]\nfact = "routing_fidelity"\nvalue = ">= 90%"\nwhere = "preserves expert routing fidelity"\n'
+
+
+def test_the_reference_model_option_through_the_plugin(
+    certify: Certification, wide_moe: dict[str, Path], pytester: pytest.Pytester
+) -> None:
+    (pytester.path / "card.toml").write_text(CARD)
     result = certify.run(
-        f"--dfqs-model={wide_moe['Q2_K']}", "--dfqs-tier=runtime", f"--dfqs-reference-model={wide_moe['F16']}", "-k", "DFQS-10.1"
+        f"--dfqs-model={wide_moe['Q2_K']}",
+        "--dfqs-tier=runtime",
+        f"--dfqs-reference-model={wide_moe['F16']}",
+        f"--dfqs-claims={pytester.path / 'card.toml'}",
+        "-k",
+        "DFQS-10.1 or test_claim",
     )
     assert result.ret == 0  # a reference-profile clause: informational without --dfqs-profile reference
     result.stdout.fnmatch_lines(
@@ -114,3 +125,16 @@ def test_the_reference_model_option_through_the_plugin(certify: Certification, w
     )
     finding = certify.clause("DFQS-10.1")["findings"][0]
     assert Path(finding["evidence"]["plot"]).name == "certificate-fidelity.png"
+    (claim,) = certify.certificate()["models"][0]["claims"]  # a card's fidelity claim is decided by the same measurement
+    assert claim["status"] == "NOT MET" and claim["evidence"]["measured"] == finding["evidence"]["mean_expert_overlap"]
+
+
+def test_a_fidelity_claim_below_the_runtime_tier_says_what_it_needs(
+    certify: Certification, wide_moe: dict[str, Path], pytester: pytest.Pytester
+) -> None:
+    (pytester.path / "card.toml").write_text(CARD)
+    assert certify.run(f"--dfqs-model={wide_moe['Q8_0']}", f"--dfqs-claims={pytester.path / 'card.toml'}", "-k", "test_claim").ret == 0
+    (claim,) = certify.certificate()["models"][0]["claims"]
+    assert claim["status"] == "NOT EVALUATED" and claim["summary"].startswith(
+        "needs --dfqs-tier runtime (measured by check routing-fidelity)"
+    )
