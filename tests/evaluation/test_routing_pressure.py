@@ -1,0 +1,99 @@
+"""Routing under pressure: the points, row attribution, the agreement measure, both curves on real llama.cpp."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_dfqs.clauses import routing_determinism
+from pytest_dfqs.evaluation.budget import BUDGETS
+from pytest_dfqs.evaluation.journal import Journal
+from pytest_dfqs.evaluation.routing_pressure import (
+    ROUTING_PROMPTS,
+    Agreement,
+    PressurePoints,
+    TraceMismatch,
+    measure_pressure,
+    pressure_points,
+    row_owners,
+)
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+
+pytestmark = pytest.mark.timeout(600)
+MOE_LAYERS = {"runtime_moe_model": 2, "deepseek4_model": 4}
+
+
+def test_points_follow_the_runtime_context_and_the_budget() -> None:
+    assert pressure_points(4096, BUDGETS["quick"]) == PressurePoints((0, 512, 1024, 2048), (1, 2, 4))
+    assert pressure_points(4096, BUDGETS["standard"]) == PressurePoints((0, 512, 1024, 2048), (1, 2, 4, 8))
+    assert pressure_points(4096, BUDGETS["full"]).sequences == (1, 2, 4, 8, 16)
+    assert pressure_points(32768, BUDGETS["standard"]).fills[-1] == 16384  # the budget's limit
+    assert pressure_points(32768, BUDGETS["full"]).fills[-1] == 16384  # 32,768 leaves no room for the prompt
+    assert pressure_points(512, BUDGETS["full"]).fills == (0,)
+
+
+def test_the_prompts_are_dfqs_3_3s() -> None:
+    assert ROUTING_PROMPTS == routing_determinism.ROUTING_PROMPTS
+
+
+def test_rows_two_sequences_share_are_left_out() -> None:
+    sequences = [[1, 5, 6], [1, 5, 7], [1, 8]]
+    trace = {"tokens": [1, 5, 6, 1, 5, 7, 1, 8], "positions": [0, 1, 2, 0, 1, 2, 0, 1]}
+    owners = row_owners(trace, sequences)
+    assert owners == [None, None, (0, 2), None, None, (1, 2), None, (2, 1)]
+    assert owners == routing_determinism.row_owners(trace, sequences)  # the same attribution DFQS-3.3 uses
+    with pytest.raises(TraceMismatch, match="token 9 at position 2, which no sequence fed"):
+        row_owners({"tokens": [1, 5, 9], "positions": [0, 1, 2]}, [[1, 5, 6]])
+    with pytest.raises(TraceMismatch, match="2 token rows recorded for 3 tokens fed"):
+        row_owners({"tokens": [1, 5], "positions": [0, 1]}, [[1, 5, 6]])
+
+
+def test_agreement_is_equal_sets_and_jaccard_is_their_overlap() -> None:
+    agreement = Agreement()
+    agreement.compare({0: [[1, 2], [0, 3]], 1: [[2, 3], [0, 1]]}, {0: [[2, 1], [0, 1]], 1: [[2, 3], None]})
+    assert agreement.result() == pytest.approx(
+        {"agreement": 2 / 3, "jaccard": (1 + 1 / 3 + 1) / 3, "rows": 3, "unattributed": 1, "layers": 2}
+    )
+    nothing = Agreement()
+    nothing.compare({0: [[1, 2]]}, {0: [None]})
+    with pytest.raises(TraceMismatch, match="none of the prompts' rows could be attributed"):
+        nothing.result()
+
+
+@pytest.mark.parametrize("fixture", sorted(MOE_LAYERS))
+def test_both_curves_on_llama_cpp(request: pytest.FixtureRequest, fixture: str) -> None:
+    """Zero fill and one sequence repeat the reference: full agreement; every point a share in [0, 1]."""
+    points = pressure_points(4096, BUDGETS["standard"])
+    runtime = ModelRuntime(request.getfixturevalue(fixture), RuntimeOptions(threads=2, ctx=4096))
+    try:
+        pressure = measure_pressure(runtime, points)
+    finally:
+        runtime.close()
+    print(f"\n{fixture}: {json.dumps(pressure)}")
+    fill, batch = pressure["fill"], pressure["batch"]
+    assert pressure["failure"] is None and pressure["layers"] == MOE_LAYERS[fixture]
+    assert fill["tokens"] == [0, 512, 1024, 2048] and batch["sequences"] == [1, 2, 4, 8]
+    assert len(fill["agreement"]) == len(fill["jaccard"]) == 4 and len(batch["agreement"]) == len(batch["jaccard"]) == 4
+    assert fill["agreement"][0] == fill["jaccard"][0] == batch["agreement"][0] == batch["jaccard"][0] == 1.0
+    for curve in (fill, batch):
+        assert all(0 <= share <= equal_or_overlap <= 1 for share, equal_or_overlap in zip(curve["agreement"], curve["jaccard"]))
+    assert pressure["rows_compared"] > 0 and pressure["rows_unattributed"] >= 0
+    if fixture == "deepseek4_model":  # its first layer routes by token-id table: a quarter of the rows never move
+        assert min(fill["agreement"] + batch["agreement"]) >= 1 / 4
+
+
+def test_points_are_journaled_and_a_resumed_run_asks_llama_cpp_nothing(runtime_moe_model: Path, tmp_path: Path) -> None:
+    points = PressurePoints((0, 512), (1, 2))
+    path, conditions = tmp_path / "journal.jsonl", {"budget": "quick"}
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=4096))
+    try:
+        first = measure_pressure(runtime, points, Journal(path, conditions))
+        asked = runtime.requests_made
+        resumed = Journal(path, conditions, resume=True)
+        again = measure_pressure(runtime, points, resumed)
+    finally:
+        runtime.close()
+    assert again == first and runtime.requests_made == asked
+    assert resumed.reused == {"routing": 4} and len(path.read_text().splitlines()) == 1 + 4
