@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 MEASURE = (
@@ -25,3 +27,13 @@ def run_measured(args: list[str], cwd: Path) -> tuple[float, int, str]:
     first, _, output = result.stdout.partition("\n")
     wall, rss_kb = first.split()
     return float(wall), int(rss_kb) // 1024, output
+
+
+def best_of(rounds: int, action: Callable[[], object]) -> float:
+    """The shortest wall time of `rounds` runs of `action`, in seconds."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return min(times)

@@ -10,12 +10,11 @@ Run with: pytest benchmarks/test_routing_trace_speed.py -m benchmark -s
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from benchmarks.measure import best_of
 from pytest_dfqs.clauses.routing_determinism import Load, _trace
 from pytest_dfqs.clauses.routing_fidelity import check_routing_fidelity
 from pytest_dfqs.clauses.routing_trace import TRACE_PROMPTS, record_trace, trace_runs
@@ -26,15 +25,6 @@ from tests.tiny_deepseek4 import write_tiny_deepseek4
 
 pytestmark = pytest.mark.benchmark
 ROUNDS = 5
-
-
-def best_of(action: Callable[[], object], rounds: int = ROUNDS) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +40,8 @@ def test_recording_a_trace_costs_at_most_15_percent_more_than_the_reference_run(
         runtime = model.runtime()
         runtime.loaded()
         model.digest()  # hashed once, as the runtime tier has by then
-        reference = best_of(lambda: [_trace(runtime, [prompt], 2, Load("reference")) for prompt in TRACE_PROMPTS])
-        recording = benchmark.pedantic(lambda: best_of(lambda: record_trace(model, tmp_path / "t.json")), rounds=1, iterations=1)
+        reference = best_of(ROUNDS, lambda: [_trace(runtime, [prompt], 2, Load("reference")) for prompt in TRACE_PROMPTS])
+        recording = benchmark.pedantic(lambda: best_of(ROUNDS, lambda: record_trace(model, tmp_path / "t.json")), rounds=1, iterations=1)
     finally:
         model.close()
     ratio = recording / reference
@@ -79,7 +69,7 @@ def test_a_fidelity_comparison_costs_about_two_runtime_passes(benchmark, tmp_pat
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = 2  # LLAMA_FTYPE_MOSTLY_Q4_0
     assert llama_cpp.llama_model_quantize(str(base).encode(), str(quantized).encode(), ctypes.byref(params)) == 0
-    passes = best_of(lambda: (runtime_pass(base), runtime_pass(quantized)))
+    passes = best_of(ROUNDS, lambda: (runtime_pass(base), runtime_pass(quantized)))
 
     def compare() -> None:
         model = ModelUnderTest(quantized, quantized.name, threads=2, ctx=1024, trace_options=TraceOptions(reference=base))
@@ -88,7 +78,7 @@ def test_a_fidelity_comparison_costs_about_two_runtime_passes(benchmark, tmp_pat
         finally:
             model.close()
 
-    fidelity = benchmark.pedantic(lambda: best_of(compare), rounds=1, iterations=1)
+    fidelity = benchmark.pedantic(lambda: best_of(ROUNDS, compare), rounds=1, iterations=1)
     ratio = fidelity / passes
     benchmark.extra_info.update({"two_passes_s": passes, "fidelity_s": fidelity, "ratio": ratio})
     print(f"\ntwo runtime passes {passes * 1000:.0f} ms, a fidelity comparison {fidelity * 1000:.0f} ms: ratio {ratio:.2f}")

@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from gguf import GGUFReader
 
-from benchmarks.measure import run_measured
+from benchmarks.measure import best_of, run_measured
 from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.modelfile.integrity import hash_stream
 from tests.deepseek_sized import REFERENCE_BYTES, deepseek_sized_header, write_sparse
@@ -28,19 +27,10 @@ def deepseek_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_sparse(tmp_path_factory.mktemp("dsv4") / "DeepSeek-V4-Flash-sized.gguf", deepseek_sized_header())
 
 
-def _best_of(rounds: int, action) -> float:
-    times = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return min(times)
-
-
 def test_header_parse_against_gguf_reader(benchmark, deepseek_file: Path) -> None:
     header = benchmark.pedantic(read_header, args=(deepseek_file,), rounds=20, iterations=1, warmup_rounds=2)
     assert len(header.tensors) == 1 + 43 * 30 + 2 and header.metadata["tokenizer.ggml.tokens"].count == 129_280
-    reference = _best_of(1, lambda: GGUFReader(deepseek_file))
+    reference = best_of(1, lambda: GGUFReader(deepseek_file))
     ours = benchmark.stats.stats.median
     benchmark.extra_info.update({"gguf_reader_s": reference, "read_header_median_s": ours, "speedup": reference / ours})
     print(f"\nread_header median {ours * 1000:.1f} ms, GGUFReader {reference:.2f} s, speed-up {reference / ours:.0f}x")
@@ -52,7 +42,7 @@ def test_parse_time_does_not_grow_with_file_size(benchmark, deepseek_file: Path,
     small = write_sparse(tmp_path / "same-header-1gib.gguf", deepseek_sized_header(), size=GIB)
     benchmark.pedantic(read_header, args=(deepseek_file,), rounds=15, iterations=1, warmup_rounds=2)
     large_time = benchmark.stats.stats.median
-    small_time = sorted(_best_of(1, lambda: read_header(small)) for _ in range(15))[7]
+    small_time = sorted(best_of(1, lambda: read_header(small)) for _ in range(15))[7]
     ratio = large_time / small_time
     benchmark.extra_info.update({"file_61_6gb_s": large_time, "file_1gib_s": small_time, "ratio": ratio})
     print(f"\n61.6 GB file {large_time * 1000:.1f} ms, 1 GiB file {small_time * 1000:.1f} ms, ratio {ratio:.2f}")
@@ -78,7 +68,7 @@ def test_sha256_throughput_against_openssl(benchmark, tmp_path: Path) -> None:
         for _ in range(16):
             handle.write(chunk)
     subprocess.run(["cat", str(blob)], stdout=subprocess.DEVNULL, check=True)  # into the page cache
-    openssl = _best_of(3, lambda: subprocess.run(["openssl", "dgst", "-sha256", str(blob)], capture_output=True, check=True))
+    openssl = best_of(3, lambda: subprocess.run(["openssl", "dgst", "-sha256", str(blob)], capture_output=True, check=True))
     digest = benchmark.pedantic(hash_stream, args=(blob, GIB), rounds=3, iterations=1)
     ours = benchmark.stats.stats.min
     expected = subprocess.run(["openssl", "dgst", "-sha256", "-r", str(blob)], capture_output=True, text=True).stdout.split()[0]

@@ -35,16 +35,13 @@ from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.client import ModelRuntime
 from pytest_dfqs.verdict import Finding, Status
 
-from .routing_determinism import REFERENCE_BATCH, SequenceRun, split_sequences
-from .routing_trace import TRACE_PROMPTS
+from .routing_determinism import SequenceRun
+from .routing_trace import TRACE_PROMPTS, Run, traced_run
 
 CHECK = "routing-fidelity"
 FIDELITY_TOP_K = 64  # next tokens compared per position: the tail bucket that bounds the KL error gets small
 PRESERVED_OVERLAP = 0.9
 TAIL_FLOOR = 1e-12  # a probability bucket llama.cpp's float32 softmax can still tell from zero
-
-
-Run = tuple[SequenceRun, list[dict[str, Any]]]  # a prompt's routing, and its next-token distribution at every position
 
 
 def reference_runs(model: ModelUnderTest, reference: Path) -> list[Run]:
@@ -64,24 +61,10 @@ def forced_runs(runtime: ModelRuntime, sequences: list[list[int]], probe: list[l
     `probe` names, per sequence and position, the ids whose log-probabilities are wanted (the reference's top-k).
     Both models compute alike: the same batches, the same positions.
     """
-    runs = []
-    for index, tokens in enumerate(sequences):
-        result = runtime.request(
-            "evaluate",
-            prompts=[""],
-            token_prompts=[tokens],
-            n_predict=1,
-            n_ctx=runtime.options.ctx,
-            n_threads=runtime.options.threads,
-            n_batch=REFERENCE_BATCH,
-            n_ubatch=REFERENCE_BATCH,
-            trace=True,
-            top_k=FIDELITY_TOP_K,
-            probe=[probe[index]] if probe is not None else None,
-        )
-        result["prompt_tokens"] = [tokens]
-        runs.append((split_sequences(result)[0], result["next_tokens"][0]))
-    return runs
+    return [
+        traced_run(runtime, "", tokens, 1, FIDELITY_TOP_K, probe[index] if probe is not None else None)
+        for index, tokens in enumerate(sequences)
+    ]
 
 
 def kl_lower_bound(reference: dict[str, Any], probed: list[float | None]) -> float:

@@ -69,30 +69,40 @@ def pack(array: np.ndarray) -> dict[str, Any]:
     }
 
 
-def trace_runs(runtime: ModelRuntime, sequences: list[list[int]] | None = None) -> list[tuple[SequenceRun, list[dict[str, Any]]]]:
-    """Each trace prompt run alone at the reference settings: its routing and its top-k next-token distributions.
+Run = tuple[SequenceRun, list[dict[str, Any]]]  # a prompt's routing, and its next-token distribution at every position
 
-    `sequences` gives the prompts as token ids (a recorded trace's), else the text is tokenized.
+
+def traced_run(
+    runtime: ModelRuntime, text: str, tokens: list[int] | None, n_predict: int, top_k: int, probe: list[list[int]] | None = None
+) -> Run:
+    """One prompt alone at the reference settings, given as text or as tokens: its routing and top-k next tokens.
+
+    `probe` names, per position, token ids whose log-probabilities are wanted too.
     """
-    runs = []
-    for index, prompt in enumerate(TRACE_PROMPTS):
-        tokens = [sequences[index]] if sequences is not None else None
-        result = runtime.request(
-            "evaluate",
-            prompts=[prompt],
-            token_prompts=tokens,
-            n_predict=GENERATED,
-            n_ctx=runtime.options.ctx,
-            n_threads=runtime.options.threads,
-            n_batch=REFERENCE_BATCH,
-            n_ubatch=REFERENCE_BATCH,
-            trace=True,
-            top_k=TOP_K,
-        )
-        if tokens is not None:  # the worker reports lengths of prompts given as tokens
-            result["prompt_tokens"] = tokens
-        runs.append((split_sequences(result)[0], result["next_tokens"][0]))
-    return runs
+    result = runtime.request(
+        "evaluate",
+        prompts=[text],
+        token_prompts=[tokens] if tokens is not None else None,
+        n_predict=n_predict,
+        n_ctx=runtime.options.ctx,
+        n_threads=runtime.options.threads,
+        n_batch=REFERENCE_BATCH,
+        n_ubatch=REFERENCE_BATCH,
+        trace=True,
+        top_k=top_k,
+        probe=[probe] if probe is not None else None,
+    )
+    if tokens is not None:  # the worker reports lengths of prompts given as tokens
+        result["prompt_tokens"] = [tokens]
+    return split_sequences(result)[0], result["next_tokens"][0]
+
+
+def trace_runs(runtime: ModelRuntime, sequences: list[list[int]] | None = None) -> list[Run]:
+    """The trace prompts, each run alone with greedy output; `sequences` gives them as token ids (a recorded trace's)."""
+    return [
+        traced_run(runtime, prompt, sequences[index] if sequences is not None else None, GENERATED, TOP_K)
+        for index, prompt in enumerate(TRACE_PROMPTS)
+    ]
 
 
 def record_trace(model: ModelUnderTest, path: Path) -> dict[str, Any]:
