@@ -14,6 +14,7 @@ from pytest_dfqs.model import ModelUnderTest, TraceOptions
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.verdict import Finding, Status
 from tests.conftest import Certification
+from tests.reports.test_allure_report import read_results
 
 pytestmark = pytest.mark.timeout(900)
 FILE_TYPES = {"Q8_0": 7, "Q4_0": 2, "Q2_K": 10}  # LLAMA_FTYPE_MOSTLY_*
@@ -111,6 +112,7 @@ def test_the_reference_model_option_through_the_plugin(
         "--dfqs-tier=runtime",
         f"--dfqs-reference-model={wide_moe['F16']}",
         f"--dfqs-claims={pytester.path / 'card.toml'}",
+        f"--alluredir={pytester.path / 'allure'}",
         "-k",
         "DFQS-10.1 or test_claim",
     )
@@ -127,6 +129,8 @@ def test_the_reference_model_option_through_the_plugin(
     assert Path(finding["evidence"]["plot"]).name == "certificate-fidelity.png"
     (claim,) = certify.certificate()["models"][0]["claims"]  # a card's fidelity claim is decided by the same measurement
     assert claim["status"] == "NOT MET" and claim["evidence"]["measured"] == finding["evidence"]["mean_expert_overlap"]
+    allure = next(r for r in read_results(pytester.path / "allure") if r["name"].startswith("DFQS-10.1"))
+    assert "routing fidelity per layer" in [attachment["name"] for attachment in allure["attachments"]]
 
 
 def test_a_fidelity_claim_below_the_runtime_tier_says_what_it_needs(
