@@ -19,6 +19,7 @@ from .evaluation.budget import BUDGETS
 from .evaluation.code import MAX_TOKENS as CODE_TOKENS
 from .evaluation.context_stability import context_lengths
 from .evaluation.reasoning import MAX_TOKENS as REASONING_TOKENS
+from .evaluation.routing_pressure import OTHER_TOKENS, PREDICTED, pressure_points
 from .evaluation.throughput import WARM_UP_TOKENS
 from .model import ModelUnderTest
 from .modelfile.units import human_count
@@ -41,14 +42,18 @@ def work_plan(model: ModelUnderTest, tier: str) -> list[Step]:
     """The steps the runtime (and eval) tier will ask llama.cpp for on this model."""
     prompt = len(GENERATION_PROMPT) // CHARS_PER_TOKEN
     runs = len(ROUTING_PROMPTS) * (1 + len(standard_loads(model.threads)))
-    routing_prompt = sum(len(text) for text in ROUTING_PROMPTS) // CHARS_PER_TOKEN // len(ROUTING_PROMPTS)
-    steps = [Step("cpu-generation", prompt, GENERATED_TOKENS), Step("routing-determinism", runs * routing_prompt, runs * GENERATED)]
+    steps = [Step("cpu-generation", prompt, GENERATED_TOKENS), Step("routing-determinism", runs * _routing_prompt(), runs * GENERATED)]
     declared = model.facts().context_length or 0
     if declared > EXTENDED_CONTEXT:
         steps.append(Step("decode-past-64k", EXTENDED_CONTEXT + 1, FAR_DECODED))
     if tier == "eval":
         steps += _eval_steps(model, prompt)
     return steps
+
+
+def _routing_prompt() -> int:
+    """Tokens of a routing prompt, on average."""
+    return sum(len(text) for text in ROUTING_PROMPTS) // CHARS_PER_TOKEN // len(ROUTING_PROMPTS)
 
 
 def _eval_steps(model: ModelUnderTest, generation_prompt: int) -> list[Step]:
@@ -61,7 +66,20 @@ def _eval_steps(model: ModelUnderTest, generation_prompt: int) -> list[Step]:
         Step(f"code_score ({problems} problems)", problems * CODE_PROMPT_TOKENS, problems * CODE_TOKENS),
         Step(f"context_stability_curve ({len(lengths)} lengths)", sum(lengths) * len(budget.depths), len(lengths) * len(budget.depths)),
         Step("cpu_tokens_per_sec", rounds * generation_prompt, budget.throughput_rounds * budget.throughput_tokens + WARM_UP_TOKENS),
+        *_routing_pressure_steps(model),
     ]
+
+
+def _routing_pressure_steps(model: ModelUnderTest) -> list[Step]:
+    """A MoE model's routing prompts alone, behind each fill and in each batch: one predicted token a run."""
+    if not model.facts().is_moe:
+        return []
+    points = pressure_points(model.runtime_options().ctx, BUDGETS[model.eval_options.budget])
+    prompts = len(ROUTING_PROMPTS)
+    runs = prompts * (1 + len(points.fills) + len(points.sequences))
+    others = sum(count - 1 for count in points.sequences) * OTHER_TOKENS
+    prompt_tokens = runs * _routing_prompt() + prompts * (sum(points.fills) + others)
+    return [Step(f"routing under pressure ({len(points.fills)} fills, {len(points.sequences)} batches)", prompt_tokens, runs * PREDICTED)]
 
 
 def plan_line(model: ModelUnderTest, tier: str) -> str:

@@ -4,7 +4,8 @@ One evaluation per model computes reasoning_score, code_score,
 context_stability_curve, cpu_tokens_per_sec and failure_boundary_tokens with
 the budget's fixed subsets, greedy decoding and the runtime tier's threads and
 context, and records the conditions beside them (`record` describes the
-record). It takes minutes to hours, so the record is kept in the model's cache
+record). Routing under pressure (section 10) is measured last, into the
+details: a failure there must not cost the five metrics. It takes minutes to hours, so the record is kept in the model's cache
 and every eval-tier check reads the same one.
 """
 
@@ -26,6 +27,7 @@ from .journal import Journal
 from .reasoning import SEED, load_set, measure_reasoning
 from .reasoning import SET_ID as REASONING_SET
 from .record import METRICS_FORMAT, METRICS_VERSION, REQUIRED, write_record
+from .routing_pressure import ROUTING_SET_ID, PressurePoints, measure_pressure, not_moe, pressure_points, routing_set_digest
 from .throughput import measure_throughput
 
 
@@ -40,17 +42,21 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
     """Run the five measurements on one model; the record holds values, conditions and details."""
     runtime = model.runtime()
     loaded = runtime.loaded()
-    lengths = context_lengths(model.facts().context_length, budget.max_context)
-    conditions = _conditions(model, budget, loaded, lengths)
+    facts = model.facts()
+    lengths = context_lengths(facts.context_length, budget.max_context)
+    points = pressure_points(runtime.options.ctx, budget)
+    conditions = _conditions(model, budget, loaded, lengths, points)
     journal = _journal(model, conditions)
     model.announce(
-        f"{model.label}: evaluating with budget {budget.name} (reasoning, code, context stability, throughput){_resuming(journal)}"
+        f"{model.label}: evaluating with budget {budget.name}"
+        f" (reasoning, code, context stability, throughput, routing under pressure){_resuming(journal)}"
     )
     try:
         reasoning = measure_reasoning(runtime, budget, journal)
         code = measure_code(runtime, budget, model.path, journal)
         stability = measure(runtime, lengths, budget.depths, journal)
         speed = measure_throughput(runtime, budget, benchmark, journal)
+        pressure = measure_pressure(runtime, points, journal) if facts.is_moe else not_moe(facts)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was measured goes into a record marked interrupted
         _write_interrupted(model, conditions, journal)
         raise
@@ -75,6 +81,7 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
                 "failure_boundary_is_lower_bound": lower_bound,
             },
             "throughput": speed,
+            "routing_pressure": pressure,
             "journal": journal.summary(),
             "pytest_dfqs": __version__,
         },
@@ -121,7 +128,9 @@ def _resuming(journal: Journal) -> str:
     return f"; resuming {len(journal.entries)} items from {journal.path}" if journal.resumed else ""
 
 
-def _conditions(model: ModelUnderTest, budget: Budget, loaded: dict[str, Any], lengths: list[int]) -> dict[str, Any]:
+def _conditions(
+    model: ModelUnderTest, budget: Budget, loaded: dict[str, Any], lengths: list[int], points: PressurePoints
+) -> dict[str, Any]:
     """The recorded conditions, known before anything is measured: the journal is keyed by them."""
     options = model.runtime_options()
     items, reasoning_digest = load_set()
@@ -131,6 +140,12 @@ def _conditions(model: ModelUnderTest, budget: Budget, loaded: dict[str, Any], l
             "reasoning": {"id": REASONING_SET, "sha256": reasoning_digest, "items": len(items[: budget.reasoning_items])},
             "code": {"id": CODE_SET, "sha256": code_digest, "problems": len(problems[: budget.code_problems])},
             "context": {"id": CONTEXT_SET_ID, "sha256": context_set_digest(), "lengths": lengths, "depths": list(budget.depths)},
+            "routing": {
+                "id": ROUTING_SET_ID,
+                "sha256": routing_set_digest(),
+                "fills": list(points.fills),
+                "sequences": list(points.sequences),
+            },
         },
         "budget": budget.name,
         "runtime": "llama.cpp",

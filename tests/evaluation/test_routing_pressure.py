@@ -1,15 +1,20 @@
-"""Routing under pressure: the points, row attribution, the agreement measure, both curves on real llama.cpp."""
+"""Routing under pressure: the points, row attribution, the agreement measure, both curves on real llama.cpp, the record."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pytest_dfqs.clauses import routing_determinism
+from pytest_dfqs.clauses.long_context import check_long_context_curve
 from pytest_dfqs.evaluation.budget import BUDGETS
 from pytest_dfqs.evaluation.journal import Journal
+from pytest_dfqs.evaluation.orchestrator import evaluate
+from pytest_dfqs.evaluation.record import record_problems
 from pytest_dfqs.evaluation.routing_pressure import (
     ROUTING_PROMPTS,
     Agreement,
@@ -19,9 +24,12 @@ from pytest_dfqs.evaluation.routing_pressure import (
     pressure_points,
     row_owners,
 )
+from pytest_dfqs.model import EvalOptions, ModelUnderTest
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from pytest_dfqs.verdict import Finding
 
 pytestmark = pytest.mark.timeout(600)
+SMALL = replace(BUDGETS["quick"], reasoning_items=2, code_problems=1, depths=(0.5,), throughput_rounds=1, throughput_tokens=4)
 MOE_LAYERS = {"runtime_moe_model": 2, "deepseek4_model": 4}
 
 
@@ -97,3 +105,36 @@ def test_points_are_journaled_and_a_resumed_run_asks_llama_cpp_nothing(runtime_m
         runtime.close()
     assert again == first and runtime.requests_made == asked
     assert resumed.reused == {"routing": 4} and len(path.read_text().splitlines()) == 1 + 4
+
+
+def evaluated(path: Path, metrics: Path) -> tuple[dict[str, Any], Finding]:
+    """A small evaluation's record, valid, and DFQS-3.5's finding on it, with --dfqs-metrics at `metrics`."""
+    model = ModelUnderTest(path, path.name, threads=2, eval_options=EvalOptions("quick", metrics_path=metrics))
+    try:
+        model.metrics_record = record = evaluate(model, SMALL)
+        finding = check_long_context_curve(model)
+    finally:
+        model.close()
+    assert record_problems(record) == []
+    return record, finding
+
+
+def test_the_record_carries_both_curves_and_dfqs_3_5_draws_them(runtime_moe_model: Path, tmp_path: Path) -> None:
+    record, finding = evaluated(runtime_moe_model, tmp_path / "metrics.json")
+    pressure = record["details"]["routing_pressure"]
+    assert set(pressure) >= {"fill", "batch", "layers", "rows_unattributed"} and pressure["layers"] == 2
+    assert set(pressure["fill"]) == {"tokens", "agreement", "jaccard"} and set(pressure["batch"]) == {"sequences", "agreement", "jaccard"}
+    assert record["conditions"]["prompt_sets"]["routing"]["fills"] == pressure["fill"]["tokens"] == [0, 512, 1024, 2048]
+    assert record["conditions"]["prompt_sets"]["routing"]["sequences"] == pressure["batch"]["sequences"] == [1, 2, 4]
+    assert finding.evidence["routing_pressure"] == pressure
+    plot = Path(finding.evidence["routing_pressure_plot"])
+    assert plot == tmp_path / "metrics-routing-pressure.png" and plot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("fixture", ["dense_model", "smollm2"])
+def test_a_dense_model_has_no_curves_and_says_why(request: pytest.FixtureRequest, fixture: str, tmp_path: Path) -> None:
+    record, finding = evaluated(request.getfixturevalue(fixture), tmp_path / "metrics.json")
+    reason = record["details"]["routing_pressure"]["reason"]
+    assert reason.startswith("not a Mixture-of-Experts model (llama.expert_count is ") and "no expert routing to measure" in reason
+    assert "fill" not in record["details"]["routing_pressure"]
+    assert finding.evidence["routing_pressure_plot"] is None and not (tmp_path / "metrics-routing-pressure.png").exists()
