@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .clauses.cpu_operation import GENERATED_TOKENS
 from .clauses.extended_context import EXTENDED_CONTEXT, FAR_DECODED
-from .clauses.routing_determinism import GENERATED, ROUTING_PROMPTS, standard_loads
+from .clauses.routing_determinism import GENERATED, standard_loads
 from .evaluation.budget import BUDGETS
 from .evaluation.code import MAX_TOKENS as CODE_TOKENS
 from .evaluation.context_stability import context_lengths
@@ -24,6 +24,7 @@ from .evaluation.throughput import WARM_UP_TOKENS
 from .model import ModelUnderTest
 from .modelfile.units import human_count
 from .runtime.client import GENERATION_PROMPT
+from .runtime.traces import ROUTING_PROMPTS
 
 CHARS_PER_TOKEN = 4
 REASONING_PROMPT_TOKENS = 40  # a question of the reasoning set with its instruction

@@ -28,7 +28,6 @@ comparison and counted.
 
 from __future__ import annotations
 
-import base64
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,13 +37,9 @@ import numpy as np
 
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.client import ModelRuntime
+from pytest_dfqs.runtime.traces import ROUTING_PROMPTS, TraceMismatch, decode_matrix, row_owners
 from pytest_dfqs.verdict import Finding, Status
 
-ROUTING_PROMPTS = (
-    "The quick brown fox jumps over the lazy dog while the experts of the model take turns.",
-    "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
-    "In 1969 the first humans walked on the Moon; 384,400 km away, and yet the signal took 1.3 s.",
-)
 GENERATED = 16
 REFERENCE_BATCH = 512
 NEAR_TIE_MARGIN = 1e-4
@@ -129,10 +124,6 @@ class Comparison:
         return {str(layer): self.agreed[layer] / count for layer, count in sorted(self.compared.items()) if count}
 
 
-class TraceMismatch(Exception):
-    """The recorded rows cannot be matched to the tokens that were fed."""
-
-
 def split_sequences(result: dict[str, Any]) -> list[SequenceRun]:
     """One SequenceRun per prompt of a traced run, each row put back at its sequence and position."""
     prompts, generated, trace = result["prompt_tokens"], result["generated"], result["trace"]
@@ -160,36 +151,6 @@ def split_sequences(result: dict[str, Any]) -> list[SequenceRun]:
         )
         for seq in range(len(inputs))
     ]
-
-
-def decode_matrix(entry: dict[str, Any]) -> np.ndarray:
-    """Router scores as the worker sends them: a float32 matrix in base64, one row per token."""
-    raw = base64.b64decode(entry["base64"])
-    return np.frombuffer(raw, dtype=np.dtype(entry["dtype"])).reshape(entry["shape"])
-
-
-def row_owners(trace: dict[str, Any], inputs: list[list[int]]) -> list[tuple[int, int] | None]:
-    """(sequence, position) of every recorded row, from the token ids and positions llama.cpp computed with.
-
-    None where two sequences hold the same token at the same position: such a
-    row cannot be attributed.
-    """
-    taken: set[tuple[int, int]] = set()
-    owners: list[tuple[int, int] | None] = []
-    shared = Counter((tokens[position], position) for tokens in inputs for position in range(len(tokens)))
-    for token, position in zip(trace["tokens"], trace["positions"]):
-        candidates = [
-            seq
-            for seq, tokens in enumerate(inputs)
-            if position < len(tokens) and tokens[position] == token and (seq, position) not in taken
-        ]
-        if not candidates:
-            raise TraceMismatch(f"llama.cpp computed token {token} at position {position}, which no sequence fed")
-        taken.add((candidates[0], position))
-        owners.append((candidates[0], position) if shared[(token, position)] == 1 else None)
-    if len(owners) != sum(len(tokens) for tokens in inputs) or len(trace["positions"]) != len(trace["tokens"]):
-        raise TraceMismatch(f"{len(owners)} token rows recorded for {sum(len(t) for t in inputs)} tokens fed")
-    return owners
 
 
 def router_margin(scores: Sequence[float] | np.ndarray, selected: list[int]) -> float | None:

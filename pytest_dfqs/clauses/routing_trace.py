@@ -28,19 +28,18 @@ import numpy as np
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.client import ModelRuntime
+from pytest_dfqs.runtime.traces import ROUTING_PROMPTS, decode_matrix
 from pytest_dfqs.verdict import Finding, Status
 
 from .routing_determinism import (
     GENERATED,
     GREEDY_TIE_GAP,
     REFERENCE_BATCH,
-    ROUTING_PROMPTS,
     Comparison,
     Divergence,
     Load,
     SequenceRun,
     compare_runs,
-    decode_matrix,
     router_margin,
     split_sequences,
 )

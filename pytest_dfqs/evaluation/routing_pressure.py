@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property, partial
@@ -36,16 +35,12 @@ from typing import Any
 
 from pytest_dfqs.modelfile.facts import ModelFacts
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeUnavailable
+from pytest_dfqs.runtime.traces import ROUTING_PROMPTS, TraceMismatch, row_owners
 
 from .budget import Budget
 from .journal import NO_JOURNAL, Journal
 
 ROUTING_SET_ID = "dfqs-routing-pressure-v1"
-ROUTING_PROMPTS = (  # DFQS-3.3's routing prompts (pytest_dfqs.clauses.routing_determinism), which this wing may not import
-    "The quick brown fox jumps over the lazy dog while the experts of the model take turns.",
-    "def fibonacci(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a\n",
-    "In 1969 the first humans walked on the Moon; 384,400 km away, and yet the signal took 1.3 s.",
-)
 FILLER = (  # starts with no prompt's first word: the other sequences' first token never hides a prompt's
     "Along the northern coast, lighthouse keepers logged every passing ship by name, flag and cargo. "
     "Storms were noted in red ink and calm nights in blue, and the ledgers filled a shelf each decade. "
@@ -59,10 +54,6 @@ PREDICTED = 1  # routing is read on the prompt's own tokens: one greedy token is
 KIND = "routing"  # the journal's kind of item: one item per point
 
 Rows = dict[int, list[list[int] | None]]  # per MoE layer, per prompt token: the experts chosen (None: unattributed)
-
-
-class TraceMismatch(Exception):
-    """The recorded rows cannot be matched to the tokens that were fed."""
 
 
 @dataclass(frozen=True)
@@ -92,29 +83,6 @@ def not_moe(facts: ModelFacts) -> dict[str, Any]:
     """The details of a dense model: why there are no curves."""
     key = f"{facts.architecture}.expert_count"
     return {"reason": f"not a Mixture-of-Experts model ({key} is {facts.expert_count}): no expert routing to measure"}
-
-
-def row_owners(trace: dict[str, Any], sequences: list[list[int]]) -> list[tuple[int, int] | None]:
-    """(sequence, position) of each recorded row, found by the token and position llama.cpp computed it with.
-
-    llama.cpp may reorder a batch's tokens into ubatches, so rows are matched by
-    (token, position), not by an assumed order. None where several sequences
-    hold that token at that position: the graph cannot tell them apart.
-    """
-    holders: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for seq, tokens in enumerate(sequences):
-        for position, token in enumerate(tokens):
-            holders[(token, position)].append(seq)
-    fed = sum(len(tokens) for tokens in sequences)
-    if not len(trace["tokens"]) == len(trace["positions"]) == fed:
-        raise TraceMismatch(f"{len(trace['tokens'])} token rows recorded for {fed} tokens fed")
-    owners: list[tuple[int, int] | None] = []
-    for token, position in zip(trace["tokens"], trace["positions"]):
-        seqs = holders.get((token, position))
-        if not seqs:
-            raise TraceMismatch(f"llama.cpp computed token {token} at position {position}, which no sequence fed")
-        owners.append((seqs[0], position) if len(seqs) == 1 else None)
-    return owners
 
 
 def prompt_rows(runtime: ModelRuntime, sequences: list[list[int]], start: int, length: int) -> Rows:

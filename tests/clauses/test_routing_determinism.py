@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from pytest_dfqs.clauses.routing_determinism import (
-    ROUTING_PROMPTS,
     Comparison,
     Load,
     SequenceRun,
@@ -20,6 +19,7 @@ from pytest_dfqs.clauses.routing_determinism import (
     standard_loads,
 )
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from pytest_dfqs.runtime.traces import ROUTING_PROMPTS
 from pytest_dfqs.verdict import Status
 from tests.tiny_deepseek4 import N_EXPERT, N_EXPERT_USED, build_tensors
 

@@ -9,23 +9,15 @@ from typing import Any
 
 import pytest
 
-from pytest_dfqs.clauses import routing_determinism
 from pytest_dfqs.clauses.long_context import check_long_context_curve
 from pytest_dfqs.evaluation.budget import BUDGETS
 from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.evaluation.orchestrator import evaluate
 from pytest_dfqs.evaluation.record import record_problems
-from pytest_dfqs.evaluation.routing_pressure import (
-    ROUTING_PROMPTS,
-    Agreement,
-    PressurePoints,
-    TraceMismatch,
-    measure_pressure,
-    pressure_points,
-    row_owners,
-)
+from pytest_dfqs.evaluation.routing_pressure import Agreement, PressurePoints, measure_pressure, pressure_points
 from pytest_dfqs.model import EvalOptions, ModelUnderTest
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from pytest_dfqs.runtime.traces import TraceMismatch
 from pytest_dfqs.verdict import Finding
 
 pytestmark = pytest.mark.timeout(600)
@@ -40,22 +32,6 @@ def test_points_follow_the_runtime_context_and_the_budget() -> None:
     assert pressure_points(32768, BUDGETS["standard"]).fills[-1] == 16384  # the budget's limit
     assert pressure_points(32768, BUDGETS["full"]).fills[-1] == 16384  # 32,768 leaves no room for the prompt
     assert pressure_points(512, BUDGETS["full"]).fills == (0,)
-
-
-def test_the_prompts_are_dfqs_3_3s() -> None:
-    assert ROUTING_PROMPTS == routing_determinism.ROUTING_PROMPTS
-
-
-def test_rows_two_sequences_share_are_left_out() -> None:
-    sequences = [[1, 5, 6], [1, 5, 7], [1, 8]]
-    trace = {"tokens": [1, 5, 6, 1, 5, 7, 1, 8], "positions": [0, 1, 2, 0, 1, 2, 0, 1]}
-    owners = row_owners(trace, sequences)
-    assert owners == [None, None, (0, 2), None, None, (1, 2), None, (2, 1)]
-    assert owners == routing_determinism.row_owners(trace, sequences)  # the same attribution DFQS-3.3 uses
-    with pytest.raises(TraceMismatch, match="token 9 at position 2, which no sequence fed"):
-        row_owners({"tokens": [1, 5, 9], "positions": [0, 1, 2]}, [[1, 5, 6]])
-    with pytest.raises(TraceMismatch, match="2 token rows recorded for 3 tokens fed"):
-        row_owners({"tokens": [1, 5], "positions": [0, 1]}, [[1, 5, 6]])
 
 
 def test_agreement_is_equal_sets_and_jaccard_is_their_overlap() -> None:
