@@ -153,8 +153,11 @@ class AllureCertification:
             _attach_json(allure, "routing trace summary", summary)
         if finding.check == "metrics-record":
             self._attach_files(allure, finding.evidence)
-        if finding.evidence.get("fidelity") and finding.evidence.get("plot"):
-            allure.attach.file(finding.evidence["plot"], name="routing fidelity per layer", attachment_type=allure.attachment_type.PNG)
+        plots = {"routing fidelity per layer": finding.evidence.get("fidelity") and finding.evidence.get("plot")}
+        plots["routing under pressure"] = finding.evidence.get("routing_pressure_plot")
+        for name, plot in plots.items():
+            if plot:
+                allure.attach.file(plot, name=name, attachment_type=allure.attachment_type.PNG)
 
     @staticmethod
     def _attach_files(allure: ModuleType, evidence: dict[str, Any]) -> None:
