@@ -224,7 +224,7 @@ def test_a_selection_never_yields_conformant(certify: Certification, runtime_moe
             "DFQS-3.2   SHALL   NOT EVALUATED   deselected: gguf-header",
             "verdict: INCOMPLETE at tier runtime*",
             "undecided: DFQS-3.1 (deselected: gguf-header, *); DFQS-3.2 (deselected: gguf-header);"
-            " DFQS-3.3 (deselected: router-structure, routing-determinism); DFQS-11.1, DFQS-11.2 (tier eval not run);"
+            " DFQS-3.3 (deselected: router-structure, routing-determinism, routing-trace); DFQS-11.1, DFQS-11.2 (tier eval not run);"
             " DFQS-AI.1 (deselected: sha256)",
         ]
     )

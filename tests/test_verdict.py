@@ -69,12 +69,12 @@ def test_reason_comes_from_the_deciding_finding() -> None:
 
 def test_a_clause_with_checks_that_did_not_run_is_not_decided() -> None:
     """`-k gguf-header` runs one of DFQS-3.1's six static checks: five MET findings short is not MET."""
-    others = ("tensor-layout", "tensors-in-file", "no-split", "standalone", "loader-rules")
+    others = ("tensor-layout", "no-split", "tensors-in-file", "standalone", "loader-rules")
     partial = decide_clause(SINGLE_FILE, found(SINGLE_FILE)[:1], Policy(), TIERS, deselected=frozenset(others))
     assert partial.status == Status.NOT_EVALUATED and partial.deselected == others
-    assert partial.undecided == "deselected: tensor-layout, tensors-in-file, no-split, standalone, loader-rules"
+    assert partial.undecided == "deselected: tensor-layout, no-split, tensors-in-file, standalone, loader-rules"
     lost = decide_clause(SINGLE_FILE, found(SINGLE_FILE)[:1], Policy(), TIERS)  # selected, yet no finding came back
-    assert lost.undecided == "not run: tensor-layout, tensors-in-file, no-split, standalone, loader-rules"
+    assert lost.undecided == "not run: tensor-layout, no-split, tensors-in-file, standalone, loader-rules"
     stopped = decide_clause(SINGLE_FILE, [], Policy(), TIERS, interrupted=True)
     assert stopped.undecided.startswith("the run was interrupted before gguf-header, tensor-layout")  # type: ignore[union-attr]
     failed = decide_clause(SINGLE_FILE, found(SINGLE_FILE, Status.NOT_MET)[:1], Policy(), TIERS)

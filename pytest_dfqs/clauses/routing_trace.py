@@ -299,10 +299,10 @@ def _place(divergence: Divergence) -> str:
 def check_routing_trace(model: ModelUnderTest) -> Finding:
     """Record a trace (--dfqs-trace-record), verify against one (--dfqs-trace), or say neither was asked."""
     options = model.trace_options
-    if options.record is None and options.verify is None:
-        return Finding(CHECK, Status.NOT_APPLICABLE, NO_TRACE)
     if not model.facts().is_moe:
         return Finding(CHECK, Status.NOT_APPLICABLE, "not a Mixture-of-Experts model: no expert routing to trace")
+    if options.record is None and options.verify is None:
+        return Finding(CHECK, Status.NOT_APPLICABLE, NO_TRACE)
     recorded = record_trace(model, options.record) if options.record is not None else None
     if options.verify is None:
         assert recorded is not None
