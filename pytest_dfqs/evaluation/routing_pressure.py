@@ -98,9 +98,10 @@ def prompt_rows(runtime: ModelRuntime, sequences: list[list[int]], start: int, l
         n_batch=BATCH,
         n_ubatch=BATCH,
         trace=True,
+        trace_from=start,
     )
     trace = result["trace"]
-    owners = row_owners(trace, sequences)
+    owners = row_owners(trace, sequences, start)
     where = {owner: row for row, owner in enumerate(owners) if owner is not None}
     rows: Rows = {}
     for layer, selected in trace["topk"].items():

@@ -33,12 +33,14 @@ def decode_matrix(entry: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.dtype(entry["dtype"])).reshape(entry["shape"])
 
 
-def row_owners(trace: dict[str, Any], inputs: list[list[int]]) -> list[tuple[int, int] | None]:
+def row_owners(trace: dict[str, Any], inputs: list[list[int]], start: int = 0) -> list[tuple[int, int] | None]:
     """(sequence, position) of every recorded row, from the token ids and positions llama.cpp computed with.
 
     llama.cpp may reorder a batch's tokens into ubatches, so rows are matched by
     (token, position), not by an assumed order. None where two sequences hold
-    the same token at the same position: such a row cannot be attributed.
+    the same token at the same position: such a row cannot be attributed. A
+    trace kept from position `start` on (the worker's `trace_from`) holds rows
+    for the tokens from there only.
     """
     taken: set[tuple[int, int]] = set()
     owners: list[tuple[int, int] | None] = []
@@ -47,12 +49,13 @@ def row_owners(trace: dict[str, Any], inputs: list[list[int]]) -> list[tuple[int
         candidates = [
             seq
             for seq, tokens in enumerate(inputs)
-            if position < len(tokens) and tokens[position] == token and (seq, position) not in taken
+            if start <= position < len(tokens) and tokens[position] == token and (seq, position) not in taken
         ]
         if not candidates:
             raise TraceMismatch(f"llama.cpp computed token {token} at position {position}, which no sequence fed")
         taken.add((candidates[0], position))
         owners.append((candidates[0], position) if shared[(token, position)] == 1 else None)
-    if len(owners) != sum(len(tokens) for tokens in inputs) or len(trace["positions"]) != len(trace["tokens"]):
-        raise TraceMismatch(f"{len(owners)} token rows recorded for {sum(len(t) for t in inputs)} tokens fed")
+    fed = sum(max(len(tokens) - start, 0) for tokens in inputs)
+    if len(owners) != fed or len(trace["positions"]) != len(trace["tokens"]):
+        raise TraceMismatch(f"{len(owners)} token rows recorded for {fed} tokens fed")
     return owners

@@ -119,14 +119,19 @@ class RoutingRecorder:
     cache splits sequences into equal chunks), so the recorder also reads each
     ubatch's token ids (the embedding lookup's `inp_tokens` input) and
     positions (the first node fed by `inp_pos`): rows are matched to sequences
-    by (token, position), not by an assumed order.
+    by (token, position), not by an assumed order. With `trace_from`, only rows
+    at that position or later are kept: a routing probe behind a long context
+    fill keeps the prompt's rows, not the fill's (43 layers x 256 router scores
+    per token would be hundreds of MB).
     """
 
     def __init__(self) -> None:
         self.rows: dict[str, dict[int, list]] = defaultdict(lambda: defaultdict(list))
         self.tokens: list[int] = []
         self.positions: list[int] = []
+        self.trace_from = 0  # the first position whose rows are kept
         self._positions_due = 0  # tokens of the current ubatch whose positions are still to be read
+        self._keep: list[bool] | None = None  # per row of the current ubatch: kept (position >= trace_from)
         self.failures = 0
         self.callback = llama_cpp.ggml_backend_sched_eval_callback(self._observe)
 
@@ -141,18 +146,34 @@ class RoutingRecorder:
                 return match is not None or embedding or positions
             if match:
                 kind, layer = (match[1], match[2]) if match[1] else (match[3], match[4])
-                self.rows[kind][int(layer)].extend(_read_rows(node))
+                self.rows[kind][int(layer)].extend(self._kept(_read_rows(node)))
             elif embedding:
                 ubatch_tokens = _read_vector(node.src[1])
                 self.tokens += ubatch_tokens
-                self._positions_due = len(ubatch_tokens)
+                self._positions_due, self._keep = len(ubatch_tokens), None
             elif positions:
                 # M-RoPE models store several positions per token: the first block is the sequence position
-                self.positions += _read_vector(node.src[sources.index("inp_pos")])[: self._positions_due]
-                self._positions_due = 0
+                self._take_positions(_read_vector(node.src[sources.index("inp_pos")])[: self._positions_due])
         except Exception:  # an exception must not escape into ggml: it would stop the computation
             self.failures += 1
         return True
+
+    def _take_positions(self, ubatch: list[int]) -> None:
+        """The current ubatch's positions; under `trace_from`, its tokens before that position are dropped."""
+        self._keep = [position >= self.trace_from for position in ubatch]
+        tokens = self.tokens[len(self.tokens) - len(ubatch) :]
+        del self.tokens[len(self.tokens) - len(ubatch) :]
+        self.tokens += [token for token, keep in zip(tokens, self._keep) if keep]
+        self.positions += [position for position, keep in zip(ubatch, self._keep) if keep]
+        self._positions_due = 0
+
+    def _kept(self, rows: list) -> list:
+        """The rows of the current ubatch at `trace_from` or later (all of them without it)."""
+        if not self.trace_from:
+            return rows
+        if self._keep is None or len(self._keep) != len(rows):
+            raise ValueError("a routing node came before its ubatch's positions")
+        return [row for row, keep in zip(rows, self._keep) if keep]
 
     def take(self) -> dict[str, Any]:
         """The trace so far: selected experts, scores, and the (token, position) of every row; then start afresh."""
@@ -166,7 +187,7 @@ class RoutingRecorder:
             "callback_failures": self.failures,
         }
         self.rows.clear()
-        self.tokens, self.positions, self._positions_due, self.failures = [], [], 0, 0
+        self.tokens, self.positions, self._positions_due, self.failures, self.trace_from = [], [], 0, 0, 0
         return trace
 
 
@@ -402,16 +423,19 @@ class ModelWorker:
         token_prompts: list[list[int]] | None = None,
         top_k: int = 0,
         probe: list[list[list[int]]] | None = None,
+        trace_from: int = 0,
     ) -> dict[str, Any]:
         """Decode each prompt as its own sequence of one batch, then greedily extend them together.
 
         `token_prompts` gives prompts as token ids instead of text. With `top_k`, every
         position's top-k next tokens come back (`next_tokens`), with the log-probabilities
-        of the ids `probe` names per sequence and position.
+        of the ids `probe` names per sequence and position. `trace_from` keeps routing
+        rows from that position on only.
         """
         sequences = token_prompts or [self.tokenize(prompt) for prompt in prompts]
         context = self.fresh_context(n_ctx, n_batch, n_ubatch, len(sequences), trace, n_threads)
         self.recorder.take()
+        self.recorder.trace_from = trace_from
         next_tokens = NextTokens(top_k, len(sequences), probe)
         started = time.perf_counter()
         last_logits = self._decode_prompts(context, sequences, n_batch, all_logits=trace or bool(top_k), next_tokens=next_tokens)
