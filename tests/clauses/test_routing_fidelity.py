@@ -66,6 +66,8 @@ def test_kl_rises_and_agreement_falls_as_bits_fall(wide_moe: dict[str, Path], tm
     kl = [figures(found[name])["kl"]["mean"] for name in FILE_TYPES]
     same_top = [figures(found[name])["same_top_token"] for name in FILE_TYPES]
     overlap = [found[name].evidence["mean_expert_overlap"] for name in FILE_TYPES]
+    for name in FILE_TYPES:  # the fidelity table, with -s
+        print(f"\nwide tiny MoE {name}: {found[name].summary}")
     assert 0 < kl[0] < kl[1] < kl[2]
     assert 1 >= same_top[0] > same_top[1] > same_top[2]
     assert 1 >= overlap[0] > overlap[1] > overlap[2]
@@ -77,6 +79,7 @@ def test_a_dense_model_gets_its_next_token_figures_without_routing(smollm2: Path
     """SmolLM2 (Q4_1) against itself requantized to Q8_0 and Q2_K: KL and same top token move as the bits do."""
     q8, q2 = quantize(smollm2, tmp_path / "q8.gguf", FILE_TYPES["Q8_0"]), quantize(smollm2, tmp_path / "q2.gguf", FILE_TYPES["Q2_K"])
     close, far = fidelity(q8, smollm2)[0], fidelity(q2, smollm2)[0]
+    print(f"\nSmolLM2 Q8_0: {close.summary}\nSmolLM2 Q2_K: {far.summary}")
     assert close.status == far.status == Status.NOT_APPLICABLE and "not a Mixture-of-Experts model" in close.summary
     assert figures(close)["kl"]["mean"] < figures(far)["kl"]["mean"] and figures(close)["same_top_token"] > figures(far)["same_top_token"]
 
