@@ -28,6 +28,7 @@ from .reasoning import SEED, load_set, measure_reasoning
 from .reasoning import SET_ID as REASONING_SET
 from .record import METRICS_FORMAT, METRICS_VERSION, REQUIRED, write_record
 from .routing_pressure import ROUTING_SET_ID, PressurePoints, measure_pressure, not_moe, pressure_points, routing_set_digest
+from .sandbox import isolation_layers
 from .throughput import measure_throughput
 
 
@@ -138,7 +139,12 @@ def _conditions(
     return {
         "prompt_sets": {
             "reasoning": {"id": REASONING_SET, "sha256": reasoning_digest, "items": len(items[: budget.reasoning_items])},
-            "code": {"id": CODE_SET, "sha256": code_digest, "problems": len(problems[: budget.code_problems])},
+            "code": {
+                "id": CODE_SET,
+                "sha256": code_digest,
+                "problems": len(problems[: budget.code_problems]),
+                "isolation": list(isolation_layers()),  # the walls around each program: results under others are not reused
+            },
             "context": {"id": CONTEXT_SET_ID, "sha256": context_set_digest(), "lengths": lengths, "depths": list(budget.depths)},
             "routing": {
                 "id": ROUTING_SET_ID,

@@ -1,71 +1,79 @@
-"""Running model-written code: in a separate, limited process, never in pytest's.
+"""Running model-written code: walled in by the operating system, never in pytest's process.
 
-Each program runs in a fresh Python (`-I`, isolated mode) in a new session,
-inside a temporary directory that is its home and its only writable place,
-with limits on address space, CPU time and file size, and a wall-clock
-timeout after which its whole process group is killed. An audit hook, set
-before the program starts, refuses to open the model file's folder, to
-write, remove or rename anything outside the temporary directory, and to
-start processes, open sockets or load libraries through ctypes.
+The model under test is hostile input, and so is every program it writes. An
+audit hook inside the program's own Python cannot contain it (the program can
+reach the hook's globals). Each program therefore runs in `jail.py`, in a fresh
+Python (`-I`), inside Linux namespaces where `unshare` can make them without
+root (a user namespace, no network, its own PID and IPC namespaces, killed with
+its parent), under rlimits, Landlock (reading only the Python installation and
+system libraries, writing only its temporary directory, no signals or abstract
+sockets beyond itself) and seccomp (no new processes or programs, no ptrace,
+mount, namespace, module, BPF or socket calls, no raising of limits). The
+strongest combination this machine offers is used; `isolation_layers` says
+which, and the metrics record's conditions carry it. A wall-clock timeout kills
+the whole process group, the namespace's processes with it.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+
+from . import jail
 
 MEMORY_BYTES = 512 << 20
 TIMEOUT_S = 10.0
 FILE_BYTES = 1 << 20
+JAIL = Path(jail.__file__).resolve()
+NAMESPACES = ("--user", "--map-root-user", "--net", "--pid", "--ipc", "--fork", "--kill-child")
+JAIL_LINE = "dfqs-jail: "
+SYSTEM_LIBRARIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 
-RUNNER = r"""
-import os, resource, sys
-memory, cpu_seconds, file_bytes, workdir = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-forbidden = [os.path.realpath(path) for path in sys.argv[5:]]
-resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-BLOCKED = {"subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
-           "socket.connect", "socket.bind", "ctypes.dlopen", "os.kill", "os.killpg", "pty.spawn"}
-CHANGES = {"os.remove", "os.unlink", "os.rmdir", "os.rename", "os.replace", "shutil.rmtree", "os.truncate",
-           "os.chmod", "os.chown", "os.mkdir", "os.symlink", "os.link", "os.utime", "shutil.move", "shutil.copyfile"}
 
-def inside(path, folder):
-    path = os.path.realpath(os.fsdecode(path))
-    return path == folder or path.startswith(folder + os.sep)
+@cache
+def isolation_layers() -> tuple[str, ...]:
+    """The walls this machine can put around a program without root: namespaces, landlock, seccomp (rlimits always)."""
+    layers = ["rlimits"]
+    if _namespaces_work():
+        layers.append("namespaces")
+    if jail.landlock_abi():
+        layers.append("landlock")
+    if seccomp_library():
+        layers.append("seccomp")
+    return tuple(layers)
 
-RAW_MODULES = {"_posixsubprocess", "ctypes", "_ctypes", "_socket", "socket", "mmap", "resource", "signal"}
 
-def guard(event, args):
-    if event in BLOCKED:
-        raise PermissionError(f"sandbox: {event} is not allowed")
-    if event == "import" and args[0].split(".")[0] in RAW_MODULES:
-        raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
-    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-        path, mode, flags = args
-        if inside(path, workdir):
-            return
-        if any(inside(path, folder) for folder in forbidden):
-            raise PermissionError(f"sandbox: {os.fsdecode(path)} is off limits")
-        writing = (mode is not None and any(c in mode for c in "wax+")) or (flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
-        if writing:
-            raise PermissionError(f"sandbox: writing {os.fsdecode(path)} is not allowed")
-    elif event in CHANGES:
-        paths = [a for a in args if isinstance(a, (str, bytes, os.PathLike))]
-        if not all(inside(p, workdir) for p in paths):
-            raise PermissionError(f"sandbox: {event} outside the sandbox is not allowed")
+@cache
+def seccomp_library() -> str | None:
+    """libseccomp's file, found here: the jail loads it by path (behind Landlock it could not search for it)."""
+    name = jail.ctypes.util.find_library("seccomp")
+    return name and next((str(path) for folder in SYSTEM_LIBRARIES for path in Path(folder).rglob(name)), name)
 
-sys.addaudithook(guard)
-source = sys.stdin.read()
-exec(compile(source, "<candidate>", "exec"), {"__name__": "__main__"})
-"""
+
+def _namespaces_work() -> bool:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        return False
+    try:
+        return subprocess.run([unshare, *NAMESPACES, "true"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def readable_folders() -> list[str]:
+    """What a program may read: its Python's standard library and extension modules, and the system's libraries."""
+    paths = sysconfig.get_paths()
+    return sorted({os.path.realpath(paths[key]) for key in ("stdlib", "platstdlib")} | set(SYSTEM_LIBRARIES))
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,7 @@ class SandboxResult:
     status: str  # passed | failed | timeout | killed
     detail: str
     seconds: float
+    layers: tuple[str, ...] = ()  # the walls that stood around the program
 
     @property
     def passed(self) -> bool:
@@ -85,20 +94,24 @@ def run_sandboxed(
     timeout_s: float = TIMEOUT_S,
     memory_bytes: int = MEMORY_BYTES,
 ) -> SandboxResult:
-    """Run `source` as a program under the sandbox's limits; says how it ended."""
+    """Run `source` as a program inside the jail; says how it ended and which walls stood.
+
+    `forbidden` names folders the program must not read (the model's): Landlock grants nothing there.
+    """
     started = time.perf_counter()
+    layers = isolation_layers()
     with tempfile.TemporaryDirectory(prefix="dfqs-sandbox-") as workdir:
-        command = [
-            sys.executable,
-            "-I",
-            "-c",
-            RUNNER,
-            str(memory_bytes),
-            str(max(1, int(timeout_s))),
-            str(FILE_BYTES),
-            os.path.realpath(workdir),
-            *map(str, forbidden),
-        ]
+        settings = {
+            "memory": memory_bytes,
+            "cpu_seconds": max(1, int(timeout_s)),
+            "file_bytes": FILE_BYTES,
+            "workdir": os.path.realpath(workdir),
+            "readable": [path for path in readable_folders() if not _under_any(path, forbidden)],
+            "layers": list(layers),
+            "seccomp_library": seccomp_library(),
+        }
+        prefix = [shutil.which("unshare") or "unshare", *NAMESPACES, "--"] if "namespaces" in layers else []
+        command = [*prefix, sys.executable, "-I", str(JAIL), json.dumps(settings)]
         environment = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
         process = subprocess.Popen(
             command,
@@ -114,15 +127,29 @@ def run_sandboxed(
             _, errors = process.communicate(source, timeout=timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            return SandboxResult("timeout", f"killed after {timeout_s:.0f} s", time.perf_counter() - started)
-    return _ending(process.returncode, errors, time.perf_counter() - started)
+            _, errors = process.communicate()
+            in_force = _in_force(errors, layers)
+            return SandboxResult("timeout", f"killed after {timeout_s:.0f} s", time.perf_counter() - started, in_force)
+    return _ending(process.returncode, errors, time.perf_counter() - started, layers)
 
 
-def _ending(code: int, errors: str, seconds: float) -> SandboxResult:
+def _under_any(path: str, folders: tuple[Path, ...]) -> bool:
+    return any(Path(path).is_relative_to(folder.resolve()) or folder.resolve().is_relative_to(path) for folder in folders)
+
+
+def _in_force(errors: str, layers: tuple[str, ...]) -> tuple[str, ...]:
+    """The walls the jail reported standing (its first line), with the namespaces it ran in."""
+    line = next((line for line in errors.splitlines() if line.startswith(JAIL_LINE)), "")
+    reported = tuple(line[len(JAIL_LINE) :].split())
+    return (("namespaces",) if "namespaces" in layers else ()) + reported
+
+
+def _ending(code: int, errors: str, seconds: float, layers: tuple[str, ...]) -> SandboxResult:
+    in_force = _in_force(errors, layers)
     if code == 0:
-        return SandboxResult("passed", "", seconds)
-    if code < 0:
-        return SandboxResult("killed", f"signal {signal.Signals(-code).name}", seconds)
-    lines = [line for line in errors.strip().splitlines() if line.strip()]
-    return SandboxResult("failed", lines[-1][:300] if lines else f"exit status {code}", seconds)
+        return SandboxResult("passed", "", seconds, in_force)
+    if code < 0 or code >= 128 + 1 and code - 128 in signal.valid_signals():  # unshare reports its child's signal as 128 + n
+        number = -code if code < 0 else code - 128
+        return SandboxResult("killed", f"signal {signal.Signals(number).name}", seconds, in_force)
+    lines = [line for line in errors.strip().splitlines() if line.strip() and not line.startswith(JAIL_LINE)]
+    return SandboxResult("failed", lines[-1][:300] if lines else f"exit status {code}", seconds, in_force)
