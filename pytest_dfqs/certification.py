@@ -74,7 +74,12 @@ def start(config: pytest.Config, settings: Settings) -> None:
             request_timeout=settings.request_timeout,
             announce=announce,
             eval_options=EvalOptions(
-                settings.eval_budget, _per_model_path(settings.metrics, label, len(paths)), settings.baseline, journal_dir, settings.resume
+                settings.eval_budget,
+                _per_model_path(settings.metrics, label, len(paths)),
+                settings.baseline,
+                journal_dir,
+                settings.resume,
+                settings.allow_unsandboxed_code,
             ),
             trace_options=TraceOptions(
                 _per_model_path(settings.trace_record, label, len(paths)),

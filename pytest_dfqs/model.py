@@ -32,6 +32,7 @@ class EvalOptions:
     baseline: Path | None = None
     journal_dir: Path | None = None  # where measured items are journaled (pytest's cache), for --dfqs-resume
     resume: bool = False
+    allow_unsandboxed_code: bool = False  # run model-written code without OS isolation where the machine offers none
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,10 @@ REFERENCE_MODEL_HELP = (
     "A higher-precision GGUF of the same weights (same architecture and tokenizer): the runtime tier compares next tokens"
     " (KL divergence, same top token) and expert routing per layer with it; decides section 10's Expert Coherence."
 )
+UNSANDBOXED_HELP = (
+    "Where this machine offers no operating-system isolation (user namespaces, Landlock, seccomp), run the model-written"
+    " code of code_score anyway, with rlimits only (a warning in the terminal and the record). Without it code_score is not run there."
+)
 CLAIMS_HELP = (
     "A claims file (TOML) stating facts about the model (parameters, experts, size, digest, dtypes, scores), each checked as a"
     " test of the 'claims' group; a file path or the name of a shipped one (conformance/claims/). Repeatable. Claims do not"
@@ -104,6 +108,7 @@ class Settings:
     trace_record: Path | None = None
     trace: Path | None = None
     reference_model: Path | None = None
+    allow_unsandboxed_code: bool = False
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -125,6 +130,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-trace-record", dest="dfqs_trace_record", metavar="PATH", help=TRACE_RECORD_HELP)
     group.addoption("--dfqs-trace", dest="dfqs_trace", metavar="PATH", help=TRACE_HELP)
     group.addoption("--dfqs-reference-model", dest="dfqs_reference_model", metavar="PATH", help=REFERENCE_MODEL_HELP)
+    group.addoption(
+        "--dfqs-allow-unsandboxed-code", action="store_true", dest="dfqs_allow_unsandboxed_code", default=None, help=UNSANDBOXED_HELP
+    )
     group.addoption("--dfqs-claims", action="append", dest="dfqs_claims", metavar="FILE", default=None, help=CLAIMS_HELP)
     group.addoption("--dfqs-recipe", action="append", dest="dfqs_recipes", metavar="FILE", default=None, help=RECIPE_HELP)
     group.addoption("--dfqs-resume", action="store_true", dest="dfqs_resume", default=False, help=RESUME_HELP)
@@ -139,6 +147,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_request_timeout", REQUEST_TIMEOUT_HELP, default=str(DEFAULT_REQUEST_TIMEOUT_S))
     parser.addini("dfqs_eval_budget", BUDGET_HELP, default="standard")
     parser.addini("dfqs_metrics", METRICS_HELP, default="")
+    parser.addini("dfqs_allow_unsandboxed_code", UNSANDBOXED_HELP, type="bool", default=False)
     parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
     parser.addini("dfqs_recipes", RECIPE_HELP, type="linelist", default=[])
 
@@ -195,6 +204,7 @@ def read_settings(config: pytest.Config) -> Settings:
         trace_record=_validate_report(str(trace_record), "--dfqs-trace-record") if trace_record else None,
         trace=_validate_json(_validate_readable_file(trace, "--dfqs-trace"), "--dfqs-trace") if trace else None,
         reference_model=_validate_readable_file(reference_model, "--dfqs-reference-model") if reference_model else None,
+        allow_unsandboxed_code=bool(_pick(config, "dfqs_allow_unsandboxed_code", "dfqs_allow_unsandboxed_code")[0]),
     )
     _validate_outputs_spare_inputs(settings)
     return settings

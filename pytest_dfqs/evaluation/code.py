@@ -21,7 +21,7 @@ from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated
 
 from .budget import Budget
 from .journal import NO_JOURNAL, Journal
-from .sandbox import SandboxResult, run_sandboxed
+from .sandbox import SandboxResult, run_sandboxed, unsandboxed_problem
 
 SET_ID = "openai-humaneval"
 STOP = ["\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\n#", "\nassert", '\n"""', "\n```"]
@@ -66,6 +66,13 @@ def load_problems() -> tuple[list[Problem], str]:
 def score_completion(problem: Problem, completion: str, model_path: Path) -> SandboxResult:
     """Run one completion against its tests; the model's folder is off limits to it."""
     return run_sandboxed(problem.program(completion), forbidden=(model_path.resolve().parent,))
+
+
+def refuse_unsandboxed(allowed: bool) -> None:
+    """No silent weak mode: without an operating-system wall, model-written code runs only on the user's explicit word."""
+    problem = unsandboxed_problem()
+    if problem is not None and not allowed:
+        raise RuntimeNotEvaluated(problem)
 
 
 def measure_code(runtime: ModelRuntime, budget: Budget, model_path: Path, journal: Journal = NO_JOURNAL) -> dict[str, Any]:

@@ -21,14 +21,14 @@ from pytest_dfqs.runtime.host import cpu_model
 
 from .budget import BUDGETS, Budget
 from .code import SET_ID as CODE_SET
-from .code import load_problems, measure_code
+from .code import load_problems, measure_code, refuse_unsandboxed
 from .context_stability import CONTEXT_SET_ID, context_lengths, context_set_digest, measure
 from .journal import Journal
 from .reasoning import SEED, load_set, measure_reasoning
 from .reasoning import SET_ID as REASONING_SET
 from .record import METRICS_FORMAT, METRICS_VERSION, REQUIRED, write_record
 from .routing_pressure import ROUTING_SET_ID, PressurePoints, measure_pressure, not_moe, pressure_points, routing_set_digest
-from .sandbox import isolation_layers
+from .sandbox import isolation_layers, unsandboxed_problem
 from .throughput import measure_throughput
 
 
@@ -39,8 +39,16 @@ def evaluation(model: ModelUnderTest) -> dict[str, Any]:
     return model.metrics_record
 
 
+UNSANDBOXED_OPTION = "--dfqs-allow-unsandboxed-code"
+
+
 def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> dict[str, Any]:
     """Run the five measurements on one model; the record holds values, conditions and details."""
+    refuse_unsandboxed(model.eval_options.allow_unsandboxed_code)  # before any measurement: nothing is run in vain
+    if unsandboxed_problem() is not None:
+        model.announce(
+            f"{model.label}: WARNING: model-written code runs WITHOUT operating-system isolation (--dfqs-allow-unsandboxed-code)"
+        )
     runtime = model.runtime()
     loaded = runtime.loaded()
     facts = model.facts()
@@ -144,6 +152,7 @@ def _conditions(
                 "sha256": code_digest,
                 "problems": len(problems[: budget.code_problems]),
                 "isolation": list(isolation_layers()),  # the walls around each program: results under others are not reused
+                "unsandboxed_by_choice": unsandboxed_problem() is not None,
             },
             "context": {"id": CONTEXT_SET_ID, "sha256": context_set_digest(), "lengths": lengths, "depths": list(budget.depths)},
             "routing": {

@@ -40,9 +40,16 @@ JAIL_LINE = "dfqs-jail: "
 SYSTEM_LIBRARIES = ("/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/local/lib")
 
 
+OS_WALLS = ("namespaces", "landlock", "seccomp")
+LAYERS_VARIABLE = "DFQS_SANDBOX_LAYERS"  # names the only layers to use (tests, and anyone checking a weaker machine's behaviour)
+
+
 @cache
 def isolation_layers() -> tuple[str, ...]:
-    """The walls this machine can put around a program without root: namespaces, landlock, seccomp (rlimits always)."""
+    """The walls this machine can put around a program without root: namespaces, landlock, seccomp (rlimits always).
+
+    DFQS_SANDBOX_LAYERS=name,... keeps only the layers it names: what a machine offering fewer would do.
+    """
     layers = ["rlimits"]
     if _namespaces_work():
         layers.append("namespaces")
@@ -50,7 +57,18 @@ def isolation_layers() -> tuple[str, ...]:
         layers.append("landlock")
     if seccomp_library():
         layers.append("seccomp")
-    return tuple(layers)
+    wanted = os.environ.get(LAYERS_VARIABLE)
+    return tuple(layer for layer in layers if wanted is None or layer == "rlimits" or layer in wanted.split(","))
+
+
+def unsandboxed_problem() -> str | None:
+    """Why model-written code cannot be contained here; None when the operating system offers a wall."""
+    if any(layer in OS_WALLS for layer in isolation_layers()):
+        return None
+    return (
+        "this machine offers no operating-system isolation for model-written code (no user namespaces, Landlock or seccomp):"
+        " code_score is not run; --dfqs-allow-unsandboxed-code runs it with rlimits only, at your own risk"
+    )
 
 
 @cache

@@ -9,6 +9,7 @@ offers fewer makes these tests say so rather than pass on less.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -17,16 +18,10 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.evaluation.sandbox import JAIL, isolation_layers, run_sandboxed
+from tests.conftest import Certification
 
 pytestmark = pytest.mark.timeout(120)
 WALLS = ("namespaces", "landlock", "seccomp")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def strongest_isolation() -> None:
-    missing = [layer for layer in WALLS if layer not in isolation_layers()]
-    if missing:
-        pytest.skip(f"this machine offers no {', '.join(missing)}: the red-team suite needs every wall")
 
 
 @pytest.fixture
@@ -46,6 +41,10 @@ def _jail_processes() -> list[str]:
 
 
 def contained(program: str, **limits: float) -> str:
+    """How the attack ended; it must not have run to its end, and every wall must have stood."""
+    missing = [layer for layer in WALLS if layer not in isolation_layers()]
+    if missing:
+        pytest.skip(f"this machine offers no {', '.join(missing)}: the red-team suite needs every wall")
     result = run_sandboxed(program, **limits)  # type: ignore[arg-type]
     assert result.status in ("failed", "killed", "timeout"), f"the attack ran to its end: {program}"
     assert {"namespaces", "rlimits", "seccomp"} <= set(result.layers) and any(layer.startswith("landlock") for layer in result.layers)
@@ -155,3 +154,22 @@ def test_the_model_folder_and_home_are_unreadable(moe_model: Path) -> None:
         assert "PermissionError" in contained(f"import os\nprint(os.listdir({str(Path.home())!r}))")
     finally:
         secret.unlink()
+
+
+@pytest.mark.timeout(900)
+def test_without_an_os_wall_code_is_run_only_on_the_users_word(
+    certify: Certification, runtime_moe_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A machine offering no namespaces, Landlock or seccomp (DFQS_SANDBOX_LAYERS keeps none): no silent weak mode."""
+    monkeypatch.setenv("DFQS_SANDBOX_LAYERS", "")
+    quick = (f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", "-p", "no:cacheprovider")
+    refused = certify.run(*quick, "-k", "DFQS-11")
+    assert refused.ret == 0
+    reason = certify.clause("DFQS-11.1")["reason"]
+    assert certify.clause("DFQS-11.1")["status"] == "NOT EVALUATED" and "no operating-system isolation" in reason
+    assert "--dfqs-allow-unsandboxed-code" in reason and certify.certificate()["verdict"] == "INCOMPLETE"
+    allowed = certify.run(*quick, "-k", "DFQS-11", "--dfqs-allow-unsandboxed-code", f"--dfqs-metrics={certify.report.with_name('m.json')}")
+    allowed.stdout.fnmatch_lines(["*WARNING: model-written code runs WITHOUT operating-system isolation (--dfqs-allow-unsandboxed-code)*"])
+    code = json.loads(certify.report.with_name("m.json").read_text())["conditions"]["prompt_sets"]["code"]
+    assert code["isolation"] == ["rlimits"] and code["unsandboxed_by_choice"] is True
+    assert certify.clause("DFQS-11.1")["status"] == "MET"
