@@ -121,13 +121,19 @@ def write_model(
     writer.close()
 
 
-def add_tokenizer(writer: GGUFWriter) -> None:
-    """The byte-fallback SentencePiece vocabulary: any architecture can use it, no tokenizer file needed."""
+def add_tokenizer(writer: GGUFWriter, extra: tuple[str, ...] = ()) -> None:
+    """The byte-fallback SentencePiece vocabulary: any architecture can use it, no tokenizer file needed.
+
+    `extra` appends whole pieces as normal tokens, never preferred by the tokenizer (a test's crafted vocabulary entry).
+    """
     writer.add_tokenizer_model("llama")
-    writer.add_token_list(vocabulary())
-    writer.add_token_scores([0.0] * len(SPECIAL_TOKENS) + [-1000.0] * 256 + [-float(i) for i in range(len(WORD_PIECES))])
+    writer.add_token_list([*vocabulary(), *extra])
+    scores = [0.0] * len(SPECIAL_TOKENS) + [-1000.0] * 256 + [-float(i) for i in range(len(WORD_PIECES))]
+    writer.add_token_scores(scores + [-1000.0] * len(extra))
     writer.add_token_types(
-        [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL] + [TokenType.BYTE] * 256 + [TokenType.NORMAL] * len(WORD_PIECES)
+        [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL]
+        + [TokenType.BYTE] * 256
+        + [TokenType.NORMAL] * (len(WORD_PIECES) + len(extra))
     )
     writer.add_unk_token_id(0)
     writer.add_bos_token_id(1)

@@ -405,11 +405,16 @@ class ModelWorker:
         return list(tokens[:count])
 
     def detokenize(self, tokens: list[int]) -> str:
-        capacity = 16 * len(tokens) + 64
-        buffer = ctypes.create_string_buffer(capacity)
+        """The text of `tokens`; a buffer too small (a vocabulary entry can be any length) is grown to what llama.cpp asks."""
         array = (llama_cpp.llama_token * len(tokens))(*tokens)
-        count = llama_cpp.llama_detokenize(self.vocab, array, len(tokens), buffer, capacity, False, False)
-        return buffer.raw[: max(count, 0)].decode("utf-8", "replace")
+        capacity = 16 * len(tokens) + 64
+        for _ in range(2):
+            buffer = ctypes.create_string_buffer(capacity)
+            count = llama_cpp.llama_detokenize(self.vocab, array, len(tokens), buffer, capacity, False, False)
+            if count >= 0:
+                return buffer.raw[:count].decode("utf-8", "replace")
+            capacity = -count
+        raise RuntimeError(f"llama_detokenize asked for {capacity} bytes and again for more")
 
     def evaluate(
         self,
