@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFWriter
 
-from pytest_dfqs.modelfile.demo import TinyModelSpec, add_tokenizer, vocabulary
+from pytest_dfqs.modelfile.demo import TinyModelSpec, add_metadata, vocabulary
 
 SPEC = TinyModelSpec(n_expert=0, n_expert_used=0, context_length=4096)
 
@@ -22,16 +22,7 @@ SPEC = TinyModelSpec(n_expert=0, n_expert_used=0, context_length=4096)
 def write_hostile_model(path: Path, attack: str) -> Path:
     """A dense llama model whose every greedy token is `attack` (one vocabulary entry)."""
     writer = GGUFWriter(path, "llama")
-    writer.add_name("hostile")
-    writer.add_context_length(SPEC.context_length)
-    writer.add_embedding_length(SPEC.n_embd)
-    writer.add_block_count(SPEC.n_layer)
-    writer.add_feed_forward_length(SPEC.n_ff)
-    writer.add_head_count(SPEC.n_head)
-    writer.add_head_count_kv(SPEC.n_head_kv)
-    writer.add_rope_dimension_count(SPEC.n_embd // SPEC.n_head)
-    writer.add_layer_norm_rms_eps(1e-5)
-    add_tokenizer(writer, extra=(attack,))
+    add_metadata(writer, SPEC, "hostile", extra_tokens=(attack,))
     for name, array in _tensors(len(vocabulary()) + 1).items():
         writer.add_tensor(name, array)
     writer.write_header_to_file()

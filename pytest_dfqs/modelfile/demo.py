@@ -109,7 +109,7 @@ def write_model(
 ) -> None:
     """Write a llama-architecture GGUF; `drop` leaves tensors out by name prefix, `counts` adds UINT32 keys."""
     writer = GGUFWriter(path, "llama", split_max_tensors=split_max_tensors)
-    _add_metadata(writer, spec, name)
+    add_metadata(writer, spec, name)
     for key, count in (counts or {}).items():
         writer.add_uint32(key, count)
     for tensor_name, array in build_tensors(spec).items():
@@ -140,7 +140,8 @@ def add_tokenizer(writer: GGUFWriter, extra: tuple[str, ...] = ()) -> None:
     writer.add_eos_token_id(2)
 
 
-def _add_metadata(writer: GGUFWriter, spec: TinyModelSpec, name: str) -> None:
+def add_metadata(writer: GGUFWriter, spec: TinyModelSpec, name: str, extra_tokens: tuple[str, ...] = ()) -> None:
+    """The hyperparameters of `spec` and the tokenizer (with `extra_tokens` appended)."""
     writer.add_name(name)
     writer.add_context_length(spec.context_length)
     writer.add_embedding_length(spec.n_embd)
@@ -153,7 +154,7 @@ def _add_metadata(writer: GGUFWriter, spec: TinyModelSpec, name: str) -> None:
     if spec.is_moe:
         writer.add_expert_count(spec.n_expert)
         writer.add_expert_used_count(spec.n_expert_used)
-    add_tokenizer(writer)
+    add_tokenizer(writer, extra_tokens)
 
 
 def demo_model_path(cache_dir: Path) -> Path:
