@@ -33,7 +33,15 @@ from .modelfile.units import human_bytes
 from .reports import xdist_merge
 from .reports.allure_report import AllureCertification, allure_results_dir
 from .reports.certificate import build_certificate, write_certificate
-from .reports.terminal import baseline_table, claims_table, clause_table, fidelity_table, model_header_lines, settings_line
+from .reports.terminal import (
+    baseline_table,
+    claims_table,
+    clause_table,
+    fidelity_table,
+    model_header_lines,
+    reasoning_table,
+    settings_line,
+)
 from .session import Case, CertificationSession, ClaimCase, ModelResult, case_of, claim_case_of, model_labels, overall
 from .settings import DEMO_MODEL, Settings
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
@@ -456,7 +464,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
             terminalreporter.write_line(text, **markup)
         for text in baseline_table(result):
             terminalreporter.write_line(text)
-        for text in fidelity_table(result):
+        for text in fidelity_table(result) + reasoning_table(result):
             terminalreporter.write_line(text)
         for text, markup in claims_table(result, state.policy):
             terminalreporter.write_line(text, **markup)

@@ -28,6 +28,7 @@ def check_metrics_record(model: ModelUnderTest) -> Finding:
     evidence = {
         "values": summary_values,
         "context_stability_curve": record["context_stability_curve"],
+        "reasoning_per_kind": record["details"]["reasoning"]["per_kind"],
         "conditions": record["conditions"],
         "problems": problems,
         "written_to": str(written) if written else None,

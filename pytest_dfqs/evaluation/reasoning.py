@@ -6,7 +6,11 @@ arithmetic, ordering by deduction) and shipped as conformance/prompts/
 reasoning-v1.jsonl; its SHA-256 identifies it in the metrics conditions. A
 test regenerates it and compares bytes, so the file can never drift from the
 generator. Answers are extracted from greedy output and scored by exact match;
-the score is the accuracy with a 95% Wilson interval.
+the score is the accuracy with a 95% Wilson interval. Each kind also reports
+its own score and interval beside its chance level, the score a model that
+guesses among the answers the question offers would get (1/2 for true or
+false, 1/7 for a weekday, 1/4 for one of four names, about 0 for a number):
+a score inside the interval around chance says nothing about reasoning.
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ def _ordering(rng: random.Random, index: int) -> Item:
 
 
 GENERATORS = (_arithmetic, _boolean, _dates, _ordering)
+CHANCE = {"arithmetic": 0.0, "boolean": 1 / 2, "dates": 1 / len(WEEKDAYS), "ordering": 1 / 4}  # guessing among the answers offered
 
 
 def generate_items() -> list[Item]:
@@ -137,14 +142,22 @@ def measure_reasoning(runtime: ModelRuntime, budget: Budget, journal: Journal = 
     """Greedy answers to the budget's items, scored by exact match, with the outcome of each (kept in the journal)."""
     items, digest = load_set()
     outcomes = [journal.item("reasoning", item.id, partial(_outcome, runtime, item)) for item in items[: budget.reasoning_items]]
+    return {"set": SET_ID, "sha256": digest, **scored(outcomes), "per_kind": per_kind(outcomes), "outcomes": outcomes}
+
+
+def scored(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Items, correct answers, the accuracy and its 95% Wilson interval."""
     correct = sum(o["correct"] for o in outcomes)
     low, high = wilson_interval(correct, len(outcomes))
-    return {
-        "set": SET_ID,
-        "sha256": digest,
-        "items": len(outcomes),
-        "correct": correct,
-        "score": correct / len(outcomes),
-        "wilson_95": [low, high],
-        "outcomes": outcomes,
-    }
+    return {"items": len(outcomes), "correct": correct, "score": correct / len(outcomes), "wilson_95": [low, high]}
+
+
+def per_kind(outcomes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each kind's score and interval beside its chance level, and whether the interval leaves chance behind."""
+    kinds: dict[str, dict[str, Any]] = {}
+    for kind, chance in CHANCE.items():
+        mine = [o for o in outcomes if o["kind"] == kind]
+        if mine:
+            figures = scored(mine)
+            kinds[kind] = {**figures, "chance": chance, "above_chance": figures["wilson_95"][0] > chance}
+    return kinds

@@ -133,6 +133,19 @@ def fidelity_table(result: ModelResult) -> list[str]:
     return lines
 
 
+def reasoning_table(result: ModelResult) -> list[str]:
+    """reasoning_score by kind, each beside its chance level: where the interval does not leave chance, it says nothing."""
+    kinds = next((f.evidence["reasoning_per_kind"] for c in result.clauses for f in c.findings if "reasoning_per_kind" in f.evidence), None)
+    if not kinds:
+        return []
+    lines = [f"{'reasoning by kind':<20}{'items':>7}{'score':>8}{'95% interval':>16}{'chance':>9}"]
+    for kind, row in kinds.items():
+        low, high = row["wilson_95"]
+        verdict = "" if row["above_chance"] else "  (not above chance)"
+        lines.append(f"{kind:<20}{row['items']:>7}{row['score']:>8.3f}{f'{low:.3f}-{high:.3f}':>16}{row['chance']:>9.3f}{verdict}")
+    return lines
+
+
 def claims_table(result: ModelResult, policy: Policy) -> list[tuple[str, dict]]:
     """(text, markup) lines: per claims file a heading and one line per claim, then the counts and what they weigh."""
     if not result.claims:

@@ -67,6 +67,9 @@ def test_smollm2_quick_evaluation_reports_the_five_metrics(smollm2_record: tuple
     assert record["conditions"]["budget"] == "quick" and record["conditions"]["sampling"]["decoding"] == "greedy"
     assert path.with_name("smollm2-stability.png").stat().st_size > 10_000
     assert "DFQS-11.1  SHALL   MET" in output and "verdict: CONFORMANT at tier eval" in output
+    kinds = record["details"]["reasoning"]["per_kind"]
+    assert list(kinds) == ["arithmetic", "boolean", "dates", "ordering"] and sum(k["items"] for k in kinds.values()) == 40
+    assert "reasoning by kind     items   score    95% interval   chance" in output and "boolean" in output
     certificate = json.loads(path.with_name("certificate.json").read_text())
     statuses = {c["id"]: c["status"] for c in certificate["models"][0]["clauses"]}
     assert statuses["DFQS-11.1"] == statuses["DFQS-11.2"] == "MET"

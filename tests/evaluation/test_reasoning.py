@@ -8,12 +8,14 @@ import re
 import pytest
 
 from pytest_dfqs.evaluation.reasoning import (
+    CHANCE,
     SET_FILE,
     WEEKDAYS,
     extract_answer,
     generate_items,
     is_correct,
     load_set,
+    per_kind,
     render_set,
     wilson_interval,
 )
@@ -74,3 +76,16 @@ def test_wilson_interval() -> None:
     low, high = wilson_interval(20, 40)
     assert low == pytest.approx(0.352, abs=1e-3) and high == pytest.approx(0.648, abs=1e-3)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_each_kind_is_scored_beside_its_chance_level() -> None:
+    """Two kinds answered: a perfect boolean run leaves chance (1/2) behind only once its interval clears it."""
+    outcomes = [{"kind": "boolean", "correct": True}] * 4 + [{"kind": "dates", "correct": False}] * 3
+    kinds = per_kind(outcomes)
+    assert set(kinds) == {"boolean", "dates"}  # a kind with no item asked is not reported
+    boolean, dates = kinds["boolean"], kinds["dates"]
+    assert (boolean["items"], boolean["correct"], boolean["score"], boolean["chance"]) == (4, 4, 1.0, 0.5)
+    assert boolean["wilson_95"][0] == pytest.approx(0.510, abs=1e-3) and boolean["above_chance"]
+    assert dates["chance"] == pytest.approx(1 / 7) and not dates["above_chance"]
+    assert not per_kind([{"kind": "boolean", "correct": True}] * 3)["boolean"]["above_chance"]  # 3 of 3: not yet
+    assert CHANCE == {"arithmetic": 0.0, "boolean": 0.5, "dates": pytest.approx(1 / 7), "ordering": 0.25}
