@@ -170,7 +170,7 @@ def compare_runs(reference: SequenceRun, other: SequenceRun, load: Load, prompt:
     up to it.
     """
     comparison = Comparison()
-    fed = _common_prefix(reference.inputs, other.inputs)
+    fed = common_prefix(reference.inputs, other.inputs)
     layers = sorted(reference.topk)
     for position in range(fed):
         for layer in layers:
@@ -211,7 +211,7 @@ def _margin(reference: SequenceRun, layer: int, position: int, selected: list[in
 
 
 def _greedy_divergence(reference: SequenceRun, other: SequenceRun, load: Load, prompt: int) -> list[Divergence]:
-    step = _common_prefix(reference.generated, other.generated)
+    step = common_prefix(reference.generated, other.generated)
     if step >= min(len(reference.generated), len(other.generated)):
         return []
     gap = reference.gaps[step]
@@ -220,7 +220,8 @@ def _greedy_divergence(reference: SequenceRun, other: SequenceRun, load: Load, p
     return [Divergence(load.name, prompt, None, position, [reference.generated[step]], [other.generated[step]], gap, tolerated)]
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens two sequences share."""
     length = 0
     for x, y in zip(a, b):
         if x != y:

@@ -39,6 +39,7 @@ from .routing_determinism import (
     Divergence,
     Load,
     SequenceRun,
+    common_prefix,
     compare_runs,
     router_margin,
     split_sequences,
@@ -231,11 +232,7 @@ def verify_trace(model: ModelUnderTest, path: Path) -> Finding:
 
 def _judged_positions(expected: SequenceRun, observed: SequenceRun, routing: Comparison) -> int:
     """Positions whose next token is judged: those fed alike, before the first routing divergence."""
-    fed = 0
-    for a, b in zip(expected.inputs, observed.inputs):
-        if a != b:
-            break
-        fed += 1
+    fed = common_prefix(expected.inputs, observed.inputs)
     first = min((d.position for d in routing.divergences if d.layer is not None), default=fed)
     return min(fed, first + 1)
 

@@ -24,7 +24,6 @@ program can reach holds the policy.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util  # noqa: F401  (the sandbox finds libseccomp through it)
 import json
 import os
 import resource

@@ -16,6 +16,7 @@ the whole process group, the namespace's processes with it.
 
 from __future__ import annotations
 
+import ctypes.util
 import json
 import os
 import shutil
@@ -73,9 +74,8 @@ def unsandboxed_problem() -> str | None:
 
 @cache
 def seccomp_library() -> str | None:
-    """libseccomp's file, found here: the jail loads it by path (behind Landlock it could not search for it)."""
-    name = jail.ctypes.util.find_library("seccomp")
-    return name and next((str(path) for folder in SYSTEM_LIBRARIES for path in Path(folder).rglob(name)), name)
+    """libseccomp's name for the dynamic loader; the jail loads it before its walls go up, while the loader's cache is readable."""
+    return ctypes.util.find_library("seccomp")
 
 
 def _namespaces_work() -> bool:

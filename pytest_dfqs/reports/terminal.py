@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.facts import ModelFacts
@@ -105,9 +106,20 @@ def _count_statuses(results: Iterable[ClauseResult | Finding]) -> str:
     return ", ".join(f"{statuses.count(s)} {s.value.lower()}" for s in Status if statuses.count(s))
 
 
+def _finding_evidence(result: ModelResult, key: str) -> dict[str, Any] | None:
+    """The evidence of the first finding of the model that holds `key`."""
+    return next((f.evidence for c in result.clauses for f in c.findings if key in f.evidence), None)
+
+
+def _evidence_of(result: ModelResult, key: str) -> Any:
+    """The value of `key` in the first finding's evidence that holds it; None when none does."""
+    evidence = _finding_evidence(result, key)
+    return evidence[key] if evidence is not None else None
+
+
 def baseline_table(result: ModelResult) -> list[str]:
     """The metrics beside the baseline's, when DFQS-11.2 compared identical conditions."""
-    rows = next((f.evidence["side_by_side"] for c in result.clauses for f in c.findings if "side_by_side" in f.evidence), None)
+    rows = _evidence_of(result, "side_by_side")
     if not rows:
         return []
     lines = [f"{'metric':<30}{'model':>14}{'baseline':>14}{'delta':>14}"]
@@ -117,7 +129,7 @@ def baseline_table(result: ModelResult) -> list[str]:
 
 def fidelity_table(result: ModelResult) -> list[str]:
     """The model against --dfqs-reference-model: next-token figures, then expert agreement per MoE layer."""
-    found = next((f.evidence for c in result.clauses for f in c.findings if "fidelity" in f.evidence), None)
+    found = _finding_evidence(result, "fidelity")
     if found is None:
         return []
     figures, kl = found["fidelity"], found["fidelity"]["kl"]
@@ -135,7 +147,7 @@ def fidelity_table(result: ModelResult) -> list[str]:
 
 def reasoning_table(result: ModelResult) -> list[str]:
     """reasoning_score by kind, each beside its chance level: where the interval does not leave chance, it says nothing."""
-    kinds = next((f.evidence["reasoning_per_kind"] for c in result.clauses for f in c.findings if "reasoning_per_kind" in f.evidence), None)
+    kinds = _evidence_of(result, "reasoning_per_kind")
     if not kinds:
         return []
     lines = [f"{'reasoning by kind':<20}{'items':>7}{'score':>8}{'95% interval':>16}{'chance':>9}"]
