@@ -88,6 +88,7 @@ def start(config: pytest.Config, settings: Settings) -> None:
                 journal_dir,
                 settings.resume,
                 settings.allow_unsandboxed_code,
+                settings.prompt_mode,
             ),
             trace_options=TraceOptions(
                 _per_model_path(settings.trace_record, label, len(paths)),

@@ -33,6 +33,7 @@ class EvalOptions:
     journal_dir: Path | None = None  # where measured items are journaled (pytest's cache), for --dfqs-resume
     resume: bool = False
     allow_unsandboxed_code: bool = False  # run model-written code without OS isolation where the machine offers none
+    prompt_mode: str = "few-shot"  # few-shot or chat (the model's template; few-shot when it has none)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .catalogue import PROFILES, TIERS
-from .evaluation.budget import BUDGETS
+from .evaluation.budget import BUDGETS, FEW_SHOT, PROMPT_MODES
 from .modelfile.integrity import parse_checksums, validate_sha256
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S
 from .runtime.host import physical_cores
@@ -56,6 +56,10 @@ REQUEST_TIMEOUT_HELP = (
 )
 CTX_HELP = "Context size in tokens for the runtime tier (default: 4096, at most the model's declared context)."
 BUDGET_HELP = "Prompt-set subsets of the eval tier: quick, standard (default) or full; recorded in the conditions."
+PROMPT_MODE_HELP = (
+    "How the eval tier asks: few-shot (default: worked exemplars, then the question; HumanEval's completion prompt) or chat"
+    " (the model's own chat template; falls back to few-shot, said and recorded, for a model without one). Recorded in the conditions."
+)
 METRICS_HELP = "Write the section 11 metrics record (schemas/dfqs-metrics-2.schema.json) to this path."
 RESUME_HELP = (
     "Continue an interrupted eval-tier run from its journal (.pytest_cache/d/dfqs-journal/): items already measured under"
@@ -101,6 +105,7 @@ class Settings:
     ctx: int | None
     request_timeout: int
     eval_budget: str
+    prompt_mode: str
     metrics: Path | None
     baseline: Path | None
     resume: bool
@@ -125,6 +130,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-ctx", dest="dfqs_ctx", metavar="TOKENS", help=CTX_HELP)
     group.addoption("--dfqs-request-timeout", dest="dfqs_request_timeout", metavar="SECONDS", help=REQUEST_TIMEOUT_HELP)
     group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
+    group.addoption("--dfqs-prompt-mode", dest="dfqs_prompt_mode", metavar="MODE", help=PROMPT_MODE_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
     group.addoption("--dfqs-trace-record", dest="dfqs_trace_record", metavar="PATH", help=TRACE_RECORD_HELP)
@@ -146,6 +152,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_ctx", CTX_HELP, default="")
     parser.addini("dfqs_request_timeout", REQUEST_TIMEOUT_HELP, default=str(DEFAULT_REQUEST_TIMEOUT_S))
     parser.addini("dfqs_eval_budget", BUDGET_HELP, default="standard")
+    parser.addini("dfqs_prompt_mode", PROMPT_MODE_HELP, default=FEW_SHOT)
     parser.addini("dfqs_metrics", METRICS_HELP, default="")
     parser.addini("dfqs_allow_unsandboxed_code", UNSANDBOXED_HELP, type="bool", default=False)
     parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
@@ -174,6 +181,7 @@ def read_settings(config: pytest.Config) -> Settings:
     ctx, ctx_from = _pick(config, "dfqs_ctx", "dfqs_ctx")
     timeout, timeout_from = _pick(config, "dfqs_request_timeout", "dfqs_request_timeout")
     budget, budget_from = _pick(config, "dfqs_eval_budget", "dfqs_eval_budget")
+    prompt_mode, prompt_mode_from = _pick(config, "dfqs_prompt_mode", "dfqs_prompt_mode")
     metrics, metrics_from = _pick(config, "dfqs_metrics", "dfqs_metrics")
     baseline = config.getoption("dfqs_baseline")
     trace_record, trace = config.getoption("dfqs_trace_record"), config.getoption("dfqs_trace")
@@ -197,6 +205,7 @@ def read_settings(config: pytest.Config) -> Settings:
         ctx=_validate_count(str(ctx), ctx_from, MIN_CTX, MAX_CTX) if ctx else None,
         request_timeout=_validate_count(str(timeout), timeout_from, 1, MAX_REQUEST_TIMEOUT_S),
         eval_budget=_validate_choice(str(budget), tuple(BUDGETS), budget_from),
+        prompt_mode=_validate_choice(str(prompt_mode), PROMPT_MODES, prompt_mode_from),
         metrics=_validate_report(str(metrics), metrics_from) if metrics else None,
         resume=bool(config.getoption("dfqs_resume")),
         baseline=_validate_json(_validate_readable_file(baseline, "--dfqs-baseline"), "--dfqs-baseline") if baseline else None,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .clauses.cpu_operation import GENERATED_TOKENS
 from .clauses.extended_context import EXTENDED_CONTEXT, FAR_DECODED
 from .clauses.routing_determinism import GENERATED, standard_loads
-from .evaluation.budget import BUDGETS
+from .evaluation.budget import BUDGETS, CHAT, FEW_SHOT
 from .evaluation.code import MAX_TOKENS as CODE_TOKENS
 from .evaluation.context_stability import context_lengths
 from .evaluation.reasoning import MAX_TOKENS as REASONING_TOKENS
@@ -27,7 +27,7 @@ from .runtime.client import GENERATION_PROMPT
 from .runtime.traces import ROUTING_PROMPTS
 
 CHARS_PER_TOKEN = 4
-REASONING_PROMPT_TOKENS = 40  # a question of the reasoning set with its instruction
+REASONING_PROMPT_TOKENS = {FEW_SHOT: 190, CHAT: 70}  # four worked exemplars and the question; the question and its instruction
 CODE_PROMPT_TOKENS = 150  # a HumanEval prompt: signature and docstring
 REASONING_ITEMS, CODE_PROBLEMS = 320, 164  # the whole sets, for the full budget
 
@@ -62,9 +62,10 @@ def _eval_steps(model: ModelUnderTest, generation_prompt: int) -> list[Step]:
     items, problems = budget.reasoning_items or REASONING_ITEMS, budget.code_problems or CODE_PROBLEMS
     lengths = context_lengths(model.facts().context_length, budget.max_context)
     rounds = budget.throughput_rounds + 1
+    mode = model.eval_options.prompt_mode  # as asked: a chat model without a template will take the few-shot path's tokens
     return [
-        Step(f"reasoning_score ({items} items)", items * REASONING_PROMPT_TOKENS, items * REASONING_TOKENS),
-        Step(f"code_score ({problems} problems)", problems * CODE_PROMPT_TOKENS, problems * CODE_TOKENS),
+        Step(f"reasoning_score ({items} items)", items * REASONING_PROMPT_TOKENS[mode], items * max(REASONING_TOKENS.values())),
+        Step(f"code_score ({problems} problems)", problems * CODE_PROMPT_TOKENS, problems * CODE_TOKENS[mode]),
         Step(f"context_stability_curve ({len(lengths)} lengths)", sum(lengths) * len(budget.depths), len(lengths) * len(budget.depths)),
         Step("cpu_tokens_per_sec", rounds * generation_prompt, budget.throughput_rounds * budget.throughput_tokens + WARM_UP_TOKENS),
         *_routing_pressure_steps(model),

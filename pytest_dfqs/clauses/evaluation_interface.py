@@ -9,6 +9,8 @@ baseline record's when one is given.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pytest_dfqs.evaluation.context_stability import plot_stability
 from pytest_dfqs.evaluation.orchestrator import evaluation
 from pytest_dfqs.evaluation.record import REQUIRED, differing_conditions, load_record, record_problems, side_by_side, write_record
@@ -29,6 +31,7 @@ def check_metrics_record(model: ModelUnderTest) -> Finding:
         "values": summary_values,
         "context_stability_curve": record["context_stability_curve"],
         "reasoning_per_kind": record["details"]["reasoning"]["per_kind"],
+        "replies": _replies(record["details"]),
         "conditions": record["conditions"],
         "problems": problems,
         "written_to": str(written) if written else None,
@@ -45,6 +48,17 @@ def check_metrics_record(model: ModelUnderTest) -> Finding:
         f" failure boundary {record['failure_boundary_tokens']:,} tokens{boundary_note}",
         evidence,
     )
+
+
+def _replies(details: dict[str, Any]) -> dict[str, Any]:
+    """How the model was asked and how its replies kept the asked format (the terminal shows it under the reasoning table)."""
+    reasoning, code = details["reasoning"], details["code"]
+    kept = ("format_failures", "format_failure_rate", "format_failure_reasons", "off_type_answers", "budget_hits")
+    return {
+        "mode": reasoning["mode"],
+        "reasoning": {key: reasoning[key] for key in kept},
+        "code": {"problems": code["problems"], "format_failures": code["format_failures"], "budget_hits": code["budget_hits"]},
+    }
 
 
 def check_identical_conditions(model: ModelUnderTest) -> Finding:
@@ -68,7 +82,8 @@ def check_identical_conditions(model: ModelUnderTest) -> Finding:
         return Finding(
             "identical-conditions",
             Status.NOT_MET,
-            f"conditions differ from the baseline's in {len(differing)} field(s): {', '.join(differing)}",
+            f"{_other_prompt_sets(record['conditions'], baseline['conditions'])}conditions differ from the baseline's"
+            f" in {len(differing)} field(s): {', '.join(differing)}",
             evidence,
         )
     table = side_by_side(record, baseline)
@@ -78,3 +93,13 @@ def check_identical_conditions(model: ModelUnderTest) -> Finding:
         f"conditions identical to the baseline {baseline['model']['file_name']}'s; deltas in the terminal table",
         {**evidence, "side_by_side": table},
     )
+
+
+def _other_prompt_sets(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """The prompt sets that are not the same set at all (another version), named first: no other difference matters more."""
+    named = []
+    for name, mine in ours["prompt_sets"].items():
+        other = theirs["prompt_sets"].get(name, {})
+        if mine.get("id") != other.get("id"):
+            named.append(f"the {name} prompt set is {mine.get('id')}, the baseline's {other.get('id', 'absent')}")
+    return "; ".join(named) + "; " if named else ""

@@ -24,6 +24,9 @@ class Budget:
     routing_sequences: tuple[int, ...]  # the routing pressure curve's points: sequences sharing one batch
 
 
+FEW_SHOT, CHAT = "few-shot", "chat"  # the prompt modes (prompt_mode.py): named here for the option parser
+PROMPT_MODES = (FEW_SHOT, CHAT)
+
 BUDGETS = {
     "quick": Budget("quick", 40, 10, 2048, (0.25, 0.75), 3, 32, (1, 2, 4)),
     "standard": Budget("standard", 160, 40, 16384, (0.1, 0.5, 0.9), 5, 64, (1, 2, 4, 8)),

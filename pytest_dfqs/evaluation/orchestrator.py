@@ -20,10 +20,13 @@ from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.host import cpu_model
 
 from .budget import BUDGETS, Budget
+from .code import MAX_TOKENS as CODE_TOKENS
 from .code import SET_ID as CODE_SET
 from .code import load_problems, measure_code, refuse_unsandboxed
 from .context_stability import CONTEXT_SET_ID, context_lengths, context_set_digest, measure
 from .journal import Journal
+from .prompt_mode import resolve_mode
+from .reasoning import MAX_TOKENS as REASONING_TOKENS
 from .reasoning import SEED, load_set, measure_reasoning
 from .reasoning import SET_ID as REASONING_SET
 from .record import METRICS_FORMAT, METRICS_VERSION, REQUIRED, write_record
@@ -54,15 +57,18 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
     facts = model.facts()
     lengths = context_lengths(facts.context_length, budget.max_context)
     points = pressure_points(runtime.options.ctx, budget)
-    conditions = _conditions(model, budget, loaded, lengths, points)
+    mode, fallback = resolve_mode(runtime, model.eval_options.prompt_mode)
+    if fallback is not None:
+        model.announce(f"{model.label}: {fallback}")
+    conditions = _conditions(model, budget, loaded, lengths, points, mode)
     journal = _journal(model, conditions)
     model.announce(
         f"{model.label}: evaluating with budget {budget.name}"
         f" (reasoning, code, context stability, throughput, routing under pressure){_resuming(journal)}"
     )
     try:
-        reasoning = measure_reasoning(runtime, budget, journal)
-        code = measure_code(runtime, budget, model.path, journal)
+        reasoning = measure_reasoning(runtime, budget, mode, journal)
+        code = measure_code(runtime, budget, model.path, mode, journal)
         stability = measure(runtime, lengths, budget.depths, journal)
         speed = measure_throughput(runtime, budget, benchmark, journal)
         pressure = measure_pressure(runtime, points, journal) if facts.is_moe else not_moe(facts)
@@ -91,6 +97,7 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
             },
             "throughput": speed,
             "routing_pressure": pressure,
+            "prompt_mode": {"asked": model.eval_options.prompt_mode, "used": mode, "fallback": fallback},
             "journal": journal.summary(),
             "pytest_dfqs": __version__,
         },
@@ -138,19 +145,26 @@ def _resuming(journal: Journal) -> str:
 
 
 def _conditions(
-    model: ModelUnderTest, budget: Budget, loaded: dict[str, Any], lengths: list[int], points: PressurePoints
+    model: ModelUnderTest, budget: Budget, loaded: dict[str, Any], lengths: list[int], points: PressurePoints, mode: str
 ) -> dict[str, Any]:
     """The recorded conditions, known before anything is measured: the journal is keyed by them."""
     options = model.runtime_options()
-    items, reasoning_digest = load_set()
+    reasoning = load_set()
     problems, code_digest = load_problems()
     return {
+        "prompt_mode": mode,
         "prompt_sets": {
-            "reasoning": {"id": REASONING_SET, "sha256": reasoning_digest, "items": len(items[: budget.reasoning_items])},
+            "reasoning": {
+                "id": REASONING_SET,
+                "sha256": reasoning.sha256,
+                "items": len(reasoning.items[: budget.reasoning_items]),
+                "max_tokens": dict(REASONING_TOKENS),
+            },
             "code": {
                 "id": CODE_SET,
                 "sha256": code_digest,
                 "problems": len(problems[: budget.code_problems]),
+                "max_tokens": CODE_TOKENS[mode],
                 "isolation": list(isolation_layers()),  # the walls around each program: results under others are not reused
                 "unsandboxed_by_choice": unsandboxed_problem() is not None,
             },

@@ -3,10 +3,21 @@
 The set is generated deterministically (a seeded generator, four kinds of
 items with exact answer keys: multi-step arithmetic, boolean logic, date
 arithmetic, ordering by deduction) and shipped as conformance/prompts/
-reasoning-v1.jsonl; its SHA-256 identifies it in the metrics conditions. A
-test regenerates it and compares bytes, so the file can never drift from the
-generator. Answers are extracted from greedy output and scored by exact match;
-the score is the accuracy with a 95% Wilson interval. Each kind also reports
+reasoning-v2.jsonl, with four worked exemplars per kind (their own seed, each
+answer unlike the one before) for the few-shot prompt; its SHA-256 identifies
+it in the metrics conditions. A test regenerates it and compares bytes, so the
+file can never drift from the generator. (v1 asked a bare `Answer:` and kept
+16 tokens for the reply; its records stay readable and are not comparable.)
+
+The model is asked in the prompt mode in force (prompt_mode.py), greedily,
+within a token budget per kind that leaves room for brief working
+(MAX_TOKENS, recorded in the conditions); a finished `Answer: X` line ends the
+reply. The answer is extracted by one rule (`extract_answer`) and scored by
+exact match. A reply without an `Answer:` line is a format failure, counted by
+reason in the details beside the answers of another type than asked and the
+replies the budget cut short: a score is never low for a reason nobody can see.
+
+The score is the accuracy with a 95% Wilson interval. Each kind also reports
 its own score and interval beside its chance level, the score a model that
 guesses among the answers the question offers would get (1/2 for true or
 false, 1/7 for a weekday, 1/4 for one of four names, about 0 for a number):
@@ -21,44 +32,75 @@ import json
 import math
 import random
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from pytest_dfqs.catalogue import CONFORMANCE_DIR
-from pytest_dfqs.runtime.client import ModelRuntime
+from pytest_dfqs.runtime.client import Completion, ModelRuntime
 
 from .budget import Budget
 from .journal import NO_JOURNAL, Journal
+from .prompt_mode import CHAT, chat_prompt
 
-SET_ID = "dfqs-reasoning-v1"
-SET_FILE = CONFORMANCE_DIR / "prompts" / "reasoning-v1.jsonl"
+SET_ID = "dfqs-reasoning-v2"
+SET_FILE = CONFORMANCE_DIR / "prompts" / "reasoning-v2.jsonl"
 SEED = 20260519
 ITEMS_PER_KIND = 80
+EXEMPLARS_PER_KIND = 4
 NAMES = ("Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-INSTRUCTION = "Answer with the final answer only."
-STOP = ["\nQuestion", "\n\n"]
-MAX_TOKENS = 16
+MAX_TOKENS = {"arithmetic": 96, "boolean": 96, "dates": 96, "ordering": 64}  # room for a few lines of working, then the answer
+FEW_SHOT_STOP = ["\nQuestion:", "\n\n"]  # the next exemplar-shaped question, or the blank line that ends one
+ANSWER_LINE = re.compile(r"^[^\w\n]*(?:final\s+)?answer[^\w\n]*:(.*)$", re.IGNORECASE | re.MULTILINE)  # `**Answer:** X` too
+ANSWER_END = r"(?im)^[^\w\n]*(?:final\s+)?answer[^\w\n]*:[^\n]*\w[^\n]*\n"  # a finished `Answer: X` line ends the reply
+SYSTEM = "Solve the problem. You may work in a few short steps. End your reply with a last line of the form `Answer: X`."
+ASKED = {
+    "arithmetic": "X is a whole number.",
+    "boolean": "X is true or false.",
+    "dates": "X is a day of the week.",
+    "ordering": "X is one of the names.",
+}
+OFF_TYPE = "answer line, not of the asked type"
+FORMAT_FAILURES = ("no answer line", "no answer")  # the reply did not answer in the asked format
 Z_95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
 class Item:
+    """A question with its exact answer; an exemplar also shows brief working, for the few-shot prompt."""
+
     id: str
     kind: str
     question: str
     answer: str
+    working: str = ""
 
-    def prompt(self) -> str:
-        return f"Question: {self.question}\n{INSTRUCTION}\nAnswer:"
+
+@dataclass(frozen=True)
+class PromptSet:
+    items: list[Item]
+    exemplars: dict[str, list[Item]]  # by kind, in the order the few-shot prompt shows them
+    sha256: str
+
+    def prompt(self, item: Item) -> str:
+        """The few-shot completion prompt: the kind's worked exemplars, then the question, the working left to the model."""
+        shown = "".join(f"Question: {e.question}\nWorking: {e.working}\nAnswer: {e.answer}\n\n" for e in self.exemplars[item.kind])
+        return f"{shown}Question: {item.question}\nWorking:"
+
+
+def chat_messages(item: Item) -> list[dict[str, str]]:
+    """The chat-mode conversation: the instruction to end with `Answer: X`, then the question."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"{item.question}\n{ASKED[item.kind]}"}]
 
 
 def _arithmetic(rng: random.Random, index: int) -> Item:
     a, b, c, d = (rng.randint(2, 40) for _ in range(4))
     question = f"Start with {a}. Multiply by {b}, subtract {c}, then add {d}. What is the result?"
-    return Item(f"arith-{index:03d}", "arithmetic", question, str(a * b - c + d))
+    working = f"{a} * {b} = {a * b}. {a * b} - {c} = {a * b - c}. {a * b - c} + {d} = {a * b - c + d}."
+    return Item(f"arith-{index:03d}", "arithmetic", question, str(a * b - c + d), working)
 
 
 def _boolean(rng: random.Random, index: int) -> Item:
@@ -68,25 +110,42 @@ def _boolean(rng: random.Random, index: int) -> Item:
     p = (not values["P"]) if negate else values["P"]
     left = (p and values["Q"]) if first == "and" else (p or values["Q"])
     result = (left and values["R"]) if second == "and" else (left or values["R"])
-    facts = ", ".join(f"{name} is {str(value).lower()}" for name, value in values.items())
+    facts = ", ".join(f"{name} is {_word(value)}" for name, value in values.items())
     expression = f"(({'not ' if negate else ''}P {first} Q) {second} R)"
-    return Item(f"bool-{index:03d}", "boolean", f"{facts}. Is {expression} true or false?", str(result).lower())
+    steps = [f"not P is {_word(p)}."] if negate else []
+    steps += [
+        f"{_word(p)} {first} {_word(values['Q'])} is {_word(left)}.",
+        f"{_word(left)} {second} {_word(values['R'])} is {_word(result)}.",
+    ]
+    return Item(f"bool-{index:03d}", "boolean", f"{facts}. Is {expression} true or false?", _word(result), " ".join(steps))
+
+
+def _word(value: bool) -> str:
+    return str(value).lower()
 
 
 def _dates(rng: random.Random, index: int) -> Item:
     start = datetime.date(2026, 1, 1) + datetime.timedelta(days=rng.randint(0, 364))
     days = rng.randint(3, 60)
-    question = f"Today is {WEEKDAYS[start.weekday()]}, {start.isoformat()}. What weekday is it {days} days from today?"
-    return Item(f"date-{index:03d}", "dates", question, WEEKDAYS[(start + datetime.timedelta(days=days)).weekday()])
+    today, answer = WEEKDAYS[start.weekday()], WEEKDAYS[(start + datetime.timedelta(days=days)).weekday()]
+    question = f"Today is {today}, {start.isoformat()}. What weekday is it {days} days from today?"
+    weeks, rest = divmod(days, 7)
+    working = f"{days} days is {_count(weeks, 'week')} and {_count(rest, 'day')}. {_count(rest, 'day')} after {today} is {answer}."
+    return Item(f"date-{index:03d}", "dates", question, answer, working)
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}{'' if number == 1 else 's'}"
 
 
 def _ordering(rng: random.Random, index: int) -> Item:
     people = rng.sample(NAMES, 4)  # tallest first
     clues = [f"{people[i]} is taller than {people[i + 1]}" for i in range(3)]
     rng.shuffle(clues)
-    ask_tallest = rng.random() < 0.5
-    question = f"{'. '.join(clues)}. Who is the {'tallest' if ask_tallest else 'shortest'}?"
-    return Item(f"order-{index:03d}", "ordering", question, people[0] if ask_tallest else people[-1])
+    asked, answer = ("tallest", people[0]) if rng.random() < 0.5 else ("shortest", people[-1])
+    question = f"{'. '.join(clues)}. Who is the {asked}?"
+    working = f"From tallest to shortest: {', '.join(people)}. The {asked} is {answer}."
+    return Item(f"order-{index:03d}", "ordering", question, answer, working)
 
 
 GENERATORS = (_arithmetic, _boolean, _dates, _ordering)
@@ -94,37 +153,83 @@ CHANCE = {"arithmetic": 0.0, "boolean": 1 / 2, "dates": 1 / len(WEEKDAYS), "orde
 
 
 def generate_items() -> list[Item]:
-    """The whole set, interleaved by kind so that any prefix is balanced."""
+    """The exemplars, then the whole set, interleaved by kind so that any prefix is balanced."""
     rng = random.Random(SEED)
-    by_kind = [[make(rng, index) for index in range(ITEMS_PER_KIND)] for make in GENERATORS]
-    return [kind[index] for index in range(ITEMS_PER_KIND) for kind in by_kind]
+    by_kind = [[replace(make(rng, index), working="") for index in range(ITEMS_PER_KIND)] for make in GENERATORS]
+    asked = {item.question for kind in by_kind for item in kind}
+    exemplar_rng = random.Random(SEED + 1)
+    exemplars = [example for make in GENERATORS for example in _exemplars(make, exemplar_rng, asked)]
+    return exemplars + [kind[index] for index in range(ITEMS_PER_KIND) for kind in by_kind]
+
+
+def _exemplars(make: Callable[[random.Random, int], Item], rng: random.Random, asked: set[str]) -> list[Item]:
+    """A kind's exemplars, drawn with their own seed: never a question of the set (it would give its answer away), and each
+    answer unlike the one before it (true, false, true, ...), so that no answer is shown as the habit."""
+    chosen: list[Item] = []
+    while len(chosen) < EXEMPLARS_PER_KIND:
+        drawn = make(rng, len(chosen))
+        if drawn.question not in asked and (not chosen or drawn.answer != chosen[-1].answer):
+            chosen.append(replace(drawn, id=f"example-{drawn.id}"))
+    return chosen
 
 
 def render_set(items: list[Item]) -> str:
-    return "".join(json.dumps(item.__dict__, sort_keys=True) + "\n" for item in items)
+    return "".join(json.dumps({k: v for k, v in item.__dict__.items() if v != ""}, sort_keys=True) + "\n" for item in items)
 
 
-def load_set(path: Path = SET_FILE) -> tuple[list[Item], str]:
-    """The shipped items and the file's SHA-256."""
+def load_set(path: Path = SET_FILE) -> PromptSet:
+    """The shipped items and exemplars, with the file's SHA-256."""
     raw = path.read_bytes()
-    items = [Item(**json.loads(line)) for line in raw.decode("utf-8").splitlines() if line.strip()]
-    return items, hashlib.sha256(raw).hexdigest()
+    everything = [Item(**json.loads(line)) for line in raw.decode("utf-8").splitlines() if line.strip()]
+    exemplars: dict[str, list[Item]] = {}
+    for item in everything:
+        if item.working:
+            exemplars.setdefault(item.kind, []).append(item)
+    return PromptSet([item for item in everything if not item.working], exemplars, hashlib.sha256(raw).hexdigest())
 
 
-def extract_answer(output: str) -> str:
-    """The model's answer, lower-cased: what follows "answer is", else the first word or number."""
-    stated = re.search(r"answer is:?\s*(-?\d+|[A-Za-z]+)", output, re.IGNORECASE)
-    match = stated or re.search(r"-?\d+|[A-Za-z]+", output)
-    return match[match.lastindex or 0].lower() if match else ""
+def candidates(item: Item, text: str) -> list[str]:
+    """Every answer of the item's type in `text`, in order, lower-cased: numbers, true/false, weekdays, the question's names."""
+    if item.kind == "arithmetic":
+        return [number.replace(",", "") for number in re.findall(r"-?\d+(?:,\d{3})*(?!\d)", text)]
+    offered = {"boolean": ("true", "false"), "dates": WEEKDAYS, "ordering": [name for name in NAMES if name in item.question]}
+    words = "|".join(re.escape(word) for word in offered[item.kind])
+    return [found.lower() for found in re.findall(rf"\b(?:{words})\b", text, re.IGNORECASE)]
 
 
-def _outcome(runtime: ModelRuntime, item: Item) -> dict[str, Any]:
-    output = runtime.complete(item.prompt(), MAX_TOKENS, STOP)
-    return {"id": item.id, "kind": item.kind, "answer": item.answer, "output": output, "correct": is_correct(item, output)}
+def extract_answer(item: Item, text: str) -> tuple[str | None, str]:
+    """The extraction rule. The last `Answer:` line decides: its first answer of the item's type ("answer line"), else its
+    words as they stand, scored wrong ("answer line, not of the asked type": answered in the format, with an answer the
+    question does not offer). Without an `Answer:` line, the last answer of the type anywhere ("no answer line", a format
+    failure); else nothing ("no answer", a format failure)."""
+    answer_lines = [line.strip(" .*`") for line in ANSWER_LINE.findall(text) if line.strip(" .*`")]
+    if answer_lines:
+        stated = candidates(item, answer_lines[-1])
+        return (stated[0], "answer line") if stated else (answer_lines[-1].lower(), OFF_TYPE)
+    anywhere = candidates(item, text)
+    return (anywhere[-1], "no answer line") if anywhere else (None, "no answer")
 
 
-def is_correct(item: Item, output: str) -> bool:
-    return extract_answer(output) == item.answer.lower()
+def ask(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -> Completion:
+    """The model's greedy reply to `item` in `mode`, within the kind's token budget."""
+    if mode == CHAT:
+        return runtime.complete(chat_prompt(runtime, chat_messages(item)), MAX_TOKENS[item.kind], [], ANSWER_END)
+    return runtime.complete(prompts.prompt(item), MAX_TOKENS[item.kind], FEW_SHOT_STOP, ANSWER_END)
+
+
+def _outcome(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -> dict[str, Any]:
+    reply = ask(runtime, prompts, item, mode)
+    answer, found = extract_answer(item, reply.text)
+    return {
+        "id": item.id,
+        "kind": item.kind,
+        "answer": item.answer,
+        "output": reply.text,
+        "extracted": answer,
+        "format": found,
+        "ended": reply.ended,
+        "correct": answer == item.answer.lower(),
+    }
 
 
 def wilson_interval(correct: int, total: int) -> tuple[float, float]:
@@ -138,11 +243,32 @@ def wilson_interval(correct: int, total: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def measure_reasoning(runtime: ModelRuntime, budget: Budget, journal: Journal = NO_JOURNAL) -> dict[str, Any]:
-    """Greedy answers to the budget's items, scored by exact match, with the outcome of each (kept in the journal)."""
-    items, digest = load_set()
-    outcomes = [journal.item("reasoning", item.id, partial(_outcome, runtime, item)) for item in items[: budget.reasoning_items]]
-    return {"set": SET_ID, "sha256": digest, **scored(outcomes), "per_kind": per_kind(outcomes), "outcomes": outcomes}
+def measure_reasoning(runtime: ModelRuntime, budget: Budget, mode: str, journal: Journal = NO_JOURNAL) -> dict[str, Any]:
+    """Greedy answers to the budget's items in `mode`, scored by exact match, with the outcome of each (kept in the journal)."""
+    prompts = load_set()
+    asked = prompts.items[: budget.reasoning_items]
+    outcomes = [journal.item("reasoning", item.id, partial(_outcome, runtime, prompts, item, mode)) for item in asked]
+    return {
+        "set": SET_ID,
+        "sha256": prompts.sha256,
+        "mode": mode,
+        **scored(outcomes),
+        **format_failures(outcomes),
+        "per_kind": per_kind(outcomes),
+        "outcomes": outcomes,
+    }
+
+
+def format_failures(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Replies without an `Answer:` line, by reason; answers of another type than asked; replies the token budget cut short."""
+    reasons = {reason: sum(o["format"] == reason for o in outcomes) for reason in FORMAT_FAILURES}
+    return {
+        "format_failures": sum(reasons.values()),
+        "format_failure_rate": sum(reasons.values()) / len(outcomes),
+        "format_failure_reasons": reasons,
+        "off_type_answers": sum(o["format"] == OFF_TYPE for o in outcomes),
+        "budget_hits": sum(o["ended"] == "budget" for o in outcomes),
+    }
 
 
 def scored(outcomes: list[dict[str, Any]]) -> dict[str, Any]:

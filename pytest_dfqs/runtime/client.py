@@ -69,6 +69,15 @@ class RuntimeOptions:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A greedy completion: its text and how it ended (eog, stop, end, or budget: the token budget ran out first)."""
+
+    text: str
+    ended: str
+    tokens: int
+
+
 class RuntimeUnavailable(Exception):
     """The runtime could not answer; `status` is what the affected check reports, `evidence` what it records."""
 
@@ -376,13 +385,19 @@ class ModelRuntime:
         run: dict[str, Any] = self.request("evaluate", prompts=[prompt], n_predict=n_predict, **{**args, **overrides})
         return run
 
-    def complete(self, prompt: str, max_tokens: int, stop: list[str]) -> str:
-        """Greedy completion text of `prompt`, cut at the first stop string, at the runtime's threads and context."""
+    def complete(self, prompt: str, max_tokens: int, stop: list[str], end: str | None = None) -> Completion:
+        """Greedy completion of `prompt` at the runtime's threads and context: cut before the first stop string, or
+        kept up to the `end` pattern's first match; how it ended says whether the token budget cut it short."""
         options = self.options
-        text: str = self.request("complete", prompt=prompt, max_tokens=max_tokens, stop=stop, n_ctx=options.ctx, n_threads=options.threads)[
-            "text"
-        ]
-        return text
+        reply = self.request(
+            "complete", prompt=prompt, max_tokens=max_tokens, stop=stop, end=end, n_ctx=options.ctx, n_threads=options.threads
+        )
+        return Completion(str(reply["text"]), str(reply["ended"]), int(reply["tokens"]))
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
+        """The conversation as the model's own chat template renders it in llama.cpp, ready for the reply; None without a template."""
+        rendered: str | None = self.request("render_chat", messages=messages)
+        return rendered
 
     def close(self) -> None:
         if self._worker is not None:

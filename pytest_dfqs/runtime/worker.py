@@ -524,26 +524,35 @@ class ModelWorker:
                     next_tokens.add(seq, position, logits[seq])
         return generated, gaps, time.perf_counter() - started, nonfinite
 
-    def complete(self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int) -> dict[str, Any]:
-        """Greedy completion until end of generation, a stop string or max_tokens; the text before the stop."""
+    def complete(self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int, end: str | None = None) -> dict[str, Any]:
+        """Greedy completion until end of generation, a stop string (cut before it), `end` (a pattern, kept up to its
+        match's end) or max_tokens; the text and how it ended: eog, stop, end or budget."""
         context = self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads)
         tokens = self.tokenize(prompt)[: n_ctx - max_tokens]
+        finished = re.compile(end) if end else None
         started = time.perf_counter()
         logits = self._decode_prompts(context, [tokens], REFERENCE_BATCH, all_logits=False)[0]
         produced: list[int] = []
-        text = ""
+        text, ended = "", "budget"
         for step in range(max_tokens):
             token = int(np.argmax(logits))
             if llama_cpp.llama_vocab_is_eog(self.vocab, token):
+                ended = "eog"
                 break
             produced.append(token)
             text = self.detokenize(produced)
-            if any(marker in text for marker in stop):
-                text = text[: min(text.index(marker) for marker in stop if marker in text)]
+            text, ended = _cut(text, stop, finished)
+            if ended != "budget":
                 break
             self._decode(context, [(0, len(tokens) + step, token)], [True])
             logits = self._logits(context, 0).copy()
-        return {"text": text, "tokens": len(produced), "prompt_tokens": len(tokens), "seconds": time.perf_counter() - started}
+        return {
+            "text": text,
+            "ended": ended,
+            "tokens": len(produced),
+            "prompt_tokens": len(tokens),
+            "seconds": time.perf_counter() - started,
+        }
 
     def continuation_logprobs(self, context_tokens: list[int], continuation: list[int], n_ctx: int, n_threads: int) -> dict[str, Any]:
         """Log-probability of each continuation token given everything before it, and whether greedy picks it."""
@@ -577,12 +586,27 @@ class ModelWorker:
         chat = (llama_cpp.llama_chat_message * len(messages))(
             *[llama_cpp.llama_chat_message(m["role"].encode(), m["content"].encode()) for m in messages]
         )
-        capacity = 8192
-        buffer = ctypes.create_string_buffer(capacity)
-        count = llama_cpp.llama_chat_apply_template(template, chat, len(messages), True, buffer, capacity)
-        if count < 0:
-            raise RuntimeError("llama.cpp could not apply the model's chat template")
-        return buffer.raw[:count].decode("utf-8", "replace")
+        capacity = 2 * sum(len(m["content"]) + len(m["role"]) for m in messages) + 1024
+        for _ in range(2):  # the rendered text can outgrow the first guess: llama.cpp says by how much
+            buffer = ctypes.create_string_buffer(capacity)
+            count = llama_cpp.llama_chat_apply_template(template, chat, len(messages), True, buffer, capacity)
+            if count < 0:
+                raise RuntimeError("llama.cpp does not know how to apply the model's chat template")
+            if count <= capacity:
+                return buffer.raw[:count].decode("utf-8", "replace")
+            capacity = count
+        raise RuntimeError(f"llama.cpp asked for {capacity} bytes to render the chat and again for more")
+
+
+def _cut(text: str, stop: list[str], end: re.Pattern[str] | None) -> tuple[str, str]:
+    """The text so far and whether it is finished: cut before the first stop string, or kept up to the end pattern's match."""
+    stops = [text.index(marker) for marker in stop if marker in text]
+    if stops:
+        return text[: min(stops)], "stop"
+    match = end.search(text) if end is not None else None
+    if match is not None:
+        return text[: match.end()], "end"
+    return text, "budget"
 
 
 def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None:

@@ -67,6 +67,11 @@ def test_smollm2_quick_evaluation_reports_the_five_metrics(smollm2_record: tuple
     assert record["conditions"]["budget"] == "quick" and record["conditions"]["sampling"]["decoding"] == "greedy"
     assert path.with_name("smollm2-stability.png").stat().st_size > 10_000
     assert "DFQS-11.1  SHALL   MET" in output and "verdict: CONFORMANT at tier eval" in output
+    reasoning = record["details"]["reasoning"]
+    assert record["conditions"]["prompt_mode"] == reasoning["mode"] == record["details"]["code"]["mode"] == "few-shot"  # the default
+    assert record["conditions"]["prompt_sets"]["reasoning"]["max_tokens"] == {"arithmetic": 96, "boolean": 96, "dates": 96, "ordering": 64}
+    assert record["conditions"]["prompt_sets"]["code"]["max_tokens"] == 256
+    assert reasoning["format_failure_rate"] < 0.1 and reasoning["per_kind"]["boolean"]["wilson_95"][1] >= 0.5
     kinds = record["details"]["reasoning"]["per_kind"]
     assert list(kinds) == ["arithmetic", "boolean", "dates", "ordering"] and sum(k["items"] for k in kinds.values()) == 40
     assert "reasoning by kind     items   score    95% interval   chance" in output and "boolean" in output
@@ -115,9 +120,45 @@ def test_different_conditions_are_not_met(certify: Certification, runtime_moe_mo
     result.stdout.fnmatch_lines(["DFQS-11.2  SHALL   NOT MET         conditions differ from the baseline's in 1 field(s): threads"])
 
 
+FALLBACK = "chat mode asked for, but the model has no chat template (tokenizer.chat_template): few-shot instead"
+V1_RECORD = Path(__file__).parent / "data" / "smollm2-quick-reasoning-v1.json"  # SmolLM2's quick record, made by pytest-dfqs d1d2cf8
+
+
+def test_a_reasoning_v1_record_stays_readable_and_is_not_comparable(certify: Certification, runtime_moe_model: Path) -> None:
+    """A record of the old prompt set (zero-shot, 16 tokens) validates, and DFQS-11.2 names the prompt sets that differ.
+    Chat mode is asked for a model without a chat template: it is asked few-shot instead, said and recorded."""
+    old = json.loads(V1_RECORD.read_text())
+    assert record_problems(old) == [] and old["conditions"]["prompt_sets"]["reasoning"]["id"] == "dfqs-reasoning-v1"
+    metrics = certify.pytester.path / "tiny.json"
+    result = certify.run(
+        f"--dfqs-model={runtime_moe_model}",
+        "--dfqs-tier=eval",
+        "--dfqs-eval-budget=quick",
+        "--dfqs-prompt-mode=chat",
+        f"--dfqs-metrics={metrics}",
+        f"--dfqs-baseline={V1_RECORD}",
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        [
+            f"*tiny-moe-4k*: {FALLBACK}",
+            "DFQS-11.2  SHALL   NOT MET         the reasoning prompt set is dfqs-reasoning-v2, the baseline's dfqs-reasoning-v1; *",
+        ]
+    )
+    clauses = {c["id"]: c for c in certify.certificate()["models"][0]["clauses"]}
+    assert {"prompt_mode", "prompt_sets.reasoning.id", "prompt_sets.reasoning.max_tokens.boolean"} <= set(
+        clauses["DFQS-11.2"]["findings"][0]["evidence"]["differing"]
+    )
+    record = json.loads(metrics.read_text())
+    assert record["conditions"]["prompt_mode"] == "few-shot"
+    assert record["details"]["prompt_mode"] == {"asked": "chat", "used": "few-shot", "fallback": FALLBACK}
+
+
 def test_bad_budget_and_baseline_are_usage_errors(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:
     pytester.path.joinpath("not.json").write_text("{oops")
     budget = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-eval-budget=huge")
     budget.stderr.fnmatch_lines(["ERROR: --dfqs-eval-budget: 'huge' is not one of quick, standard, full"])
+    mode = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-prompt-mode=zero-shot")
+    mode.stderr.fnmatch_lines(["ERROR: --dfqs-prompt-mode: 'zero-shot' is not one of few-shot, chat"])
     baseline = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-baseline=not.json")
     baseline.stderr.fnmatch_lines(["ERROR: --dfqs-baseline: not.json is not JSON*"])
