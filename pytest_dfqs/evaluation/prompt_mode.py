@@ -12,8 +12,9 @@ so two quantizations of one model stay comparable even when a converter
 dropped the chat template (Gemma 3 270M's GGUF here has none); its exemplars
 show brief working, so a model that works before it answers has room to; and
 on the two real models of the tests it keeps the answers in the asked format
-(SmolLM2-135M and Gemma 3 270M: at most 1 of 40 replies without an
-`Answer:` line), where SmolLM2 in its own chat template gives one in 1 of 40.
+(SmolLM2-135M and Gemma 3 270M at the quick budget: 1 and 0 of 40 replies
+without an `Answer:` line), where SmolLM2 in its own chat template writes that
+line in none of 40 replies.
 Chat mode measures a chat model as it is deployed; a model without a template
 llama.cpp can render falls back to few-shot, said in the terminal and
 recorded. The mode in force is part of the recorded conditions, so records
