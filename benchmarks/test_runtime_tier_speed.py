@@ -65,12 +65,15 @@ def _certify(tmp_path: Path, *args: str) -> tuple[float, str]:
     return time.perf_counter() - started, done.stdout
 
 
-@pytest.mark.parametrize(("tier", "extra", "limit_s"), [("runtime", (), 180), ("eval", ("--dfqs-eval-budget=quick",), 600)])
-def test_tier_on_smollm2(benchmark, smollm2: Path, tmp_path: Path, tier: str, extra: tuple[str, ...], limit_s: int) -> None:
+@pytest.mark.parametrize(
+    ("tier", "extra", "limit_s", "verdict"),
+    [("runtime", (), 180, "INCOMPLETE"), ("eval", ("--dfqs-eval-budget=quick",), 600, "CONFORMANT")],  # runtime: 11.1, 11.2 undecided
+)
+def test_tier_on_smollm2(benchmark, smollm2: Path, tmp_path: Path, tier: str, extra: tuple[str, ...], limit_s: int, verdict: str) -> None:
     seconds, output = benchmark.pedantic(
         _certify, args=(tmp_path, f"--dfqs-model={smollm2}", f"--dfqs-tier={tier}", *extra), rounds=1, iterations=1
     )
     benchmark.extra_info["seconds"] = seconds
     print(f"\n{tier} tier {' '.join(extra)} on SmolLM2-135M: {seconds:.1f} s")
-    assert f"verdict: CONFORMANT at tier {tier}" in output, output
+    assert f"verdict: {verdict} at tier {tier}" in output, output
     assert seconds < limit_s
