@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 
 from .real_model import fetch_gemma3, fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
@@ -120,3 +122,10 @@ def certify(pytester: pytest.Pytester) -> Certification:
 
 def validate_certificate(certificate: dict[str, Any]) -> None:
     jsonschema.validate(certificate, CERTIFICATE_SCHEMA, format_checker=jsonschema.FormatChecker())
+
+
+def running(path: Path, ctx: int) -> Iterator[ModelRuntime]:
+    """A runtime of `path` on 2 threads for a fixture's tests, its worker stopped after them."""
+    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=ctx))
+    yield runtime
+    runtime.close()

@@ -18,9 +18,10 @@ from pytest_dfqs.clauses.routing_determinism import (
     split_sequences,
     standard_loads,
 )
-from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from pytest_dfqs.runtime.client import ModelRuntime
 from pytest_dfqs.runtime.traces import ROUTING_PROMPTS
 from pytest_dfqs.verdict import Status
+from tests.conftest import running
 from tests.tiny_deepseek4 import N_EXPERT, N_EXPERT_USED, build_tensors
 
 TINY_EXPERTS = 4
@@ -28,16 +29,12 @@ TINY_EXPERTS = 4
 
 @pytest.fixture(scope="module")
 def llama_moe(runtime_moe_model: Path) -> Iterator[ModelRuntime]:
-    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=1024))
-    yield runtime
-    runtime.close()
+    yield from running(runtime_moe_model, 1024)
 
 
 @pytest.fixture(scope="module")
 def deepseek4(deepseek4_model: Path) -> Iterator[ModelRuntime]:
-    runtime = ModelRuntime(deepseek4_model, RuntimeOptions(threads=2, ctx=1024))
-    yield runtime
-    runtime.close()
+    yield from running(deepseek4_model, 1024)
 
 
 def traced(runtime: ModelRuntime, prompts: list[str], n_predict: int = 6, threads: int = 2, n_ubatch: int = 512) -> list[SequenceRun]:

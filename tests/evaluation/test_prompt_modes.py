@@ -15,26 +15,21 @@ from pytest_dfqs.evaluation.budget import BUDGETS, CHAT, FEW_SHOT
 from pytest_dfqs.evaluation.code import measure_code
 from pytest_dfqs.evaluation.prompt_mode import resolve_mode
 from pytest_dfqs.evaluation.reasoning import CHANCE, measure_reasoning
-from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from pytest_dfqs.runtime.client import ModelRuntime
+from tests.conftest import running
 
 pytestmark = pytest.mark.timeout(900)
 QUICK = BUDGETS["quick"]
 
 
-def _runtime(path: Path) -> Iterator[ModelRuntime]:
-    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=4096))
-    yield runtime
-    runtime.close()
-
-
 @pytest.fixture(scope="module")
 def smollm2_runtime(smollm2: Path) -> Iterator[ModelRuntime]:
-    yield from _runtime(smollm2)
+    yield from running(smollm2, 4096)
 
 
 @pytest.fixture(scope="module")
 def gemma3_runtime(gemma3: Path) -> Iterator[ModelRuntime]:
-    yield from _runtime(gemma3)
+    yield from running(gemma3, 4096)
 
 
 def test_a_completion_says_how_it_ended(smollm2_runtime: ModelRuntime) -> None:
