@@ -15,6 +15,7 @@ on the two real models of the tests it keeps the answers in the asked format
 (SmolLM2-135M and Gemma 3 270M at the quick budget: 1 and 0 of 40 replies
 without an `Answer:` line), where SmolLM2 in its own chat template writes that
 line in none of 40 replies.
+
 Chat mode measures a chat model as it is deployed; a model without a template
 llama.cpp can render falls back to few-shot, said in the terminal and
 recorded. The mode in force is part of the recorded conditions, so records
