@@ -53,7 +53,7 @@ def check_metrics_record(model: ModelUnderTest) -> Finding:
 def _replies(details: dict[str, Any]) -> dict[str, Any]:
     """How the model was asked and how its replies kept the asked format (the terminal shows it under the reasoning table)."""
     reasoning, code = details["reasoning"], details["code"]
-    kept = ("format_failures", "format_failure_rate", "format_failure_reasons", "off_type_answers", "budget_hits")
+    kept = ("items", "format_failures", "format_failure_rate", "format_failure_reasons", "off_type_answers", "budget_hits")
     return {
         "mode": reasoning["mode"],
         "reasoning": {key: reasoning[key] for key in kept},

@@ -96,7 +96,7 @@ def extract_code(problem: Problem, reply: str) -> tuple[str | None, str]:
     """
     blocks = FENCE.findall(reply)
     defines = re.compile(rf"^def {re.escape(problem.entry_point)}\s*\(", re.MULTILINE)
-    defining = [textwrap.dedent(block) for block in blocks if defines.search(textwrap.dedent(block))]
+    defining = [block for block in map(textwrap.dedent, blocks) if defines.search(block)]
     if defining:
         return f"\n\n{defining[0]}", "code block"
     if blocks:

@@ -54,8 +54,9 @@ NAMES = ("Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MAX_TOKENS = {"arithmetic": 96, "boolean": 96, "dates": 96, "ordering": 64}  # room for a few lines of working, then the answer
 FEW_SHOT_STOP = ["\nQuestion:", "\n\n"]  # the next exemplar-shaped question, or the blank line that ends one
-ANSWER_LINE = re.compile(r"^[^\w\n]*(?:final\s+)?answer[^\w\n]*:(.*)$", re.IGNORECASE | re.MULTILINE)  # `**Answer:** X` too
-ANSWER_END = r"(?im)^[^\w\n]*(?:final\s+)?answer[^\w\n]*:[^\n]*\w[^\n]*\n"  # a finished `Answer: X` line ends the reply
+ANSWER = r"^[^\w\n]*(?:final\s+)?answer[^\w\n]*:"  # a line's `Answer:`, `**Answer:**` or `Final answer:`
+ANSWER_LINE = re.compile(ANSWER + r"(.*)$", re.IGNORECASE | re.MULTILINE)
+ANSWER_END = r"(?im)" + ANSWER + r"[^\n]*\w[^\n]*\n"  # a finished `Answer: X` line ends the reply
 SYSTEM = "Solve the problem. You may work in a few short steps. End your reply with a last line of the form `Answer: X`."
 ASKED = {
     "arithmetic": "X is a whole number.",

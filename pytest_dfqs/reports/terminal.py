@@ -156,15 +156,15 @@ def reasoning_table(result: ModelResult) -> list[str]:
         verdict = "" if row["above_chance"] else "  (not above chance)"
         lines.append(f"{kind:<20}{row['items']:>7}{row['score']:>8.3f}{f'{low:.3f}-{high:.3f}':>16}{row['chance']:>9.3f}{verdict}")
     replies = _evidence_of(result, "replies")
-    return lines + (_replies_lines(replies, sum(row["items"] for row in kinds.values())) if replies else [])
+    return lines + (_replies_lines(replies) if replies else [])
 
 
-def _replies_lines(replies: dict[str, Any], items: int) -> list[str]:
+def _replies_lines(replies: dict[str, Any]) -> list[str]:
     """The prompt mode and how many replies missed the asked format, why, and how many the token budget cut."""
     reasoning, code = replies["reasoning"], replies["code"]
     reasons = ", ".join(f"{reason} {count}" for reason, count in reasoning["format_failure_reasons"].items() if count)
     return [
-        f"asked {replies['mode']}: {reasoning['format_failures']} of {items} replies without an `Answer:` line"
+        f"asked {replies['mode']}: {reasoning['format_failures']} of {reasoning['items']} replies without an `Answer:` line"
         f"{f' ({reasons})' if reasons else ''}, {reasoning['off_type_answers']} answers of another type than asked,"
         f" {reasoning['budget_hits']} cut by the token budget; HumanEval: {code['format_failures']} of {code['problems']}"
         f" replies without code, {code['budget_hits']} cut by the token budget"
