@@ -43,7 +43,7 @@ from gguf.constants import GGUF_MAGIC
 
 from .clauses.single_file import check_gguf_header, check_no_split, check_tensor_layout, check_tensors_in_file, layout_problems
 from .model import ModelUnderTest
-from .modelfile.header import GGUFHeader, HeaderError, metadata_spans, read_header
+from .modelfile.header import GGUFHeader, HeaderError, align_up, metadata_spans, read_header
 from .modelfile.integrity import file_identity, identity_change
 from .modelfile.split import SPLIT_KEYS, SplitSet, parse_shard_name, read_split_set
 from .modelfile.units import human_bytes
@@ -111,7 +111,7 @@ def plan_merge(shards: Sequence[Path], output: Path, force: bool = False) -> Mer
     ranges, tensors, base = [], [], 0
     for shard in split_set.shards:
         header = shard.header
-        padded = _padded(shard.data_end, first.alignment)
+        padded = align_up(shard.data_end, first.alignment)
         ranges.append(CopyRange(shard.path, header.data_offset, shard.data_end, padded - shard.data_end))
         tensors += _tensor_infos(header, base)
         base += padded
@@ -153,7 +153,7 @@ def merged_header(first: GGUFHeader, tensor_infos: list[bytes]) -> bytes:
         kv = handle.read(first.metadata_end - start_of_kv)
     kept = [kv[start - start_of_kv : end - start_of_kv] for key, (start, end) in spans.items() if key not in SPLIT_KEYS]
     content = struct.pack("<IIqq", GGUF_MAGIC, first.version, len(tensor_infos), len(kept)) + b"".join(kept) + b"".join(tensor_infos)
-    return content + bytes(_padded(len(content), first.alignment) - len(content))
+    return content + bytes(align_up(len(content), first.alignment) - len(content))
 
 
 def _tensor_infos(header: GGUFHeader, base: int) -> list[bytes]:
@@ -171,10 +171,6 @@ def _tensor_infos(header: GGUFHeader, base: int) -> list[bytes]:
         offset_at = at + 8 + name_length + 4 + 8 * len(tensor.shape) + 4
         moved.append(infos[at:offset_at] + _U64.pack(base + tensor.offset))
     return moved
-
-
-def _padded(size: int, alignment: int) -> int:
-    return (size + alignment - 1) // alignment * alignment
 
 
 class Progress:

@@ -17,7 +17,7 @@ from typing import Any
 from gguf.constants import GGUFValueType, Keys
 
 from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader
+from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, align_up
 from pytest_dfqs.modelfile.split import SplitSet, merged_path, parse_shard_name, read_split_set
 from pytest_dfqs.runtime.client import RuntimeNotEvaluated
 from pytest_dfqs.verdict import Finding, Status
@@ -138,12 +138,8 @@ def _packing_problems(header: GGUFHeader) -> list[str]:
                 f" llama.cpp expects {expected}: {tensor.type_name} {list(tensor.shape)} takes {tensor.nbytes} bytes"
                 " and tensors must follow each other in declaration order"
             ]
-        expected += _padded(tensor.nbytes, header.alignment)
+        expected += align_up(tensor.nbytes, header.alignment)
     return []
-
-
-def _padded(nbytes: int, alignment: int) -> int:
-    return (nbytes + alignment - 1) // alignment * alignment
 
 
 def check_tensor_layout(model: ModelUnderTest) -> Finding:

@@ -237,7 +237,7 @@ def _parse(path: Path, buffer: mmap.mmap | bytes, size: int) -> GGUFHeader:
     metadata_end = cursor.pos
     alignment = _alignment(metadata, types, offsets)
     tensors = _read_tensor_infos(cursor, n_tensors)
-    data_offset = _align(cursor.pos, alignment) if tensors else cursor.pos
+    data_offset = align_up(cursor.pos, alignment) if tensors else cursor.pos
     if version < GGUF_VERSION:
         cursor.deviations.insert(0, SpecDeviation(4, "version", f"GGUF v{version}; the current version is {GGUF_VERSION}"))
     deviations = tuple(cursor.deviations)
@@ -466,5 +466,6 @@ def _check_type(type_at: int, name: str, ggml_type: int, shape: tuple[int, ...])
         raise HeaderError(type_at, field_name, f"{type_name} rows of {row} elements are not a multiple of its block size {block_size}")
 
 
-def _align(offset: int, alignment: int) -> int:
+def align_up(offset: int, alignment: int) -> int:
+    """`offset` rounded up to the next multiple of `alignment`, as GGUF pads its data section and each tensor."""
     return (offset + alignment - 1) // alignment * alignment
