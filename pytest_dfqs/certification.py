@@ -201,7 +201,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     lines = [settings_line(state.policy, state.catalogue.spec)]
     lines += _rootdir_note(config)
     for model in state.models:
-        lines += model_header_lines(model)
+        lines += model_header_lines(model, judge=not config.option.collectonly)
         if state.policy.tier != "static" and model.header_readable():
             lines.append(f"dfqs {plan_line(model, state.policy.tier)}")
     return lines

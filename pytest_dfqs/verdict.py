@@ -20,6 +20,7 @@ from typing import Any
 from .catalogue import Clause, tier_rank
 
 NEEDS_TIER = "needs_tier"  # evidence key of a finding whose check belongs to a tier this run did not reach
+JUDGE = "judge"  # evidence key of the finding that says who decided a clause before its real test (DFQS-3.1: llama.cpp, or the rules)
 
 
 class Status(str, Enum):
@@ -124,7 +125,10 @@ class ClauseResult:
             return ""
         if self.status == Status.MET and self.awaiting:
             checks = len([f for f in self.findings if f.status == Status.MET])
-            return f"decided from the header ({checks} checks); llama.cpp's load confirms it at --dfqs-tier {self.awaiting[0]}"
+            judge = next((f.evidence[JUDGE] for f in self.findings if JUDGE in f.evidence), None)
+            if judge is None:
+                return f"decided from the header ({checks} checks); llama.cpp's load confirms it at --dfqs-tier {self.awaiting[0]}"
+            return f"{judge} ({checks} checks); its full load at --dfqs-tier {self.awaiting[0]}"
         return deciding[0].summary if self.status in (Status.NOT_MET, Status.ERROR) else deciding[-1].summary
 
     def _not_run(self) -> str:

@@ -44,6 +44,7 @@ from .routing_trace import check_routing_trace
 from .single_file import (
     check_gguf_header,
     check_llama_cpp_executes,
+    check_llama_cpp_loads,
     check_loader_rules,
     check_no_split,
     check_standalone,
@@ -61,6 +62,7 @@ CHECKS: dict[str, CheckFunction] = {
     "no-split": check_no_split,
     "standalone": check_standalone,
     "loader-rules": check_loader_rules,
+    "llama-cpp-loads": check_llama_cpp_loads,
     "llama-cpp-executes": check_llama_cpp_executes,
     "router-structure": check_router_structure,
     "declared-context": check_declared_context,

@@ -1,12 +1,16 @@
-"""DFQS-3.1: single-file GGUF execution: predicted from the header, decided by llama.cpp.
+"""DFQS-3.1: single-file GGUF execution, judged by llama.cpp before a weight is read and decided by its real load.
 
-At the static tier a file is predicted executable on its own when its header
-is valid under llama.cpp's rules, its tensors are laid out where llama.cpp
-will look for them, all of their data is inside this one file, it is not one
-shard of a split model, and it holds what a model needs to run (embeddings,
-output head, tokenizer). At the runtime tier llama.cpp itself judges: the
-worker loads this one file from a folder holding nothing else, and a refusal
-or an abort of llama.cpp's loader is NOT MET in llama.cpp's own words.
+At the static tier a file is executable on its own when its header is valid
+under llama.cpp's rules, its tensors are laid out where llama.cpp will look for
+them, all of their data is inside this one file, it is not one shard of a split
+model, it holds what a model needs to run (embeddings, output head, tokenizer),
+and llama.cpp's own loader accepts it: where llama-cpp-python is installed, the
+worker runs llama.cpp's vocab-only load and its dry run (the model with
+no_alloc and a context of the runtime tier's size: every key and tensor
+checked, the graph built, nothing allocated, no weight read). Only where no
+worker can be had do the loader's rules, read from its source, judge instead.
+At the runtime tier llama.cpp loads this one file from a folder holding
+nothing else; a refusal or an abort of llama.cpp is NOT MET in its own words.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from gguf.constants import GGUFValueType, Keys
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, align_up
 from pytest_dfqs.modelfile.split import SplitSet, merged_path, parse_shard_name, read_split_set
-from pytest_dfqs.runtime.client import RuntimeNotEvaluated
-from pytest_dfqs.verdict import Finding, Status
+from pytest_dfqs.runtime.client import RuntimeNotEvaluated, RuntimeUnavailable, WorkerUnavailable
+from pytest_dfqs.runtime.host import available_memory
+from pytest_dfqs.verdict import JUDGE, Finding, Status
 
 from .loader_rules import loader_problems, loader_table
 
@@ -264,10 +269,19 @@ def standalone_gaps(header: GGUFHeader) -> list[str]:
 
 
 def check_loader_rules(model: ModelUnderTest) -> Finding:
-    """The static prediction of llama.cpp's refusals, by the loader's own rules."""
+    """The prediction of llama.cpp's refusals by the loader's own rules: the judge only where llama.cpp cannot judge."""
     refused, unsure = loader_problems(model.header())
     table = loader_table()
     evidence = {"llama_cpp_python": table.llama_cpp_python, "problems": refused[:MAX_LISTED], "reported_only": unsure[:MAX_LISTED]}
+    judged = llama_cpp_verdict(model)
+    if judged is not None:
+        prediction = f"the rules predicted a refusal: {refused[0]}" if refused else "the rules predicted no refusal"
+        return Finding(
+            "loader-rules",
+            Status.NOT_APPLICABLE,
+            f"llama.cpp's own loader judged this file (llama-cpp-loads); {prediction}",
+            {**evidence, "llama_cpp_verdict": judged.value, "agrees_with_llama_cpp": (judged == Status.MET) == (not refused)},
+        )
     if refused:
         return Finding("loader-rules", Status.NOT_MET, refused[0], evidence)
     note = f"; another llama-cpp-python is installed, so only reported: {unsure[0]}" if unsure else ""
@@ -277,6 +291,51 @@ def check_loader_rules(model: ModelUnderTest) -> Finding:
         f"nothing llama.cpp's loader (llama-cpp-python {table.llama_cpp_python}) refuses: known architecture and"
         f" tokenizer, required keys, tensors its loader creates, block and expert counts, unique tokens{note}",
         evidence,
+    )
+
+
+def llama_cpp_verdict(model: ModelUnderTest) -> Status | None:
+    """MET or NOT MET as llama.cpp's loader judged the header (ERROR when the judging failed); None where it cannot judge."""
+    try:
+        model.runtime().judged()
+    except WorkerUnavailable:
+        return None
+    except RuntimeUnavailable as failure:
+        return failure.status
+    return Status.MET
+
+
+def check_llama_cpp_loads(model: ModelUnderTest) -> Finding:
+    """llama.cpp's own loader judges the header before a weight is read: the vocab-only load, then its dry run.
+
+    Only a header the plugin's bounded reader accepted reaches llama.cpp, and only in the worker:
+    a crash there is the file's fault, quoted, never the pytest process's. Where no worker can
+    be had (llama-cpp-python not installed, or it cannot start) the rules decide, and this says so.
+    """
+    model.header()
+    runtime = model.runtime()
+    try:
+        plan = runtime.judged()
+    except WorkerUnavailable as unavailable:
+        return Finding(
+            "llama-cpp-loads",
+            Status.NOT_APPLICABLE,
+            f"llama.cpp cannot judge the file here, the rules (loader-rules) decide: {unavailable.reason}",
+            {JUDGE: f"by the rules alone, {unavailable.reason}"},
+        )
+    identity = runtime.identity or {}
+    return Finding(
+        "llama-cpp-loads",
+        Status.MET,
+        f"llama.cpp's loader (llama-cpp-python {runtime.llama_cpp_python}) accepted every key and tensor and built the graph"
+        f" of a {plan.ctx:,}-token context; no weight was read: {identity.get('description')}, {identity.get('n_params', 0):,} parameters",
+        {
+            JUDGE: "llama.cpp accepts it, no weight read",
+            "llama_cpp_python": runtime.llama_cpp_python,
+            "vocab_only": runtime.vocabulary,
+            "model": identity,
+            "memory_plan": plan.evidence(available_memory()),
+        },
     )
 
 

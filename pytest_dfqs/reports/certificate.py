@@ -96,6 +96,7 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
         + [{"claim": r.case.key, "reason": r.finding.summary} for r in result.undecided_claims],
         "tier": policy.tier,
         "runtime": _runtime_entry(model),
+        "memory_plan": next((f.evidence["memory_plan"] for c in result.clauses for f in c.findings if "memory_plan" in f.evidence), None),
         "journal": {
             "checks": model.check_journal.summary() if model.check_journal is not None else None,
             "eval": (model.metrics_record or {}).get("details", {}).get("journal"),

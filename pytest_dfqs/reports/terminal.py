@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pytest_dfqs.clauses.registry import finding
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.facts import ModelFacts
 from pytest_dfqs.modelfile.header import HeaderError
-from pytest_dfqs.modelfile.units import human_bytes, human_count
+from pytest_dfqs.modelfile.units import human_bytes, human_count, human_gib
 from pytest_dfqs.session import ClaimResult, ModelResult
 from pytest_dfqs.verdict import ClauseResult, Finding, Policy, Status, Verdict
 
@@ -21,6 +22,7 @@ STATUS_MARKUP = {
     Status.NOT_EVALUATED: {"yellow": True},
 }
 REASON_WIDTH = 90
+JUDGE_CHECK = "llama-cpp-loads"  # llama.cpp's verdict on the header, with its memory plan
 CLAIM_WIDTH = 30
 VERDICT_COLOURS = {
     Verdict.CONFORMANT: "green",
@@ -35,14 +37,37 @@ def settings_line(policy: Policy, spec: str) -> str:
     return f"dfqs: {spec}, tier {policy.tier}, strict {'on' if policy.strict else 'off'}, profile {profile}"
 
 
-def model_header_lines(model: ModelUnderTest) -> list[str]:
-    """The facts block shown before the tests run; a bad header shows its error."""
+def model_header_lines(model: ModelUnderTest, judge: bool = True) -> list[str]:
+    """The facts block shown before the tests run, with llama.cpp's verdict and memory plan (`judge`); a bad header shows its error."""
     lines = [f"dfqs model: {model.label} ({model.path})"]
     try:
         facts = model.facts()
     except HeaderError as error:
         return lines + [f"  invalid GGUF header: {error}"]
-    return lines + [f"  {line}" for line in facts_lines(facts)]
+    judged = [judge_line(finding(model, JUDGE_CHECK))] if judge else []
+    return lines + [f"  {line}" for line in facts_lines(facts) + judged]
+
+
+def judge_line(judged: Finding) -> str:
+    """What llama.cpp said of the header before a weight was read: its memory plan, its refusal, or why it could not judge."""
+    plan = judged.evidence.get("memory_plan")
+    if judged.status == Status.MET and plan:
+        needs, available = plan["needs_bytes"], plan["available_bytes"]
+        rest = needs - plan["weights_bytes"] - plan["cache_bytes"] - plan["compute_bytes"]
+        fits = "it fits" if needs <= available else "it does not fit"
+        return (
+            f"llama.cpp, no weight read: at a {plan['ctx']:,}-token context it needs about {memory(needs)}"
+            f" (weights {memory(plan['weights_bytes'])}, caches {memory(plan['cache_bytes'])}, compute {memory(plan['compute_bytes'])},"
+            f" logits, metadata and margin {memory(rest)}); this machine has {memory(available)} available: {fits}"
+        )
+    if judged.status == Status.NOT_MET:
+        return f"llama.cpp, no weight read: {judged.summary.splitlines()[0]}"
+    return f"llama.cpp: {judged.summary.splitlines()[0]}"
+
+
+def memory(value: int) -> str:
+    """A memory size in binary units, MiB below a GiB (tiny models need a few)."""
+    return human_gib(value) if value >= 1 << 30 else f"{value / (1 << 20):.1f} MiB"
 
 
 def facts_lines(facts: ModelFacts) -> list[str]:

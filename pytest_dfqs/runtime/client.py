@@ -107,6 +107,14 @@ class WorkerFailed(RuntimeUnavailable):
         self.complaint = complaint
 
 
+class WorkerUnavailable(WorkerFailed):
+    """No worker could be had: llama-cpp-python is not installed, or the worker died before llama.cpp was imported."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message  # one line: why llama.cpp cannot judge here
+
+
 class RequestFailed(RuntimeUnavailable):
     """The worker is alive but could not do what was asked."""
 
@@ -195,6 +203,16 @@ class WorkerProcess:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
+    def wait_ready(self) -> str:
+        """The worker's first line says llama.cpp is imported, and which llama-cpp-python; a worker that dies or stays
+        silent first could not start."""
+        try:
+            return str(json.loads(self._read_line("start", self.request_timeout))["llama_cpp_python"])
+        except WorkerFailed as failure:
+            last = self.log_text().strip().splitlines()
+            reason = f"the llama.cpp worker could not start ({last[-1] if last else 'no message'})"
+            raise WorkerUnavailable(f"{reason}: {failure}", reason) from None
+
     def _pass_on_progress(self, op: str) -> None:
         """The worker's latest progress line since the last one, as a progress line of the run."""
         if self._progress is None:
@@ -264,6 +282,8 @@ class ModelRuntime:
         self.n_gpu_layers = n_gpu_layers  # 0: CPU only, as the runtime tier requires; -1: offload all
         self.plans: dict[tuple[int, int], MemoryPlan] = {}
         self.vocabulary: dict[str, Any] | None = None  # what the vocab-only load reported, once it passed
+        self.identity: dict[str, Any] | None = None  # what llama.cpp's dry run calls the model: description, parameters, layers
+        self.llama_cpp_python: str | None = None  # the worker's llama-cpp-python, once it started
         self._worker: WorkerProcess | None = None
         self._loaded: dict[str, Any] | None = None
         self._failure: RuntimeUnavailable | None = None
@@ -288,7 +308,7 @@ class ModelRuntime:
     def _again(failure: RuntimeUnavailable) -> RuntimeUnavailable:
         """The first failure, for every later check that asks: a rejection is the model's verdict, word for word."""
         repeated = type(failure)(str(failure) if isinstance(failure, ModelRejected) else f"could not run: {failure}")
-        repeated.evidence = failure.evidence
+        repeated.__dict__.update(failure.__dict__)  # its evidence, and what its kind says of it (a reason, a signal)
         return repeated
 
     def _start(self) -> dict[str, Any]:
@@ -296,12 +316,33 @@ class ModelRuntime:
         self.loads_requested += 1
         return self._load(self._started(), "load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers)
 
+    def judged(self) -> MemoryPlan:
+        """llama.cpp's verdict on the file before a weight is read, once: the vocab-only load, then its dry run (every key
+        and tensor checked, the graph of a context at the runtime's size built, nothing allocated); the plan it gives.
+
+        A refusal, a crash or a worker that could not be had is remembered: every later request meets it again.
+        """
+        if isinstance(self._failure, (ModelRejected, WorkerFailed)):
+            raise self._again(self._failure)
+        try:
+            return self.plan(self.options.ctx)
+        except RuntimeUnavailable as failure:
+            self._failure = failure
+            raise
+
     def _started(self) -> WorkerProcess:
         """The worker, started on first use with the vocab-only load: what llama.cpp refuses there, it refuses cheaply."""
         if self._worker is None:
             if find_spec("llama_cpp") is None:
-                raise WorkerFailed("llama-cpp-python is not installed: pip install 'pytest-dfqs[runtime]'")
-            self._worker = WorkerProcess(self.options.request_timeout, self.announce)
+                reason = "llama-cpp-python is not installed"
+                raise WorkerUnavailable(f"{reason}: pip install 'pytest-dfqs[runtime]'", reason)
+            worker = WorkerProcess(self.options.request_timeout, self.announce)
+            try:
+                self.llama_cpp_python = worker.wait_ready()
+            except WorkerUnavailable:
+                worker.close()
+                raise
+            self._worker = worker
             self.workers_started += 1
             self.vocabulary = self._load(self._worker, "load_vocab", path=str(self.alone_path()))
         return self._worker
@@ -329,6 +370,7 @@ class ModelRuntime:
                 n_seq=PLANNED_SEQUENCES,
             )
             self.plans[key] = memory_plan(dry_run, n_ctx, n_batch)
+            self.identity = {name: dry_run[name] for name in ("description", "n_params", "n_layer")}
         return self.plans[key]
 
     def preflight(self, n_ctx: int, n_batch: int = BATCH, advice: str = "lower --dfqs-ctx or free memory") -> None:

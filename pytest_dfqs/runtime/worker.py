@@ -334,6 +334,7 @@ class ModelWorker:
             overhead = heap_in_use() - heap
             llama_cpp.llama_free(context)
             return {
+                **model_identity(model),
                 "weights_bytes": llama_cpp.llama_model_size(model),
                 "n_vocab": llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model)),
                 "overhead_bytes": max(overhead, 0),
@@ -351,13 +352,9 @@ class ModelWorker:
         return {"load_seconds": time.perf_counter() - started, **self.describe()}
 
     def describe(self) -> dict[str, Any]:
-        description = ctypes.create_string_buffer(256)
-        llama_cpp.llama_model_desc(self.model, description, len(description))
         return {
-            "description": description.value.decode("utf-8", "replace"),
-            "n_params": llama_cpp.llama_model_n_params(self.model),
+            **model_identity(self.model),
             "size_bytes": llama_cpp.llama_model_size(self.model),
-            "n_layer": llama_cpp.llama_model_n_layer(self.model),
             "n_vocab": llama_cpp.llama_vocab_n_tokens(self.vocab),
             "loads": self.loads,
             "pid": os.getpid(),
@@ -598,6 +595,17 @@ class ModelWorker:
         raise RuntimeError(f"llama.cpp asked for {capacity} bytes to render the chat and again for more")
 
 
+def model_identity(model: Any) -> dict[str, Any]:
+    """What llama.cpp calls a loaded (or dry-run) model: its description, parameter and layer counts."""
+    description = ctypes.create_string_buffer(256)
+    llama_cpp.llama_model_desc(model, description, len(description))
+    return {
+        "description": description.value.decode("utf-8", "replace"),
+        "n_params": llama_cpp.llama_model_n_params(model),
+        "n_layer": llama_cpp.llama_model_n_layer(model),
+    }
+
+
 def _cut(text: str, stop: list[str], end: re.Pattern[str] | None) -> tuple[str, str]:
     """The text so far and whether it is finished: cut before the first stop string, or kept up to the end pattern's match."""
     stops = [text.index(marker) for marker in stop if marker in text]
@@ -641,6 +649,8 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     llama_cpp.llama_log_set(LOG.callback, ctypes.c_void_p(0))
+    protocol.write(json.dumps({"ready": True, "llama_cpp_python": llama_cpp.__version__}) + "\n")  # llama.cpp imported: it can start
+    protocol.flush()
     serve(ModelWorker(), sys.stdin, protocol)
 
 
