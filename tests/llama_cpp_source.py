@@ -84,6 +84,27 @@ ROPE_CHECK = re.compile(
     r"if \(((?:\s*arch == LLM_ARCH_\w+\s*(?:\|\|)?)+)\)\s*\{\s*if \(hparams\.n_rot_full != hparams\.n_embd_head_k_full\)"
 )
 REQUIRED_ARGUMENTS = {"get_key": 2, "get_key_or_arr": 3, "get_arr_n": 2, "get_arr": 2}  # one more: the `required` flag
+GENERIC_SOURCES = ("llama-model.cpp", "llama-vocab.cpp", "llama-model-loader.cpp")  # where keys of every architecture are read
+TYPED_READ = re.compile(r"\b(?:ml\.)?(get_key_or_arr|get_key|get_arr)\(\s*(LLM_KV_\w+|std::get<0>\(it\))\s*,")
+SPECIAL_TOKEN_KEYS = re.compile(r"\{\s*(LLM_KV_TOKENIZER_\w+_ID)\s*,\s*special_\w+\s*\}")
+DECLARATION = (
+    r"(?:std::array<\s*(?P<array>[\w:]+)\s*,[^>]*>|std::vector<\s*(?P<vector>[\w:]+)\s*>"
+    r"|(?P<scalar>bool|float|double|u?int(?:8|16|32|64)_t|std::string|(?:enum\s+)?llama_pooling_type))\s*&?\s+{name}\s*[;=,)\[]"
+)
+GGUF_TYPES = {  # the GGUF type llama.cpp's get_key asks for, by the C++ type it reads into (llama-model-loader.cpp's GKV_Base)
+    "bool": "BOOL",
+    "float": "FLOAT32",
+    "double": "FLOAT64",
+    "uint8_t": "UINT8",
+    "uint16_t": "UINT16",
+    "uint32_t": "UINT32",
+    "int32_t": "INT32",
+    "uint64_t": "UINT64",
+    "int64_t": "INT64",
+    "std::string": "STRING",
+    "llama_pooling_type": "UINT32",  # read through a uint32_t
+    "enum llama_pooling_type": "UINT32",
+}
 
 
 def fetch_sdist(folder: Path) -> Path:
@@ -99,7 +120,7 @@ def read_sources(sdist: Path) -> dict[str, str]:
     with tarfile.open(sdist) as archive:
         for member in archive.getmembers():
             name = member.name.removeprefix(SOURCE)
-            wanted = name in ("llama-arch.cpp", "llama-model.cpp", "llama-model.h", "llama-hparams.h", "llama-vocab.cpp") or re.fullmatch(
+            wanted = name in GENERIC_SOURCES + ("llama-arch.cpp", "llama-model.h", "llama-hparams.h") or re.fullmatch(
                 r"models/[\w-]+\.cpp", name
             )
             if member.name.startswith(SOURCE) and wanted:
@@ -392,6 +413,69 @@ def hyperparameter_keys(source: LlamaSource) -> dict[str, list[str]]:
     return dict(sorted(keys.items()))
 
 
+def key_types(source: LlamaSource) -> dict[str, dict[str, dict[str, object]]]:
+    """"*" (every architecture) and each architecture -> key -> how llama.cpp reads it: {"how", "type", "per_layer"}.
+
+    `how` is "scalar" (get_key: the stored type must be `type`), "scalar_or_array" (get_key_or_arr: that type, or an
+    array of it, of block_count elements when `per_layer`) or "array" (get_arr: an array of that element type; a
+    scalar there is not read). The type is the C++ type of what the value is read into (an hparams field, a local),
+    as GGUF names it. A key read into two different types somewhere is left out.
+    """
+    hparams = source.files["llama-hparams.h"]
+    generic: dict[str, list[dict[str, object]]] = {}
+    for name in GENERIC_SOURCES:
+        _typed_reads(source, source.files[name], hparams, generic)
+    tables = {"*": _agreed(generic)}
+    for path, code in sorted(source.files.items()):
+        for cls, body in _bodies(code, HPARAMS).items() if path.startswith("models/") else ():
+            if cls in source.classes and source.classes[cls] != "LLM_ARCH_CLIP":
+                reads: dict[str, list[dict[str, object]]] = {}
+                _typed_reads(source, body, hparams, reads)
+                arch = source.arch_names[source.classes[cls]]
+                own = {key.replace("%s", arch): read for key, read in _agreed(reads).items()}
+                tables[arch] = {key: read for key, read in own.items() if tables["*"].get(key.replace(arch, "%s", 1), read) == read}
+    return tables
+
+
+def _typed_reads(source: LlamaSource, code: str, hparams: str, reads: dict[str, list[dict[str, object]]]) -> None:
+    """Every get_key, get_key_or_arr and get_arr call of `code`, with the type of what it reads into."""
+    for call in TYPED_READ.finditer(code):
+        arguments, _ = _arguments(code, call.end() - 1)
+        if len(arguments) < 2:
+            continue
+        declared = _declared_type(arguments[1], code[: call.start()], hparams)
+        if declared is None or declared[1] not in GGUF_TYPES:
+            continue
+        container, cpp_type = declared
+        how = {"get_key": "scalar", "get_key_or_arr": "scalar_or_array", "get_arr": "array"}[call[1]]
+        if (how == "scalar") != (container == "scalar"):
+            continue  # read some other way (get_key_or_arr into one value ignores an array unless it is required)
+        per_layer = how == "scalar_or_array" and len(arguments) > 2 and arguments[2] in ("hparams.n_layer_all", "hparams.n_layer()")
+        ids = SPECIAL_TOKEN_KEYS.findall(code) if call[2].startswith("std::get") else [call[2]]
+        for kv in ids:
+            if kv in source.kv_names:
+                reads.setdefault(source.kv_names[kv], []).append({"how": how, "type": GGUF_TYPES[cpp_type], "per_layer": per_layer})
+
+
+def _declared_type(target: str, before: str, hparams: str) -> tuple[str, str] | None:
+    """("scalar" | "array" | "vector", C++ type) of a get_key target: an hparams field, or the last local declared before the call."""
+    field = re.fullmatch(r"hparams\.(\w+)", target)
+    name, where = (field[1], hparams) if field else (target, before)
+    if not re.fullmatch(r"\w+", name):
+        return None
+    found = list(re.finditer(DECLARATION.format(name=re.escape(name)), where))
+    if not found:
+        return None
+    last = found[-1]
+    container = next(kind for kind in ("array", "vector", "scalar") if last[kind])
+    return container, " ".join(last[container].split())
+
+
+def _agreed(reads: dict[str, list[dict[str, object]]]) -> dict[str, dict[str, object]]:
+    """The keys every read of which asks for the same type the same way."""
+    return {key: found[0] for key, found in sorted(reads.items()) if all(read == found[0] for read in found)}
+
+
 def _bodies(source: str, header: re.Pattern[str]) -> dict[str, str]:
     """Name -> body (after the opening brace, up to the closing brace in column 0) of each matching function."""
     bodies = {}
@@ -426,6 +510,7 @@ def rules(source: LlamaSource) -> dict[str, object]:
         "expert_gating_func": required_gating(source),
         "tokenizers_needing_merges": tokenizers_needing_merges(source),
         "required_keys": hyperparameter_keys(source),
+        "key_types": key_types(source),
     }
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from gguf.constants import GGUFValueType, Keys
 
 from pytest_dfqs.catalogue import CONFORMANCE_DIR
-from pytest_dfqs.modelfile.facts import blocks_present, metadata_count
+from pytest_dfqs.modelfile.facts import block_index, blocks_present, metadata_count
 from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, array_strings
 
 from . import tensor_shapes
@@ -49,6 +49,7 @@ class LoaderTable:
     shape_fields: dict[str, dict[str, str]]  # architecture -> hyperparameter the shapes name -> its metadata key
     rope_checked: frozenset[str]  # architectures whose rope.dimension_count must equal the key length
     gating: dict[str, int]  # architecture -> the only expert_gating_func its loader accepts
+    key_types: dict[str, dict[str, dict[str, Any]]]  # "*" or architecture -> key ("%s." for any architecture) -> how it is read
     needs_merges: dict[str, frozenset[str]]  # tokenizer model -> the tokenizer.ggml.pre values exempt
 
     @property
@@ -75,6 +76,7 @@ def loader_table() -> LoaderTable:
         {arch: shapes["fields"] for arch, shapes in document["shapes"].items()},
         frozenset(document["rope_dimension_is_head_size"]),
         document["expert_gating_func"],
+        document["key_types"],
         {model: frozenset(exempt) for model, exempt in document["tokenizers_needing_merges"].items()},
     )
 
@@ -122,6 +124,45 @@ def merges_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     if merges is not None and not (isinstance(merges, ArrayValue) and merges.element_type == GGUFValueType.STRING):
         return [f"{Keys.Tokenizer.MERGES} is not an array of strings: llama.cpp refuses it (invalid gguf type)"]
     return []
+
+
+def key_type_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """A key llama.cpp reads, stored with another type than the one it reads it as (llama-model-loader.cpp: "key ... has
+    wrong type", "wrong array element type", "wrong array length")."""
+    arch = header.architecture or ""
+    generic, own = table.key_types.get("*", {}), table.key_types.get(arch, {})
+    for key, stored in header.metadata_types.items():
+        templated = "%s" + key[len(arch) :] if arch and key.startswith(f"{arch}.") else key
+        read = own.get(key) or generic.get(templated)
+        problem = _type_problem(header, key, stored, read) if read is not None else None
+        if problem:
+            return [problem]
+    return []
+
+
+def _type_problem(header: GGUFHeader, key: str, stored: GGUFValueType, read: dict[str, Any]) -> str | None:
+    expected = GGUFValueType[read["type"]]
+    if stored != GGUFValueType.ARRAY:
+        if read["how"] == "array" or stored == expected:
+            return None  # get_arr does not read a value that is not an array
+        return f"{key} is {stored.name}; llama.cpp reads it as {expected.name} and refuses the file (key has wrong type)"
+    if read["how"] == "scalar":
+        return f"{key} is an ARRAY; llama.cpp reads it as one {expected.name} and refuses the file (key has wrong type)"
+    array = header.metadata[key]
+    assert isinstance(array, ArrayValue)
+    accepted = ARRAY_ELEMENTS.get(expected, {expected})
+    if array.element_type not in accepted:
+        return f"{key} is an array of {array.element_type.name}; llama.cpp reads {expected.name} elements and refuses it"
+    blocks = metadata_count(header.arch_value(Keys.LLM.BLOCK_COUNT))
+    if read["per_layer"] and blocks is not None and array.count != blocks:
+        return f"{key} has {array.count} entries for {blocks} blocks: llama.cpp refuses it (wrong array length)"
+    return None
+
+
+ARRAY_ELEMENTS = {  # llama-model-loader.cpp's get_arr: the stored element types it takes for each it reads
+    GGUFValueType.UINT32: {GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.BOOL},
+    GGUFValueType.INT32: {GGUFValueType.UINT32, GGUFValueType.INT32, GGUFValueType.BOOL},
+}
 
 
 def gating_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -178,6 +219,43 @@ def block_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     present = blocks_present(header)
     if blocks > present:
         return [f"{key} is {blocks} but the file holds tensors of {present} block(s): llama.cpp does not find blk.{present}.*"]
+    beyond = [t.name for t in header.tensors if (index := block_index(t)) is not None and index >= blocks]
+    if beyond:
+        return [
+            f"{key} is {blocks} but the file holds {beyond[0]!r}{_more_count(beyond)}: llama.cpp creates the tensors of blocks"
+            f" 0 to {blocks - 1} only and refuses a file with others (done_getting_tensors: wrong number of tensors)"
+        ]
+    return []
+
+
+def _more_count(items: list[str]) -> str:
+    return f" and {len(items) - 1} more" if len(items) > 1 else ""
+
+
+TOKEN_ARRAYS = (  # what llama-vocab.cpp reads beside the token list, the element types it accepts
+    (Keys.Tokenizer.SCORES, frozenset({GGUFValueType.FLOAT32, GGUFValueType.INT32})),
+    (Keys.Tokenizer.TOKEN_TYPE, frozenset({GGUFValueType.INT32})),
+)
+
+
+def tokenizer_array_problems(header: GGUFHeader) -> list[str]:
+    """llama-vocab.cpp throws when the token list is not an array of strings, or scores or token types are of another
+    type or shorter than it ("Index out of array bounds for scores")."""
+    tokens = header.metadata.get(Keys.Tokenizer.LIST)
+    if tokens is None or header.metadata.get(Keys.Tokenizer.MODEL) in ("no_vocab", "none"):
+        return []  # `standalone` says the token list is missing; a model without a vocabulary reads none of these
+    if not (isinstance(tokens, ArrayValue) and tokens.element_type == GGUFValueType.STRING):
+        return [f"{Keys.Tokenizer.LIST} is not an array of strings: llama.cpp refuses it (invalid gguf type)"]
+    for key, element_types in TOKEN_ARRAYS:
+        array = header.metadata.get(key)
+        if array is None:
+            continue
+        if not (isinstance(array, ArrayValue) and array.element_type in element_types):
+            return [f"{key} is not an array of {' or '.join(sorted(t.name for t in element_types))}: llama.cpp refuses it (invalid gguf type)"]
+        if array.count < tokens.count:
+            return [
+                f"{key} has {array.count:,} entries for {tokens.count:,} tokens: llama.cpp refuses it (Index out of array bounds)"
+            ]
     return []
 
 
@@ -200,12 +278,19 @@ def vocabulary_problems(header: GGUFHeader) -> list[str]:
     return []
 
 
-VERSIONED_RULES = (architecture_problems, merges_problems, gating_problems, rope_problems, shape_problems)  # the first that finds
+VERSIONED_RULES = (  # the first that finds
+    architecture_problems,
+    key_type_problems,
+    merges_problems,
+    gating_problems,
+    rope_problems,
+    shape_problems,
+)
 
 
 def loader_problems(header: GGUFHeader) -> tuple[list[str], list[str]]:
     """(what llama.cpp refuses, what the pinned llama.cpp would refuse but the installed one may not)."""
     table = loader_table()
-    certain = block_problems(header, table) + expert_problems(header, table) + vocabulary_problems(header)
+    certain = block_problems(header, table) + expert_problems(header, table) + tokenizer_array_problems(header) + vocabulary_problems(header)
     versioned = next((problems for rule in VERSIONED_RULES if (problems := rule(header, table))), [])
     return (certain + versioned, []) if table.follows_installed else (certain, versioned)
