@@ -414,7 +414,7 @@ def hyperparameter_keys(source: LlamaSource) -> dict[str, list[str]]:
 
 
 def key_types(source: LlamaSource) -> dict[str, dict[str, dict[str, object]]]:
-    """"*" (every architecture) and each architecture -> key -> how llama.cpp reads it: {"how", "type", "per_layer"}.
+    """ "*" (every architecture) and each architecture -> key -> how llama.cpp reads it: {"how", "type", "per_layer"}.
 
     `how` is "scalar" (get_key: the stored type must be `type`), "scalar_or_array" (get_key_or_arr: that type, or an
     array of it, of block_count elements when `per_layer`) or "array" (get_arr: an array of that element type; a

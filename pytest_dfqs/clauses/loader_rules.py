@@ -251,11 +251,10 @@ def tokenizer_array_problems(header: GGUFHeader) -> list[str]:
         if array is None:
             continue
         if not (isinstance(array, ArrayValue) and array.element_type in element_types):
-            return [f"{key} is not an array of {' or '.join(sorted(t.name for t in element_types))}: llama.cpp refuses it (invalid gguf type)"]
+            names = " or ".join(sorted(t.name for t in element_types))
+            return [f"{key} is not an array of {names}: llama.cpp refuses it (invalid gguf type)"]
         if array.count < tokens.count:
-            return [
-                f"{key} has {array.count:,} entries for {tokens.count:,} tokens: llama.cpp refuses it (Index out of array bounds)"
-            ]
+            return [f"{key} has {array.count:,} entries for {tokens.count:,} tokens: llama.cpp refuses it (Index out of array bounds)"]
     return []
 
 
@@ -291,6 +290,7 @@ VERSIONED_RULES = (  # the first that finds
 def loader_problems(header: GGUFHeader) -> tuple[list[str], list[str]]:
     """(what llama.cpp refuses, what the pinned llama.cpp would refuse but the installed one may not)."""
     table = loader_table()
-    certain = block_problems(header, table) + expert_problems(header, table) + tokenizer_array_problems(header) + vocabulary_problems(header)
+    certain = block_problems(header, table) + expert_problems(header, table)
+    certain += tokenizer_array_problems(header) + vocabulary_problems(header)
     versioned = next((problems for rule in VERSIONED_RULES if (problems := rule(header, table))), [])
     return (certain + versioned, []) if table.follows_installed else (certain, versioned)
