@@ -179,6 +179,24 @@ class LlamaSource:
             found[match[1]] = [argument.split()[-1].lstrip("&*") for argument in arguments]
         return found
 
+    def inlined(self, code: str) -> str:
+        """`code` with each shared helper's call replaced by its body, the call's arguments in place of its parameters."""
+        parts, position = [], 0
+        for call in HELPER_CALL.finditer(code):
+            if call.start() < position:
+                continue
+            arguments, end = _arguments(code, call.end())
+            parts += [code[position : call.start()], "{", self._substituted(call[1], arguments), "}"]
+            position = end + 1 if code[end : end + 1] == ";" else end
+        return "".join([*parts, code[position:]])
+
+    def _substituted(self, helper: str, arguments: list[str]) -> str:
+        body = self.helpers.get(helper, "")
+        for parameter, argument in zip(self.helper_parameters.get(helper, []), arguments):
+            value = argument if re.fullmatch(r"\w+", argument) else f"({argument})"
+            body = re.sub(rf"\b{re.escape(parameter)}\b", lambda _, value=value: value, body)
+        return body
+
     def called_helpers(self, code: str) -> str:
         """Each helper call of `code` as the helper's body with the call's arguments in place of its parameters."""
         bodies = []
@@ -413,6 +431,132 @@ def hyperparameter_keys(source: LlamaSource) -> dict[str, list[str]]:
     return dict(sorted(keys.items()))
 
 
+LAYER_LOOP = re.compile(r"for \(int i = 0; i < n_layer(?:_all)?; (?:\+\+i|i\+\+)\)")
+ASSIGNED = re.compile(r"(?P<target>[\w.]+)\s*=\s*$")
+NAMED = re.compile(r'tn\(\s*(?P<tensor>LLM_TENSOR_\w+)\s*(?:,\s*"(?P<suffix>\w+)")?')
+COMPARISON = re.compile(r"(?P<left>[\w.() ]+?)\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<right>[\w.() ]+)")
+PRESENCE = re.compile(r"(?P<not>!)?\s*(?P<var>[\w.]+)(?:\s*(?P<op>==|!=)\s*(?:nullptr|NULL))?")
+TOKEN = re.compile(r"\bcreate_tensor_\w+\(|\bcreate_tensor\(|[{}();]|\bfor\b|\bif\b|\belse\b")
+
+
+@dataclass
+class Requirement:
+    """A tensor llama.cpp's loader creates without TENSOR_NOT_REQUIRED, under conditions that are tensors present or absent."""
+
+    name: str  # template, "{bid}" for the block
+    conditions: tuple[tuple[str, str, bool], ...]  # ("tensor", template, present) or ("value", "n_expert == 0", holds)
+    always: bool  # created with flags 0: required wherever its conditions hold; else only where the file has it in another block
+
+
+def tensor_requirements(source: LlamaSource) -> dict[str, list[dict[str, object]]]:
+    """Architecture -> the tensors its loader requires, where the source says so plainly.
+
+    The loader's body is walked with the shared helpers it calls put in place. A create_tensor
+    counts when every block around it, inside the layer loop or outside it, is an `if` on whether
+    a tensor was created (`if (layer.wqkv)`, `if (output == NULL)`) or its `else`; any other
+    condition (a hyperparameter, a layer index, a local) makes it no requirement: the runtime
+    tier's load decides those. A tensor created with flags other than 0 (but without
+    TENSOR_NOT_REQUIRED) may be optional in a way the source computes (deepseek4's MTP-only
+    files): it is required only of a block when the file holds it in another block.
+    """
+    macro = source.files["llama-model.h"]
+    macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
+    requirements: dict[str, list[dict[str, object]]] = {}
+    for code, archs in source.model_files():
+        for body in _bodies(code, LOADER).values():
+            code_only = _without_comments(source.inlined(body))
+            dimensions = None if SHADOWED.search(code_only) else Dimensions({**macro_locals, **_unique_locals(code_only)}, set())
+            found = [vars(r) | {"conditions": [list(c) for c in r.conditions]} for r in _requirements(source, code_only, dimensions)]
+            for arch in archs:
+                requirements[arch] = found
+    return dict(sorted(requirements.items()))
+
+
+Condition = tuple[str, str, bool]
+
+
+def _requirements(source: LlamaSource, code: str, dimensions: Dimensions | None) -> list[Requirement]:
+    found: dict[tuple[str, tuple[Condition, ...]], Requirement] = {}
+    created: dict[str, str] = {}  # variable -> the template it holds
+    stack: list[tuple[str, Condition | None]] = []  # ("loop" | "if" | "else" | "scope" | "other", its condition)
+    last_if: Condition | None = None
+    position = 0
+    while (token := TOKEN.search(code, position)) is not None:
+        text, position = token[0], token.end()
+        if text.startswith("create_tensor("):
+            target = ASSIGNED.search(code[_statement_start(code, token.start()) : token.start()])
+            arguments, position = _arguments(code, position)
+            call = NAMED.match(arguments[0]) if arguments else None
+            if call is None or call["tensor"] not in source.tensor_templates or len(arguments) < 3:
+                continue
+            name = source.name(call["tensor"], call["suffix"] or "")
+            if target:
+                created[target["target"]] = name
+            requirement = _requirement(name, arguments[2], stack)
+            if requirement is not None:
+                found.setdefault((requirement.name, requirement.conditions), requirement)
+        elif text in ("if", "for"):
+            header, position = _arguments(code, code.index("(", position) + 1)
+            brace = code[position:].lstrip()
+            if not brace.startswith("{"):
+                continue  # a one-statement branch: nothing in it counts
+            position = code.index("{", position) + 1
+            if text == "for":
+                stack.append(("loop" if LAYER_LOOP.fullmatch(f"for ({'; '.join(header)})") else "other", None))
+            else:
+                stack.append(("if", _condition(", ".join(header), created, dimensions)))
+        elif text == "else":
+            after = code[position:].lstrip()
+            if after.startswith("{"):
+                position = code.index("{", position) + 1
+                stack.append(("else", (last_if[0], last_if[1], not last_if[2]) if last_if else None))
+            else:
+                last_if = None  # an `else if`: its condition is not a plain presence test of one tensor
+        elif text == "{":  # a plain scope (after a statement) changes nothing; after `switch (...)`, `do` or `=` it does
+            before = code[: token.start()].rstrip()
+            stack.append(("scope" if not before or before[-1] in ";{}" else "other", None))
+        elif text == "}" and stack:
+            kind, condition = stack.pop()
+            last_if = condition if kind == "if" else None
+    return list(found.values())
+
+
+def _without_comments(code: str) -> str:
+    """The code with its comments and the text of its error messages blanked: words there are not statements."""
+    code = re.sub(r"//[^\n]*|/\*.*?\*/", " ", code, flags=re.S)
+    return re.sub(r'std::runtime_error\("(?:[^"\\]|\\.)*"', 'std::runtime_error(""', code)
+
+
+def _statement_start(code: str, at: int) -> int:
+    return max(code.rfind(";", 0, at), code.rfind("{", 0, at), code.rfind("}", 0, at)) + 1
+
+
+def _condition(condition: str, created: dict[str, str], dimensions: Dimensions | None) -> Condition | None:
+    """("tensor", template, present) for a condition that only asks whether a tensor was created; ("value", comparison,
+    True) for one comparison of hyperparameters the header states; None for any other."""
+    match = PRESENCE.fullmatch(condition.strip())
+    if match is not None and match["var"] in created:
+        present = (match["op"] == "!=") if match["op"] else not match["not"]
+        return "tensor", created[match["var"]], present
+    comparison = COMPARISON.fullmatch(condition.strip())
+    if comparison is None or dimensions is None:
+        return None
+    left, right = dimensions.resolve(comparison["left"]), dimensions.resolve(comparison["right"])
+    return ("value", f"{left} {comparison['op']} {right}", True) if left and right else None
+
+
+def _requirement(name: str, flags: str, stack: list[tuple[str, Condition | None]]) -> Requirement | None:
+    if "TENSOR_NOT_REQUIRED" in flags or "TENSOR_SKIP" in flags:
+        return None
+    loops = [kind for kind, _ in stack if kind == "loop"]
+    if any(kind == "other" for kind, _ in stack) or len(loops) > 1 or bool(loops) != ("{bid}" in name):
+        return None
+    conditions = [condition for kind, condition in stack if kind in ("if", "else")]  # scopes and the loop add none
+    if None in conditions:
+        return None
+    return Requirement(name, tuple(c for c in conditions if c is not None), flags.strip() == "0")
+
+
 def key_types(source: LlamaSource) -> dict[str, dict[str, dict[str, object]]]:
     """ "*" (every architecture) and each architecture -> key -> how llama.cpp reads it: {"how", "type", "per_layer"}.
 
@@ -511,6 +655,7 @@ def rules(source: LlamaSource) -> dict[str, object]:
         "tokenizers_needing_merges": tokenizers_needing_merges(source),
         "required_keys": hyperparameter_keys(source),
         "key_types": key_types(source),
+        "required_tensors": tensor_requirements(source),
     }
 
 

@@ -30,7 +30,7 @@ from pytest_dfqs.modelfile.facts import block_index, blocks_present, metadata_co
 from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, array_strings
 
 from . import tensor_shapes
-from .tensor_shapes import ExpectedShape, expected_shapes, first, names_pattern
+from .tensor_shapes import ExpectedShape, expected_shapes, first, hyperparameter_values, names_pattern
 
 LOADER_FILE = CONFORMANCE_DIR / "llama-cpp-loader.json"
 MAX_LISTED = 5
@@ -50,6 +50,7 @@ class LoaderTable:
     rope_checked: frozenset[str]  # architectures whose rope.dimension_count must equal the key length
     gating: dict[str, int]  # architecture -> the only expert_gating_func its loader accepts
     key_types: dict[str, dict[str, dict[str, Any]]]  # "*" or architecture -> key ("%s." for any architecture) -> how it is read
+    required_tensors: dict[str, list[dict[str, Any]]]  # architecture -> what its loader creates without TENSOR_NOT_REQUIRED
     needs_merges: dict[str, frozenset[str]]  # tokenizer model -> the tokenizer.ggml.pre values exempt
 
     @property
@@ -77,6 +78,7 @@ def loader_table() -> LoaderTable:
         frozenset(document["rope_dimension_is_head_size"]),
         document["expert_gating_func"],
         document["key_types"],
+        document["required_tensors"],
         {model: frozenset(exempt) for model, exempt in document["tokenizers_needing_merges"].items()},
     )
 
@@ -124,6 +126,57 @@ def merges_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     if merges is not None and not (isinstance(merges, ArrayValue) and merges.element_type == GGUFValueType.STRING):
         return [f"{Keys.Tokenizer.MERGES} is not an array of strings: llama.cpp refuses it (invalid gguf type)"]
     return []
+
+
+def required_tensor_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """A tensor the architecture's loader creates without TENSOR_NOT_REQUIRED, missing (check_tensor_dims: not found).
+
+    Each requirement holds under conditions the table states (another tensor present or
+    absent, a comparison of hyperparameters); where a condition cannot be decided from the
+    header, the requirement is not applied. One created with flags other than 0 is required
+    of a block only when the file holds it in another block (deepseek4's MTP-only files).
+    """
+    arch = header.architecture or ""
+    blocks = metadata_count(header.arch_value(Keys.LLM.BLOCK_COUNT))
+    requirements = table.required_tensors.get(arch, [])
+    if blocks is None or not requirements:
+        return []
+    names = {t.name for t in header.tensors}
+    nextn = metadata_count(header.arch_value("{arch}.nextn_predict_layers")) or 0
+    trunk = range(max(blocks - nextn, 0))
+    values = hyperparameter_values(header)
+    if header.arch_value(Keys.LLM.EXPERT_COUNT) is None:
+        values["n_expert"] = 0  # llama.cpp's default: a model without experts
+    for requirement in requirements:
+        template = requirement["name"]
+        if "{xid}" in template:
+            continue
+        where = [bid for bid in (trunk if "{bid}" in template else [0]) if _conditions_hold(requirement["conditions"], bid, names, values)]
+        wanted = [template.format(bid=bid) for bid in where]
+        missing = [name for name in wanted if name not in names]
+        if missing and (requirement["always"] or len(missing) < len(wanted)):
+            return [
+                f"{len(missing)} tensor(s) that llama.cpp's {arch} loader requires are missing, so it refuses the file:"
+                f" {', '.join(repr(name) for name in missing[:MAX_LISTED])}{_more(missing)} (check_tensor_dims: tensor not found)"
+            ]
+    return []
+
+
+def _conditions_hold(conditions: list[list[Any]], bid: int, names: set[str], values: dict[str, int]) -> bool:
+    """Whether every condition of a requirement holds for block `bid`; False where one cannot be decided."""
+    for kind, subject, holds in conditions:
+        if kind == "tensor":
+            found: bool | None = subject.format(bid=bid) in names
+        else:
+            left, operator, right = subject.split(" ")
+            low, high = tensor_shapes.evaluate(left, values), tensor_shapes.evaluate(right, values)
+            found = None if low is None or high is None else COMPARISONS[operator](low, high)
+        if found is None or found != holds:
+            return False
+    return True
+
+
+COMPARISONS = {"==": int.__eq__, "!=": int.__ne__, "<": int.__lt__, "<=": int.__le__, ">": int.__gt__, ">=": int.__ge__}
 
 
 def key_type_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -279,6 +332,7 @@ def vocabulary_problems(header: GGUFHeader) -> list[str]:
 
 VERSIONED_RULES = (  # the first that finds
     architecture_problems,
+    required_tensor_problems,
     key_type_problems,
     merges_problems,
     gating_problems,
