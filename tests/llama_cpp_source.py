@@ -257,7 +257,8 @@ def tensor_shapes(source: LlamaSource) -> dict[str, dict[str, dict[str, object]]
             continue
         tensor_code += source.called_helpers(tensor_code)
         fields = arch_fields(source, code)
-        tensors = _shapes(tensor_code, source, Dimensions({**macro_locals, **_unique_locals(tensor_code)}, set(fields)))
+        loader_locals = _unique_locals("".join(_bodies(code, LOADER).values()))  # over the graph's locals of the same name
+        tensors = _shapes(tensor_code, source, Dimensions({**macro_locals, **_unique_locals(tensor_code), **loader_locals}, set(fields)))
         hparams_code = "".join(_bodies(code, HPARAMS).values())
         overridden = {name for name, behind in BEHIND.items() if any(f"hparams.{field}" in hparams_code for field in behind)}
         tensors = {name: shape for name, shape in tensors.items() if not overridden & _terms(shape)}
