@@ -539,11 +539,8 @@ def _condition(condition: str, created: dict[str, str], dimensions: Dimensions |
     if match is not None and match["var"] in created:
         present = (match["op"] == "!=") if match["op"] else not match["not"]
         return "tensor", created[match["var"]], present
-    comparison = COMPARISON.fullmatch(condition.strip())
-    if comparison is None or dimensions is None:
-        return None
-    left, right = dimensions.resolve(comparison["left"]), dimensions.resolve(comparison["right"])
-    return ("value", f"{left} {comparison['op']} {right}", True) if left and right else None
+    compared = _comparison(condition, dimensions) if dimensions is not None else None
+    return ("value", compared, True) if compared else None
 
 
 def _requirement(name: str, flags: str, stack: list[tuple[str, Condition | None]]) -> Requirement | None:
@@ -556,6 +553,50 @@ def _requirement(name: str, flags: str, stack: list[tuple[str, Condition | None]
     if None in conditions:
         return None
     return Requirement(name, tuple(c for c in conditions if c is not None), flags.strip() == "0")
+
+
+GRAPH = re.compile(r"(llama_model_\w+)::graph::graph\(")
+ASSERTION = re.compile(r"GGML_ASSERT\((?P<condition>[^;]*)\);")
+
+
+def graph_assertions(source: LlamaSource) -> dict[str, list[str]]:
+    """Architecture -> the comparisons of hyperparameters its graph asserts before anything else ("n_embd_head == n_rot").
+
+    Only GGML_ASSERTs at the graph constructor's own level (not in a branch or a loop) whose
+    two sides are arithmetic over hyperparameters the header states are kept: llama.cpp
+    aborts building the graph, and so creating a context, when one fails.
+    """
+    macro = source.files["llama-model.h"]
+    macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
+    found: dict[str, list[str]] = {}
+    for path, code in sorted(source.files.items()):
+        for cls, body in _bodies(code, GRAPH).items() if path.startswith("models/") else ():
+            if cls not in source.classes:
+                continue
+            dimensions = Dimensions({**macro_locals, **_unique_locals(body)}, set())
+            kept = [kept for assertion in _top_level_assertions(_without_comments(body)) if (kept := _comparison(assertion, dimensions))]
+            if kept:
+                found[source.arch_names[source.classes[cls]]] = kept
+    return dict(sorted(found.items()))
+
+
+def _top_level_assertions(body: str) -> list[str]:
+    depth, kept = 0, []
+    for match in re.finditer(r"[{}]|GGML_ASSERT\(", body):
+        if match[0] in "{}":
+            depth += 1 if match[0] == "{" else -1
+        elif depth == 0 and (assertion := ASSERTION.match(body, match.start())):
+            kept.append(assertion["condition"])
+    return kept
+
+
+def _comparison(condition: str, dimensions: Dimensions) -> str | None:
+    """ "left OP right" over the header's hyperparameters, or None where a side cannot be stated."""
+    comparison = COMPARISON.fullmatch(condition.strip())
+    if comparison is None:
+        return None
+    left, right = dimensions.resolve(comparison["left"]), dimensions.resolve(comparison["right"])
+    return f"{left} {comparison['op']} {right}" if left and right and " " not in left + right else None
 
 
 def key_types(source: LlamaSource) -> dict[str, dict[str, dict[str, object]]]:
@@ -657,6 +698,7 @@ def rules(source: LlamaSource) -> dict[str, object]:
         "required_keys": hyperparameter_keys(source),
         "key_types": key_types(source),
         "required_tensors": tensor_requirements(source),
+        "graph_assertions": graph_assertions(source),
     }
 
 

@@ -51,6 +51,7 @@ class LoaderTable:
     gating: dict[str, int]  # architecture -> the only expert_gating_func its loader accepts
     key_types: dict[str, dict[str, dict[str, Any]]]  # "*" or architecture -> key ("%s." for any architecture) -> how it is read
     required_tensors: dict[str, list[dict[str, Any]]]  # architecture -> what its loader creates without TENSOR_NOT_REQUIRED
+    graph_assertions: dict[str, list[str]]  # architecture -> comparisons of hyperparameters its graph asserts
     needs_merges: dict[str, frozenset[str]]  # tokenizer model -> the tokenizer.ggml.pre values exempt
 
     @property
@@ -79,6 +80,7 @@ def loader_table() -> LoaderTable:
         document["expert_gating_func"],
         document["key_types"],
         document["required_tensors"],
+        document["graph_assertions"],
         {model: frozenset(exempt) for model, exempt in document["tokenizers_needing_merges"].items()},
     )
 
@@ -165,18 +167,31 @@ def required_tensor_problems(header: GGUFHeader, table: LoaderTable) -> list[str
 def _conditions_hold(conditions: list[list[Any]], bid: int, names: set[str], values: dict[str, int]) -> bool:
     """Whether every condition of a requirement holds for block `bid`; False where one cannot be decided."""
     for kind, subject, holds in conditions:
-        if kind == "tensor":
-            found: bool | None = subject.format(bid=bid) in names
-        else:
-            left, operator, right = subject.split(" ")
-            low, high = tensor_shapes.evaluate(left, values), tensor_shapes.evaluate(right, values)
-            found = None if low is None or high is None else COMPARISONS[operator](low, high)
+        found = subject.format(bid=bid) in names if kind == "tensor" else compared(subject, values)
         if found is None or found != holds:
             return False
     return True
 
 
 COMPARISONS = {"==": int.__eq__, "!=": int.__ne__, "<": int.__lt__, "<=": int.__le__, ">": int.__gt__, ">=": int.__ge__}
+
+
+def compared(comparison: str, values: dict[str, int]) -> bool | None:
+    """ "left OP right" over hyperparameter values; None where a side cannot be evaluated."""
+    left, operator, right = comparison.split(" ")
+    low, high = tensor_shapes.evaluate(left, values), tensor_shapes.evaluate(right, values)
+    return None if low is None or high is None else COMPARISONS[operator](low, high)
+
+
+def graph_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """A comparison the architecture's graph asserts, false for this header: llama.cpp aborts when it builds the graph."""
+    arch = header.architecture or ""
+    values = hyperparameter_values(header)
+    for comparison in table.graph_assertions.get(arch, []):
+        if compared(comparison, values) is False:
+            terms = ", ".join(f"{name}={values[name]}" for name in sorted(set(re.findall(r"[A-Za-z_]\w*", comparison))))
+            return [f"llama.cpp aborts building the {arch} graph: GGML_ASSERT({comparison}) fails ({terms})"]
+    return []
 
 
 def key_type_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -338,6 +353,7 @@ VERSIONED_RULES = (  # the first that finds
     gating_problems,
     rope_problems,
     shape_problems,
+    graph_problems,
 )
 
 
