@@ -45,8 +45,11 @@ KEY_CALL = re.compile(r"\bml\.(get_key|get_key_or_arr|get_arr_n|get_arr)\(")
 CREATE = re.compile(r'create_tensor\(\s*tn\(\s*(LLM_TENSOR_\w+)\s*(?:,\s*"(\w+)")?[^)]*\)\s*,\s*\{([^}]*)\}\s*,?([^;]*);')
 LOCAL = re.compile(r"\bconst\s+(?:int64_t|int|uint32_t)\s+(\w+)\s*=\s*([^;]+);")
 FIELD_READ = re.compile(r"\bml\.(?:get_key|get_key_or_arr)\(\s*(LLM_KV_\w+)\s*,\s*hparams\.(\w+)")
+ARRAY_READ = re.compile(r"\bml\.get_arr\(\s*(LLM_KV_\w+)\s*,\s*hparams\.(\w+)")
 REFERENCE = re.compile(r"\b(?:hparams|vocab)\.\w+(?:\(\))?|\b[A-Za-z_]\w*\b")
 ARITHMETIC = re.compile(r"[\w\s+\-*/()]+")
+INDEXED = re.compile(r"[\w\s+\-*/()\[\]]+")  # arithmetic with per-layer values indexed by the block
+CAST = re.compile(r"\((?:size_t|u?int(?:8|16|32|64)_t|int)\)\s*")
 # The hparams accessors LLAMA_LOAD_LOCALS and the loaders use (llama-hparams.cpp), by the names
 # pytest_dfqs.clauses.loader_rules gives their values; an accessor with an argument (a layer) is not one.
 ACCESSORS = {
@@ -304,10 +307,13 @@ class Dimensions:
 
     local_definitions: dict[str, str | None]
     fields: set[str]
+    per_block: bool = False  # the layer loop's `i` is `bid`, and a per-layer field may be indexed by it: `ratios[bid]`
 
     def resolve(self, expression: str, depth: int = 0) -> str | None:
         if depth > 8:  # constants defined in terms of each other, but not this deep
             return None
+        if self.per_block:
+            expression = re.sub(r"\[\s*i\s*\]", "[bid]", CAST.sub("", expression))
         parts, position = [], 0
         for match in REFERENCE.finditer(expression):
             term = self._term(match[0], depth)
@@ -316,9 +322,11 @@ class Dimensions:
             parts += [expression[position : match.start()], term]
             position = match.end()
         resolved = "".join([*parts, expression[position:]]).strip()
-        return resolved if ARITHMETIC.fullmatch(resolved) else None
+        return resolved if (INDEXED if self.per_block else ARITHMETIC).fullmatch(resolved) else None
 
     def _term(self, name: str, depth: int) -> str | None:
+        if self.per_block and name in ("i", "bid"):
+            return "bid"
         if name in ACCESSORS:
             return ACCESSORS[name]
         if name.startswith("hparams."):
@@ -435,7 +443,7 @@ def hyperparameter_keys(source: LlamaSource) -> dict[str, list[str]]:
 LAYER_LOOP = re.compile(r"for \(int i = 0; i < n_layer(?:_all)?; (?:\+\+i|i\+\+)\)")
 ASSIGNED = re.compile(r"(?P<target>[\w.]+)\s*=\s*$")
 NAMED = re.compile(r'tn\(\s*(?P<tensor>LLM_TENSOR_\w+)\s*(?:,\s*"(?P<suffix>\w+)")?')
-COMPARISON = re.compile(r"(?P<left>[\w.() ]+?)\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<right>[\w.() ]+)")
+COMPARISON = re.compile(r"(?P<left>[\w.()\[\] ]+?)\s*(?P<op>==|!=|<=|>=|<|>)\s*(?P<right>[\w.()\[\] ]+)")
 PRESENCE = re.compile(r"(?P<not>!)?\s*(?P<var>[\w.]+)(?:\s*(?P<op>==|!=)\s*(?:nullptr|NULL))?")
 TOKEN = re.compile(r"\bcreate_tensor_\w+\(|\bcreate_tensor\(|[{}();]|\bfor\b|\bif\b|\belse\b")
 
@@ -446,30 +454,39 @@ class Requirement:
 
     name: str  # template, "{bid}" for the block
     conditions: tuple[tuple[str, str, bool], ...]  # ("tensor", template, present) or ("value", "n_expert == 0", holds)
-    always: bool  # created with flags 0: required wherever its conditions hold; else only where the file has it in another block
+    always: bool  # created with flags 0: required wherever its conditions hold; else only in blocks holding another tensor so created
 
 
-def tensor_requirements(source: LlamaSource) -> dict[str, list[dict[str, object]]]:
-    """Architecture -> the tensors its loader requires, where the source says so plainly.
+def tensor_requirements(source: LlamaSource) -> dict[str, dict[str, object]]:
+    """Architecture -> {"tensors": the tensors its loader requires, where the source says so plainly, "fields": the
+    hparams fields their conditions compare -> their metadata keys}.
 
     The loader's body is walked with the shared helpers it calls put in place. A create_tensor
     counts when every block around it, inside the layer loop or outside it, is an `if` on whether
     a tensor was created (`if (layer.wqkv)`, `if (output == NULL)`) or its `else`; any other
-    condition (a hyperparameter, a layer index, a local) makes it no requirement: the runtime
-    tier's load decides those. A tensor created with flags other than 0 (but without
+    condition is kept where it compares hyperparameters the header states (the block index and
+    per-layer values among them: `ratios[bid] != 0`); any other makes it no requirement: the
+    runtime tier's load decides those. A tensor created with flags other than 0 (but without
     TENSOR_NOT_REQUIRED) may be optional in a way the source computes (deepseek4's MTP-only
-    files): it is required only of a block when the file holds it in another block.
+    files leave whole blocks out): it is required only of a block that holds another tensor so created.
     """
     macro = source.files["llama-model.h"]
     macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
-    requirements: dict[str, list[dict[str, object]]] = {}
+    requirements: dict[str, dict[str, object]] = {}
     for code, archs in source.model_files():
+        fields = arch_fields(source, code) | {
+            field: source.kv_names[kv] for body in _bodies(code, HPARAMS).values() for kv, field in ARRAY_READ.findall(body) if kv in source.kv_names
+        }
         for body in _bodies(code, LOADER).values():
             code_only = _without_comments(source.inlined(body))
-            dimensions = None if SHADOWED.search(code_only) else Dimensions({**macro_locals, **_unique_locals(code_only)}, set())
-            found = [vars(r) | {"conditions": [list(c) for c in r.conditions]} for r in _requirements(source, code_only, dimensions)]
+            dimensions = Dimensions({**macro_locals, **_unique_locals(code_only)}, set(fields), per_block=True)
+            found = _requirements(source, code_only, None if SHADOWED.search(code_only) else dimensions)
+            used = {term for r in found for kind, subject, _ in r.conditions if kind == "value" for term in re.findall(r"[A-Za-z_]\w*", subject)}
             for arch in archs:
-                requirements[arch] = found
+                requirements[arch] = {
+                    "tensors": [vars(r) | {"conditions": [list(c) for c in r.conditions]} for r in found],
+                    "fields": {field: key.replace("%s", arch) for field, key in sorted(fields.items()) if field in used},
+                }
     return dict(sorted(requirements.items()))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
@@ -50,7 +51,7 @@ class LoaderTable:
     rope_checked: frozenset[str]  # architectures whose rope.dimension_count must equal the key length
     gating: dict[str, int]  # architecture -> the only expert_gating_func its loader accepts
     key_types: dict[str, dict[str, dict[str, Any]]]  # "*" or architecture -> key ("%s." for any architecture) -> how it is read
-    required_tensors: dict[str, list[dict[str, Any]]]  # architecture -> what its loader creates without TENSOR_NOT_REQUIRED
+    required_tensors: dict[str, dict[str, Any]]  # architecture -> what its loader creates without TENSOR_NOT_REQUIRED, and fields
     graph_assertions: dict[str, list[str]]  # architecture -> comparisons of hyperparameters its graph asserts
     needs_merges: dict[str, frozenset[str]]  # tokenizer model -> the tokenizer.ggml.pre values exempt
 
@@ -134,29 +135,30 @@ def required_tensor_problems(header: GGUFHeader, table: LoaderTable) -> list[str
     """A tensor the architecture's loader creates without TENSOR_NOT_REQUIRED, missing (check_tensor_dims: not found).
 
     Each requirement holds under conditions the table states (another tensor present or
-    absent, a comparison of hyperparameters); where a condition cannot be decided from the
-    header, the requirement is not applied. One created with flags other than 0 is required
-    of a block only when the file holds it in another block (deepseek4's MTP-only files).
+    absent, a comparison of hyperparameters, per block where they are per-layer values);
+    where a condition cannot be decided from the header, the requirement is not applied. One
+    created with flags other than 0 is required only of a block that holds another tensor so
+    created (deepseek4's MTP-only files leave whole blocks out).
     """
     arch = header.architecture or ""
     blocks = metadata_count(header.arch_value(Keys.LLM.BLOCK_COUNT))
-    requirements = table.required_tensors.get(arch, [])
-    if blocks is None or not requirements:
+    required = table.required_tensors.get(arch, {"tensors": [], "fields": {}})
+    if blocks is None or not required["tensors"]:
         return []
     names = {t.name for t in header.tensors}
     nextn = metadata_count(header.arch_value("{arch}.nextn_predict_layers")) or 0
     trunk = range(max(blocks - nextn, 0))
-    values = hyperparameter_values(header)
-    if header.arch_value(Keys.LLM.EXPERT_COUNT) is None:
-        values["n_expert"] = 0  # llama.cpp's default: a model without experts
-    for requirement in requirements:
+    values = requirement_values(header, required["fields"])
+    flagged = [r["name"] for r in required["tensors"] if not r["always"] and "{bid}" in r["name"]]
+    for requirement in required["tensors"]:
         template = requirement["name"]
         if "{xid}" in template:
             continue
         where = [bid for bid in (trunk if "{bid}" in template else [0]) if _conditions_hold(requirement["conditions"], bid, names, values)]
-        wanted = [template.format(bid=bid) for bid in where]
-        missing = [name for name in wanted if name not in names]
-        if missing and (requirement["always"] or len(missing) < len(wanted)):
+        if not requirement["always"]:
+            where = [bid for bid in where if any(other.format(bid=bid) in names for other in flagged if other != template)]
+        missing = [name for bid in where if (name := template.format(bid=bid)) not in names]
+        if missing:
             return [
                 f"{len(missing)} tensor(s) that llama.cpp's {arch} loader requires are missing, so it refuses the file:"
                 f" {', '.join(repr(name) for name in missing[:MAX_LISTED])}{_more(missing)} (check_tensor_dims: tensor not found)"
@@ -164,10 +166,26 @@ def required_tensor_problems(header: GGUFHeader, table: LoaderTable) -> list[str
     return []
 
 
-def _conditions_hold(conditions: list[list[Any]], bid: int, names: set[str], values: dict[str, int]) -> bool:
+def requirement_values(header: GGUFHeader, fields: dict[str, str]) -> dict[str, int | tuple[int, ...]]:
+    """The hyperparameters requirements compare: hparams accessors, the fields the table names (per-layer ones as tuples)."""
+    values: dict[str, int | tuple[int, ...]] = dict(hyperparameter_values(header))
+    if header.arch_value(Keys.LLM.EXPERT_COUNT) is None:
+        values["n_expert"] = 0  # llama.cpp's default: a model without experts
+    for field, key in fields.items():
+        value = header.metadata.get(key)
+        if isinstance(value, ArrayValue) and value.values is not None:
+            counts = tuple(metadata_count(item) for item in value.values)
+            if None not in counts:
+                values[field] = counts  # type: ignore[assignment]
+        elif (count := metadata_count(value)) is not None:
+            values[field] = count
+    return values
+
+
+def _conditions_hold(conditions: list[list[Any]], bid: int, names: set[str], values: dict[str, int | tuple[int, ...]]) -> bool:
     """Whether every condition of a requirement holds for block `bid`; False where one cannot be decided."""
     for kind, subject, holds in conditions:
-        found = subject.format(bid=bid) in names if kind == "tensor" else compared(subject, values)
+        found = subject.format(bid=bid) in names if kind == "tensor" else compared(subject, {**values, "bid": bid})
         if found is None or found != holds:
             return False
     return True
@@ -176,7 +194,7 @@ def _conditions_hold(conditions: list[list[Any]], bid: int, names: set[str], val
 COMPARISONS = {"==": int.__eq__, "!=": int.__ne__, "<": int.__lt__, "<=": int.__le__, ">": int.__gt__, ">=": int.__ge__}
 
 
-def compared(comparison: str, values: dict[str, int]) -> bool | None:
+def compared(comparison: str, values: Mapping[str, int | tuple[int, ...]]) -> bool | None:
     """ "left OP right" over hyperparameter values; None where a side cannot be evaluated."""
     left, operator, right = comparison.split(" ")
     low, high = tensor_shapes.evaluate(left, values), tensor_shapes.evaluate(right, values)

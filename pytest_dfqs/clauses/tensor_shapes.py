@@ -86,7 +86,7 @@ def padded(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(shape) + (1,) * (4 - len(shape))
 
 
-def evaluate(expression: str, values: Mapping[str, int]) -> int | None:
+def evaluate(expression: str, values: Mapping[str, int | tuple[int, ...]]) -> int | None:
     """An arithmetic dimension over named values, as int64_t arithmetic gives it; None where a value is unknown."""
     value = _value(_parsed(expression), values)
     return value if value is not None and 0 <= value <= LARGEST_DIMENSION else None
@@ -97,11 +97,15 @@ def _parsed(expression: str) -> ast.expr:
     return ast.parse(expression, mode="eval").body
 
 
-def _value(node: ast.expr, values: Mapping[str, int]) -> int | None:
+def _value(node: ast.expr, values: Mapping[str, int | tuple[int, ...]]) -> int | None:
     if isinstance(node, ast.Constant) and type(node.value) is int:
         return node.value
     if isinstance(node, ast.Name):
-        return values.get(node.id)
+        value = values.get(node.id)
+        return value if isinstance(value, int) else None
+    if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):  # a per-layer value of one block
+        array, index = values.get(node.value.id), _value(node.slice, values)
+        return array[index] if isinstance(array, tuple) and index is not None and 0 <= index < len(array) else None
     if not isinstance(node, ast.BinOp):
         return None
     left, right = _value(node.left, values), _value(node.right, values)
