@@ -367,6 +367,27 @@ def _block(text: str, start: int) -> str:
     return text[start:]
 
 
+def pre_tokenizers(source: LlamaSource) -> dict[str, list[str]]:
+    """Tokenizer model -> the tokenizer.ggml.pre values llama.cpp knows for it; any other it refuses ("unknown pre-tokenizer type").
+
+    llama-vocab.cpp gives a BPE vocabulary its pre-tokenizer by name, in one if/else chain
+    ending in that throw; the tokenizer models it reads as BPE are those whose branch sets
+    LLAMA_VOCAB_TYPE_BPE. An empty name is accepted (with a warning).
+    """
+    vocab = _without_comments(source.files["llama-vocab.cpp"])
+    chain = re.search(r"if \(type == LLAMA_VOCAB_TYPE_BPE\)\s*\{", vocab)
+    assert chain is not None, "llama-vocab.cpp no longer names BPE pre-tokenizers as this script expects"
+    body = _block(vocab, chain.end())
+    names = sorted(set(re.findall(r'tokenizer_pre == "([^"]+)"', body[: body.index("unknown pre-tokenizer type")])))
+    models = [
+        model
+        for branch in TOKENIZER_BRANCH.finditer(vocab)
+        if "type = LLAMA_VOCAB_TYPE_BPE;" in _block(vocab, branch.end())[:200]
+        for model in re.findall(r'"(\w+)"', branch[1])
+    ]
+    return {model: ["", *names] for model in sorted(models)}
+
+
 def required_gating(source: LlamaSource) -> dict[str, int]:
     """Architecture -> the only expert_gating_func value its loader accepts (it throws on any other)."""
     values = dict(
@@ -474,14 +495,15 @@ def tensor_requirements(source: LlamaSource) -> dict[str, dict[str, object]]:
     macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
     requirements: dict[str, dict[str, object]] = {}
     for code, archs in source.model_files():
-        fields = arch_fields(source, code) | {
-            field: source.kv_names[kv] for body in _bodies(code, HPARAMS).values() for kv, field in ARRAY_READ.findall(body) if kv in source.kv_names
-        }
+        hparams_code = "".join(_bodies(code, HPARAMS).values())
+        arrays = {field: source.kv_names[kv] for kv, field in ARRAY_READ.findall(hparams_code) if kv in source.kv_names}
+        fields = arch_fields(source, code) | arrays
         for body in _bodies(code, LOADER).values():
             code_only = _without_comments(source.inlined(body))
             dimensions = Dimensions({**macro_locals, **_unique_locals(code_only)}, set(fields), per_block=True)
             found = _requirements(source, code_only, None if SHADOWED.search(code_only) else dimensions)
-            used = {term for r in found for kind, subject, _ in r.conditions if kind == "value" for term in re.findall(r"[A-Za-z_]\w*", subject)}
+            compared = [subject for r in found for kind, subject, _ in r.conditions if kind == "value"]
+            used = {term for subject in compared for term in re.findall(r"[A-Za-z_]\w*", subject)}
             for arch in archs:
                 requirements[arch] = {
                     "tensors": [vars(r) | {"conditions": [list(c) for c in r.conditions]} for r in found],
@@ -716,6 +738,7 @@ def rules(source: LlamaSource) -> dict[str, object]:
         "key_types": key_types(source),
         "required_tensors": tensor_requirements(source),
         "graph_assertions": graph_assertions(source),
+        "pre_tokenizers": pre_tokenizers(source),
     }
 
 

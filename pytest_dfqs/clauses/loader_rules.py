@@ -53,6 +53,7 @@ class LoaderTable:
     key_types: dict[str, dict[str, dict[str, Any]]]  # "*" or architecture -> key ("%s." for any architecture) -> how it is read
     required_tensors: dict[str, dict[str, Any]]  # architecture -> what its loader creates without TENSOR_NOT_REQUIRED, and fields
     graph_assertions: dict[str, list[str]]  # architecture -> comparisons of hyperparameters its graph asserts
+    pre_tokenizers: dict[str, frozenset[str]]  # BPE tokenizer model -> the tokenizer.ggml.pre values llama.cpp knows
     needs_merges: dict[str, frozenset[str]]  # tokenizer model -> the tokenizer.ggml.pre values exempt
 
     @property
@@ -82,6 +83,7 @@ def loader_table() -> LoaderTable:
         document["key_types"],
         document["required_tensors"],
         document["graph_assertions"],
+        {model: frozenset(names) for model, names in document["pre_tokenizers"].items()},
         {model: frozenset(exempt) for model, exempt in document["tokenizers_needing_merges"].items()},
     )
 
@@ -251,6 +253,14 @@ ARRAY_ELEMENTS = {  # llama-model-loader.cpp's get_arr: the stored element types
 }
 
 
+def pre_tokenizer_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
+    """A BPE vocabulary whose pre-tokenizer llama.cpp does not know by name (llama-vocab.cpp: "unknown pre-tokenizer type")."""
+    model, pre = header.metadata.get(Keys.Tokenizer.MODEL), header.metadata.get(Keys.Tokenizer.PRE)
+    if isinstance(model, str) and model in table.pre_tokenizers and isinstance(pre, str) and pre not in table.pre_tokenizers[model]:
+        return [f"{Keys.Tokenizer.PRE} is {pre!r}: llama.cpp knows no such pre-tokenizer for a {model!r} vocabulary and refuses it"]
+    return []
+
+
 def gating_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     """An architecture whose loader accepts one expert gating function only (deepseek4: sqrt-softplus)."""
     arch = header.architecture or ""
@@ -368,6 +378,7 @@ VERSIONED_RULES = (  # the first that finds
     required_tensor_problems,
     key_type_problems,
     merges_problems,
+    pre_tokenizer_problems,
     gating_problems,
     rope_problems,
     shape_problems,
