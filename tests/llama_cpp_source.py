@@ -594,29 +594,30 @@ def _requirement(name: str, flags: str, stack: list[tuple[str, Condition | None]
     return Requirement(name, tuple(c for c in conditions if c is not None), flags.strip() == "0")
 
 
-GRAPH = re.compile(r"(llama_model_\w+)::graph::graph\(")
+GRAPH = re.compile(r"(llama_model_\w+::graph::\w+)\(")  # the graph's constructor and its methods (a layer's attention)
 ASSERTION = re.compile(r"GGML_ASSERT\((?P<condition>[^;]*)\);")
 
 
 def graph_assertions(source: LlamaSource) -> dict[str, list[str]]:
-    """Architecture -> the comparisons of hyperparameters its graph asserts before anything else ("n_embd_head == n_rot").
+    """Architecture -> the comparisons of hyperparameters its graph asserts ("n_embd_head == n_rot").
 
-    Only GGML_ASSERTs at the graph constructor's own level (not in a branch or a loop) whose
-    two sides are arithmetic over hyperparameters the header states are kept: llama.cpp
-    aborts building the graph, and so creating a context, when one fails.
+    Only GGML_ASSERTs at the own level of the graph's constructor or of one of its methods
+    (not in a branch or a loop) whose two sides are arithmetic over hyperparameters the header
+    states are kept: llama.cpp aborts building the graph, and so creating a context, when one fails.
     """
     macro = source.files["llama-model.h"]
     macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
     found: dict[str, list[str]] = {}
     for path, code in sorted(source.files.items()):
-        for cls, body in _bodies(code, GRAPH).items() if path.startswith("models/") else ():
+        for method, body in _bodies(code, GRAPH).items() if path.startswith("models/") else ():
+            cls = method.split("::")[0]
             if cls not in source.classes:
                 continue
             dimensions = Dimensions({**macro_locals, **_unique_locals(body)}, set())
             kept = [kept for assertion in _top_level_assertions(_without_comments(body)) if (kept := _comparison(assertion, dimensions))]
-            if kept:
-                found[source.arch_names[source.classes[cls]]] = kept
-    return dict(sorted(found.items()))
+            arch = source.arch_names[source.classes[cls]]
+            found[arch] = list(dict.fromkeys(found.get(arch, []) + kept))
+    return {arch: kept for arch, kept in sorted(found.items()) if kept}
 
 
 def _top_level_assertions(body: str) -> list[str]:

@@ -146,13 +146,17 @@ def _add_experts(header: GGUFHeader, values: dict[str, int]) -> None:
 
 def _add_attention(header: GGUFHeader, values: dict[str, int]) -> None:
     """Heads, head sizes and n_rot as hparams accessors give them for the first layer (llama-hparams.cpp)."""
-    heads = first(header.arch_value(Keys.Attention.HEAD_COUNT))
-    if not heads:
+    declared_heads = header.arch_value(Keys.Attention.HEAD_COUNT)
+    heads = first(declared_heads) if declared_heads is not None else 0  # llama.cpp's default: no heads
+    if heads is None:
         return
     values["n_head"] = heads
     kv_heads = first(header.arch_value(Keys.Attention.HEAD_COUNT_KV)) if header.arch_value(Keys.Attention.HEAD_COUNT_KV) else heads
     if kv_heads is not None:
         values["n_head_kv"] = kv_heads
+    if heads == 0:  # llama.cpp then ignores the head sizes and rope dimension the header states
+        values |= {name: 0 for name in ("n_embd_head_k", "n_embd_head_v", "n_embd_k_gqa", "n_embd_v_gqa", "n_rot")}
+        return
     for name, key, swa_key in (
         ("k", Keys.Attention.KEY_LENGTH, Keys.Attention.KEY_LENGTH_SWA),
         ("v", Keys.Attention.VALUE_LENGTH, Keys.Attention.VALUE_LENGTH_SWA),
