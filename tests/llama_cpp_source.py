@@ -49,6 +49,7 @@ ARRAY_READ = re.compile(r"\bml\.get_arr\(\s*(LLM_KV_\w+)\s*,\s*hparams\.(\w+)")
 REFERENCE = re.compile(r"\b(?:hparams|vocab)\.\w+(?:\(\))?|\b[A-Za-z_]\w*\b")
 ARITHMETIC = re.compile(r"[\w\s+\-*/()]+")
 INDEXED = re.compile(r"[\w\s+\-*/()\[\]]+")  # arithmetic with per-layer values indexed by the block
+TERNARY = re.compile(r"(?P<test>[^?:]+?)\s*\?\s*(?P<yes>[^?:]+?)\s*:\s*(?P<no>[^?:]+)")  # one level, no nesting
 CAST = re.compile(r"\((?:size_t|u?int(?:8|16|32|64)_t|int)\)\s*")
 # The hparams accessors LLAMA_LOAD_LOCALS and the loaders use (llama-hparams.cpp), by the names
 # pytest_dfqs.clauses.loader_rules gives their values; an accessor with an argument (a layer) is not one.
@@ -314,6 +315,10 @@ class Dimensions:
             return None
         if self.per_block:
             expression = re.sub(r"\[\s*i\s*\]", "[bid]", CAST.sub("", expression))
+        choice = TERNARY.fullmatch(expression.strip())
+        if choice is not None:  # C's `a ? b : c`, over values: `(b if a else c)`
+            parts = [self.resolve(choice[name], depth + 1) for name in ("test", "yes", "no")]
+            return None if None in parts else "({1} if {0} else {2})".format(*parts)
         parts, position = [], 0
         for match in REFERENCE.finditer(expression):
             term = self._term(match[0], depth)

@@ -31,7 +31,7 @@ from pytest_dfqs.modelfile.facts import block_index, blocks_present, metadata_co
 from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, array_strings
 
 from . import tensor_shapes
-from .tensor_shapes import ExpectedShape, expected_shapes, first, hyperparameter_values, names_pattern
+from .tensor_shapes import ExpectedShape, expected_shapes, hyperparameter_values, names_pattern
 
 LOADER_FILE = CONFORMANCE_DIR / "llama-cpp-loader.json"
 MAX_LISTED = 5
@@ -272,14 +272,13 @@ def gating_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
 
 
 def rope_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
-    """llama.cpp refuses llama-like models whose rope dimension is not the key length ("invalid n_rot")."""
+    """llama.cpp refuses llama-like models whose rope dimension is not the key length ("invalid n_rot"), where it has heads."""
     arch = header.architecture
     rope = metadata_count(header.arch_value(Keys.Rope.DIMENSION_COUNT))
-    heads = first(header.arch_value(Keys.Attention.HEAD_COUNT))
-    embd = metadata_count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH))
-    if arch not in table.rope_checked or rope is None or not heads or not embd:
+    values = hyperparameter_values(header)
+    head_size = values.get("n_embd_head_k")
+    if arch not in table.rope_checked or rope is None or head_size is None or not values.get("n_head"):
         return []
-    head_size = metadata_count(header.arch_value(Keys.Attention.KEY_LENGTH)) or embd // heads
     if rope != head_size:
         return [f"{arch}.rope.dimension_count is {rope} but the key length is {head_size}: llama.cpp refuses it (invalid n_rot)"]
     return []

@@ -3,8 +3,10 @@
 conformance/llama-cpp-loader.json states each shape as llama.cpp's loader writes
 it, rewritten over hyperparameters the header states: the names of
 LLAMA_LOAD_LOCALS and hparams accessors (n_embd, n_head, n_embd_head_k, ...,
-valued here as llama.cpp's load_hparams values them) and fields an architecture
-reads from one key (q_lora_rank from deepseek4.attention.q_lora_rank, say).
+valued here as llama.cpp's load_hparams values them, its defaults for absent keys
+included) and fields an architecture reads from one key (q_lora_rank from
+deepseek4.attention.q_lora_rank, say); a constant chosen by a value, C's
+`a ? b : c`, is written `(b if a else c)`.
 A shape whose value cannot be stated (a key absent, a division by zero, a
 sliding-window head size that differs per layer) is not checked: the runtime
 tier's load decides it.
@@ -26,6 +28,7 @@ from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader
 
 LARGEST_DIMENSION = 2**63 - 1  # ggml's int64_t
 OPERATIONS = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}
+KEYWORDS = frozenset({"if", "else"})  # a dimension chosen by a value, as C's `a ? b : c` (`b if a else c`)
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def shape_problems(header: GGUFHeader, shapes: tuple[ExpectedShape, ...], fields
             expected = tuple(evaluate(dim, values) for dim in shape.dims)
             if None in expected or agrees(tensor.shape, expected, shape.elements_only):  # type: ignore[arg-type]
                 continue
-            terms = sorted({name for dim in shape.dims for name in re.findall(r"[A-Za-z_]\w*", dim)})
+            terms = sorted({name for dim in shape.dims for name in re.findall(r"[A-Za-z_]\w*", dim)} - KEYWORDS)
             shown = ", ".join(f"{name}={values[name]}" for name in terms) or "fixed by llama.cpp"
             how = " elements" if shape.elements_only else ""
             return [f"tensor {tensor.name!r} has shape {list(tensor.shape)}; llama.cpp expects {list(expected)}{how} ({shown})"]
@@ -106,6 +109,9 @@ def _value(node: ast.expr, values: Mapping[str, int | tuple[int, ...]]) -> int |
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):  # a per-layer value of one block
         array, index = values.get(node.value.id), _value(node.slice, values)
         return array[index] if isinstance(array, tuple) and index is not None and 0 <= index < len(array) else None
+    if isinstance(node, ast.IfExp):
+        test = _value(node.test, values)
+        return None if test is None else _value(node.body if test else node.orelse, values)
     if not isinstance(node, ast.BinOp):
         return None
     left, right = _value(node.left, values), _value(node.right, values)
@@ -121,7 +127,7 @@ def hyperparameter_values(header: GGUFHeader) -> dict[str, int]:
     """The values llama.cpp's load_hparams gives LLAMA_LOAD_LOCALS' names, where the header states them."""
     values: dict[str, int] = {}
     embd = metadata_count(header.arch_value(Keys.LLM.EMBEDDING_LENGTH))
-    if embd:
+    if embd is not None:
         values["n_embd"] = embd
     tokens, model = header.metadata.get(Keys.Tokenizer.LIST), header.metadata.get(Keys.Tokenizer.MODEL)
     if isinstance(tokens, ArrayValue) and model not in ("no_vocab", "none"):
@@ -140,7 +146,8 @@ def _add_experts(header: GGUFHeader, values: dict[str, int]) -> None:
         return
     values["n_expert"] = experts
     for name, template in (("n_expert_used", Keys.LLM.EXPERT_USED_COUNT), ("n_ff_exp", Keys.LLM.EXPERT_FEED_FORWARD_LENGTH)):
-        if (value := first(header.arch_value(template))) is not None:
+        declared = header.arch_value(template)
+        if (value := first(declared) if declared is not None else 0) is not None:  # llama.cpp's default: 0
             values[name] = value
 
 
