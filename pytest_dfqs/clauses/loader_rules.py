@@ -161,9 +161,10 @@ def required_tensor_problems(header: GGUFHeader, table: LoaderTable) -> list[str
             where = [bid for bid in where if any(other.format(bid=bid) in names for other in flagged if other != template)]
         missing = [name for bid in where if (name := template.format(bid=bid)) not in names]
         if missing:
+            shown = ", ".join(repr(name) for name in missing[:MAX_LISTED]) + _more(missing)
             return [
-                f"{len(missing)} tensor(s) that llama.cpp's {arch} loader requires are missing, so it refuses the file:"
-                f" {', '.join(repr(name) for name in missing[:MAX_LISTED])}{_more(missing)} (check_tensor_dims: tensor not found)"
+                f"{'tensor' if len(missing) == 1 else 'tensors'} {shown} missing: llama.cpp's {arch} loader requires"
+                f" {'it' if len(missing) == 1 else 'them'} and refuses the file (check_tensor_dims: tensor not found)"
             ]
     return []
 

@@ -23,6 +23,7 @@ STATUS_MARKUP = {
 }
 REASON_WIDTH = 90
 JUDGE_CHECK = "llama-cpp-loads"  # llama.cpp's verdict on the header, with its memory plan
+REFUSAL = "llama.cpp refuses to load this model: "  # how a refusal's finding begins (runtime.client)
 CLAIM_WIDTH = 30
 VERDICT_COLOURS = {
     Verdict.CONFORMANT: "green",
@@ -61,8 +62,8 @@ def judge_line(judged: Finding) -> str:
             f" logits, metadata and margin {memory(rest)}); this machine has {memory(available)} available: {fits}"
         )
     if judged.status == Status.NOT_MET:
-        return f"llama.cpp, no weight read: {judged.summary.splitlines()[0]}"
-    return f"llama.cpp: {judged.summary.splitlines()[0]}"
+        return f"llama.cpp, no weight read: it refuses this file: {judged.summary.splitlines()[0].removeprefix(REFUSAL)}"
+    return judged.summary.splitlines()[0]
 
 
 def memory(value: int) -> str:
