@@ -48,7 +48,7 @@ FIELD_READ = re.compile(r"\bml\.(?:get_key|get_key_or_arr)\(\s*(LLM_KV_\w+)\s*,\
 ARRAY_READ = re.compile(r"\bml\.get_arr\(\s*(LLM_KV_\w+)\s*,\s*hparams\.(\w+)")
 REFERENCE = re.compile(r"\b(?:hparams|vocab)\.\w+(?:\(\))?|\b[A-Za-z_]\w*\b")
 ARITHMETIC = re.compile(r"[\w\s+\-*/()]+")
-INDEXED = re.compile(r"[\w\s+\-*/()\[\]]+")  # arithmetic with per-layer values indexed by the block
+INDEXED = re.compile(r"[\w\s+\-*/()\[\]=!<>]+")  # arithmetic with per-layer values indexed by the block, compared
 TERNARY = re.compile(r"(?P<test>[^?:]+?)\s*\?\s*(?P<yes>[^?:]+?)\s*:\s*(?P<no>[^?:]+)")  # one level, no nesting
 CAST = re.compile(r"\((?:size_t|u?int(?:8|16|32|64)_t|int)\)\s*")
 # The hparams accessors LLAMA_LOAD_LOCALS and the loaders use (llama-hparams.cpp), by the names
@@ -262,7 +262,10 @@ def tensor_shapes(source: LlamaSource) -> dict[str, dict[str, dict[str, object]]
         tensor_code += source.called_helpers(tensor_code)
         fields = arch_fields(source, code)
         loader_locals = _unique_locals("".join(_bodies(code, LOADER).values()))  # over the graph's locals of the same name
-        tensors = _shapes(tensor_code, source, Dimensions({**macro_locals, **_unique_locals(tensor_code), **loader_locals}, set(fields)))
+        local_definitions = {**macro_locals, **_unique_locals(tensor_code), **loader_locals}
+        tensors = _shapes(
+            tensor_code, source, Dimensions(local_definitions, set(fields)), Dimensions(local_definitions, set(fields), per_block=True)
+        )
         hparams_code = "".join(_bodies(code, HPARAMS).values())
         overridden = {name for name, behind in BEHIND.items() if any(f"hparams.{field}" in hparams_code for field in behind)}
         tensors = {name: shape for name, shape in tensors.items() if not overridden & _terms(shape)}
@@ -285,11 +288,12 @@ def _unique_locals(code: str) -> dict[str, str | None]:
     return {name: next(iter(values)) if len(values) == 1 else None for name, values in found.items()}
 
 
-def _shapes(code: str, source: LlamaSource, dimensions: Dimensions) -> dict[str, dict[str, object]]:
+def _shapes(code: str, source: LlamaSource, dimensions: Dimensions, per_block: Dimensions) -> dict[str, dict[str, object]]:
+    """Name template -> its one shape; a dimension that needs the block's own values (`ratio` of layer `bid`) by `per_block`."""
     found: dict[str, set[tuple[tuple[str | None, ...], bool]]] = {}
     for tensor, suffix, dims, flags in CREATE.findall(code):
         if tensor in source.tensor_templates:
-            resolved = tuple(dimensions.resolve(d.strip()) for d in dims.split(","))
+            resolved = tuple(dimensions.resolve(d.strip()) or per_block.resolve(d.strip()) for d in dims.split(","))
             found.setdefault(source.name(tensor, suffix), set()).add((resolved, "TENSOR_ALLOW_RESHAPE" in flags))
     for tensor, suffix in TN_CALL.findall(code):
         if tensor in source.tensor_templates and source.name(tensor, suffix) not in found:
@@ -317,7 +321,7 @@ class Dimensions:
             expression = re.sub(r"\[\s*i\s*\]", "[bid]", CAST.sub("", expression))
         choice = TERNARY.fullmatch(expression.strip())
         if choice is not None:  # C's `a ? b : c`, over values: `(b if a else c)`
-            parts = [self.resolve(choice[name], depth + 1) for name in ("test", "yes", "no")]
+            parts = [self._test(choice["test"], depth), *(self.resolve(choice[name], depth + 1) for name in ("yes", "no"))]
             return None if None in parts else "({1} if {0} else {2})".format(*parts)
         parts, position = [], 0
         for match in REFERENCE.finditer(expression):
@@ -328,6 +332,14 @@ class Dimensions:
             position = match.end()
         resolved = "".join([*parts, expression[position:]]).strip()
         return resolved if (INDEXED if self.per_block else ARITHMETIC).fullmatch(resolved) else None
+
+    def _test(self, test: str, depth: int) -> str | None:
+        """A ternary's test: a value, or (per block) one comparison of two."""
+        comparison = COMPARISON.fullmatch(test.strip())
+        if comparison is None or not self.per_block:
+            return self.resolve(test, depth + 1)
+        left, right = self.resolve(comparison["left"], depth + 1), self.resolve(comparison["right"], depth + 1)
+        return f"{left} {comparison['op']} {right}" if left and right else None
 
     def _term(self, name: str, depth: int) -> str | None:
         if self.per_block and name in ("i", "bid"):
@@ -345,9 +357,11 @@ class Dimensions:
 
 
 def arch_fields(source: LlamaSource, code: str) -> dict[str, str]:
-    """hparams field -> the metadata key (with "%s" for the architecture) the file's hyperparameter loader reads it from."""
-    kv_names = source.kv_names
-    return {field: kv_names[kv] for body in _bodies(code, HPARAMS).values() for kv, field in FIELD_READ.findall(body) if kv in kv_names}
+    """hparams field -> the metadata key (with "%s" for the architecture) the file's hyperparameter loader reads it from
+    (a per-layer array among them: `compress_ratios`)."""
+    kv_names, hparams_code = source.kv_names, "".join(_bodies(code, HPARAMS).values())
+    reads = FIELD_READ.findall(hparams_code) + ARRAY_READ.findall(hparams_code)
+    return {field: kv_names[kv] for kv, field in reads if kv in kv_names}
 
 
 def tokenizers_needing_merges(source: LlamaSource) -> dict[str, list[str]]:
@@ -500,9 +514,7 @@ def tensor_requirements(source: LlamaSource) -> dict[str, dict[str, object]]:
     macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
     requirements: dict[str, dict[str, object]] = {}
     for code, archs in source.model_files():
-        hparams_code = "".join(_bodies(code, HPARAMS).values())
-        arrays = {field: source.kv_names[kv] for kv, field in ARRAY_READ.findall(hparams_code) if kv in source.kv_names}
-        fields = arch_fields(source, code) | arrays
+        fields = arch_fields(source, code)
         for body in _bodies(code, LOADER).values():
             code_only = _without_comments(source.inlined(body))
             dimensions = Dimensions({**macro_locals, **_unique_locals(code_only)}, set(fields), per_block=True)

@@ -171,17 +171,9 @@ def required_tensor_problems(header: GGUFHeader, table: LoaderTable) -> list[str
 
 def requirement_values(header: GGUFHeader, fields: dict[str, str]) -> dict[str, int | tuple[int, ...]]:
     """The hyperparameters requirements compare: hparams accessors, the fields the table names (per-layer ones as tuples)."""
-    values: dict[str, int | tuple[int, ...]] = dict(hyperparameter_values(header))
+    values: dict[str, int | tuple[int, ...]] = {**hyperparameter_values(header), **tensor_shapes.field_values(header, fields)}
     if header.arch_value(Keys.LLM.EXPERT_COUNT) is None:
         values["n_expert"] = 0  # llama.cpp's default: a model without experts
-    for field, key in fields.items():
-        value = header.metadata.get(key)
-        if isinstance(value, ArrayValue) and value.values is not None:
-            counts = tuple(metadata_count(item) for item in value.values)
-            if None not in counts:
-                values[field] = counts  # type: ignore[assignment]
-        elif (count := metadata_count(value)) is not None:
-            values[field] = count
     return values
 
 

@@ -23,11 +23,12 @@ from typing import Any
 
 from gguf.constants import Keys
 
-from pytest_dfqs.modelfile.facts import metadata_count
+from pytest_dfqs.modelfile.facts import block_index, metadata_count
 from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader
 
 LARGEST_DIMENSION = 2**63 - 1  # ggml's int64_t
 OPERATIONS = {ast.Add: int.__add__, ast.Sub: int.__sub__, ast.Mult: int.__mul__}
+COMPARED = {ast.Eq: int.__eq__, ast.NotEq: int.__ne__, ast.Lt: int.__lt__, ast.LtE: int.__le__, ast.Gt: int.__gt__, ast.GtE: int.__ge__}
 KEYWORDS = frozenset({"if", "else"})  # a dimension chosen by a value, as C's `a ? b : c` (`b if a else c`)
 
 
@@ -54,13 +55,13 @@ def names_pattern(templates: list[str]) -> re.Pattern[str]:
 
 def shape_problems(header: GGUFHeader, shapes: tuple[ExpectedShape, ...], fields: Mapping[str, str]) -> list[str]:
     """The first tensor whose shape is not the one llama.cpp's loader checks, where the header states that shape."""
-    values = hyperparameter_values(header) | {
-        field: value for field, key in fields.items() if (value := first(header.metadata.get(key))) is not None
-    }
+    stated: dict[str, int | tuple[int, ...]] = {**hyperparameter_values(header), **field_values(header, fields)}
     for tensor in header.tensors:
         for shape in shapes:
             if not shape.names.fullmatch(tensor.name):
                 continue
+            block = block_index(tensor)
+            values = stated if block is None else {**stated, "bid": block}
             expected = tuple(evaluate(dim, values) for dim in shape.dims)
             if None in expected or agrees(tensor.shape, expected, shape.elements_only):  # type: ignore[arg-type]
                 continue
@@ -69,6 +70,21 @@ def shape_problems(header: GGUFHeader, shapes: tuple[ExpectedShape, ...], fields
             how = " elements" if shape.elements_only else ""
             return [f"tensor {tensor.name!r} has shape {list(tensor.shape)}; llama.cpp expects {list(expected)}{how} ({shown})"]
     return []
+
+
+def field_values(header: GGUFHeader, fields: Mapping[str, str]) -> dict[str, int | tuple[int, ...]]:
+    """The hparams fields an architecture reads from one key each: the value (a per-layer array's first, as accessors
+    read it), and a per-layer array whole under `field[]` (what `field[bid]` indexes)."""
+    values: dict[str, int | tuple[int, ...]] = {}
+    for field, key in fields.items():
+        value = header.metadata.get(key)
+        if (scalar := first(value)) is not None:
+            values[field] = scalar
+        if isinstance(value, ArrayValue) and value.values is not None:
+            counts = tuple(metadata_count(item) for item in value.values)
+            if None not in counts:
+                values[f"{field}[]"] = counts  # type: ignore[assignment]
+    return values
 
 
 def agrees(shape: tuple[int, ...], expected: tuple[int, ...], elements_only: bool) -> bool:
@@ -107,8 +123,11 @@ def _value(node: ast.expr, values: Mapping[str, int | tuple[int, ...]]) -> int |
         value = values.get(node.id)
         return value if isinstance(value, int) else None
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):  # a per-layer value of one block
-        array, index = values.get(node.value.id), _value(node.slice, values)
+        array, index = values.get(f"{node.value.id}[]"), _value(node.slice, values)
         return array[index] if isinstance(array, tuple) and index is not None and 0 <= index < len(array) else None
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in COMPARED:
+        left, right = _value(node.left, values), _value(node.comparators[0], values)
+        return None if left is None or right is None else int(COMPARED[type(node.ops[0])](left, right))
     if isinstance(node, ast.IfExp):
         test = _value(node.test, values)
         return None if test is None else _value(node.body if test else node.orelse, values)
