@@ -100,6 +100,9 @@ def start(config: pytest.Config, settings: Settings) -> None:
         for path, label in zip(paths, model_labels(paths))
     ]
     policy = Policy(settings.tier, settings.strict, settings.profile)
+    if _judges_in_header(config):
+        for model in models:
+            model.begin_judging()
     config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config), settings.claims)
     _interrupt_on_sigterm(config)
     config.stash[SETTINGS] = settings
@@ -201,10 +204,16 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     lines = [settings_line(state.policy, state.catalogue.spec)]
     lines += _rootdir_note(config)
     for model in state.models:
-        lines += model_header_lines(model, judge=not config.option.collectonly)
+        lines += model_header_lines(model, judge=_judges_in_header(config))
         if state.policy.tier != "static" and model.header_readable():
             lines.append(f"dfqs {plan_line(model, state.policy.tier)}")
     return lines
+
+
+def _judges_in_header(config: pytest.Config) -> bool:
+    """llama.cpp judges for the header the user reads: not for --collect-only, not an xdist worker's, which nobody sees
+    (it would start a llama.cpp worker for every model, the models it never tests included)."""
+    return not config.option.collectonly and not hasattr(config, "workerinput")
 
 
 def _rootdir_note(config: pytest.Config) -> list[str]:

@@ -167,6 +167,11 @@ class ModelUnderTest:
             self._runtime = ModelRuntime(self.path, self.runtime_options(), announce=lambda line: self.announce(f"{self.label}: {line}"))
         return self._runtime
 
+    def begin_judging(self) -> None:
+        """Have llama.cpp start judging the header now, while pytest goes on (only a header the reader accepts reaches it)."""
+        if self.header_readable():
+            self.runtime().begin_judging()
+
     def runtime_record(self) -> dict[str, int]:
         """What the certificate says of the runtime: its settings, how often the model was loaded and asked."""
         options = self.runtime_options()

@@ -5,8 +5,8 @@ under llama.cpp's rules, its tensors are laid out where llama.cpp will look for
 them, all of their data is inside this one file, it is not one shard of a split
 model, it holds what a model needs to run (embeddings, output head, tokenizer),
 and llama.cpp's own loader accepts it: where llama-cpp-python is installed, the
-worker runs llama.cpp's vocab-only load and its dry run (the model with
-no_alloc and a context of the runtime tier's size: every key and tensor
+worker runs llama.cpp's dry run (the model with no_alloc and a context of the
+runtime tier's size: hyperparameters and vocabulary read, every key and tensor
 checked, the graph built, nothing allocated, no weight read). Only where no
 worker can be had do the loader's rules, read from its source, judge instead.
 At the runtime tier llama.cpp loads this one file from a folder holding
@@ -306,7 +306,7 @@ def llama_cpp_verdict(model: ModelUnderTest) -> Status | None:
 
 
 def check_llama_cpp_loads(model: ModelUnderTest) -> Finding:
-    """llama.cpp's own loader judges the header before a weight is read: the vocab-only load, then its dry run.
+    """llama.cpp's own loader judges the header before a weight is read, in its dry run (as the memory preflight does).
 
     Only a header the plugin's bounded reader accepted reaches llama.cpp, and only in the worker:
     a crash there is the file's fault, quoted, never the pytest process's. Where no worker can
@@ -321,7 +321,7 @@ def check_llama_cpp_loads(model: ModelUnderTest) -> Finding:
             "llama-cpp-loads",
             Status.NOT_APPLICABLE,
             f"llama.cpp cannot judge the file here, the rules (loader-rules) decide: {unavailable.reason}",
-            {JUDGE: f"by the rules alone, {unavailable.reason}"},
+            {JUDGE: "the rules accept it, no llama.cpp here", "reason": unavailable.reason},
         )
     identity = runtime.identity or {}
     return Finding(
@@ -332,7 +332,6 @@ def check_llama_cpp_loads(model: ModelUnderTest) -> Finding:
         {
             JUDGE: "llama.cpp accepts it, no weight read",
             "llama_cpp_python": runtime.llama_cpp_python,
-            "vocab_only": runtime.vocabulary,
             "model": identity,
             "memory_plan": plan.evidence(available_memory()),
         },
@@ -340,23 +339,23 @@ def check_llama_cpp_loads(model: ModelUnderTest) -> Finding:
 
 
 def check_llama_cpp_executes(model: ModelUnderTest) -> Finding:
-    """llama.cpp's loader is the judge: a vocab-only load, then the whole model, from a folder holding only this file."""
+    """llama.cpp's loader is the judge: its dry run, then the whole model, from a folder holding only this file."""
     runtime = model.runtime()
     try:
         loaded = runtime.loaded()
     except RuntimeNotEvaluated as skipped:
-        if runtime.vocabulary is None:
+        if runtime.identity is None:
             raise
         return Finding(
             "llama-cpp-executes",
             Status.NOT_EVALUATED,
-            f"llama.cpp read the hyperparameters and the {runtime.vocabulary['n_vocab']:,}-token vocabulary (vocab-only load)"
-            f" and, in its dry run without weights, accepted every tensor and built the graph; the full load was not attempted: {skipped}",
-            {"vocab_only": runtime.vocabulary, **skipped.evidence},
+            f"llama.cpp read the hyperparameters and the {runtime.identity['n_vocab']:,}-token vocabulary and, in its dry run"
+            f" without weights, accepted every tensor and built the graph; the full load was not attempted: {skipped}",
+            {"dry_run": runtime.identity, **skipped.evidence},
         )
     alone = runtime.alone_path() != model.path
     evidence = {
-        "vocab_only": runtime.vocabulary,
+        "dry_run": runtime.identity,
         "loaded_alone": alone,
         "description": loaded["description"],
         "n_params": loaded["n_params"],

@@ -1,8 +1,9 @@
 """The runtime tier's link to llama.cpp: one isolated worker per model.
 
-`ModelRuntime` starts the worker process, has llama.cpp read the model's
-hyperparameters and vocabulary (a `vocab_only` load: cheap, no weights), checks
-memory, then loads the model once; every runtime check of that model talks to
+`ModelRuntime` starts the worker process, has llama.cpp judge the file and plan
+its memory in a dry run (the hyperparameters, vocabulary and every tensor read,
+the graph built, no weight read, nothing allocated), checks memory, then loads
+the model once; every runtime check of that model talks to
 the same worker. The model is loaded through a folder that holds nothing but a
 link to it, so llama.cpp cannot pick up other shards: what it runs is this one
 file alone.
@@ -166,11 +167,19 @@ class WorkerProcess:
 
     def request(self, op: str, **args: Any) -> Any:
         """Send one request and wait for its answer; a dead or silent worker raises WorkerFailed."""
+        self.send(op, **args)
+        return self.receive(op)
+
+    def send(self, op: str, **args: Any) -> None:
+        """Queue one request: the worker takes it once it is ready and free (requests are answered in order)."""
         try:
             self._requests.write((json.dumps({"op": op, "args": args}) + "\n").encode())
             self._requests.flush()
         except (BrokenPipeError, OSError):
             raise self._death(op) from None
+
+    def receive(self, op: str) -> Any:
+        """The answer to the oldest request not yet answered."""
         try:
             line = self._read_line(op, self.request_timeout)
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM while llama.cpp works: stop it now, not after an hour-long fill
@@ -207,11 +216,15 @@ class WorkerProcess:
         """The worker's first line says llama.cpp is imported, and which llama-cpp-python; a worker that dies or stays
         silent first could not start."""
         try:
-            return str(json.loads(self._read_line("start", self.request_timeout))["llama_cpp_python"])
+            line = self._read_line("start", self.request_timeout)
         except WorkerFailed as failure:
             last = self.log_text().strip().splitlines()
             reason = f"the llama.cpp worker could not start ({last[-1] if last else 'no message'})"
             raise WorkerUnavailable(f"{reason}: {failure}", reason) from None
+        try:
+            return str(json.loads(line)["llama_cpp_python"])
+        except (ValueError, KeyError, TypeError):  # something printed before the worker took over its output
+            raise WorkerUnavailable(f"the llama.cpp worker could not start (its first line is not its ready line: {line[:80]!r})") from None
 
     def _pass_on_progress(self, op: str) -> None:
         """The worker's latest progress line since the last one, as a progress line of the run."""
@@ -281,8 +294,8 @@ class ModelRuntime:
         self.options = options
         self.n_gpu_layers = n_gpu_layers  # 0: CPU only, as the runtime tier requires; -1: offload all
         self.plans: dict[tuple[int, int], MemoryPlan] = {}
-        self.vocabulary: dict[str, Any] | None = None  # what the vocab-only load reported, once it passed
-        self.identity: dict[str, Any] | None = None  # what llama.cpp's dry run calls the model: description, parameters, layers
+        self.identity: dict[str, Any] | None = None  # what llama.cpp's dry run calls the model: description, parameters, layers, vocabulary
+        self._queued: tuple[int, int] | None = None  # the dry run begin_judging asked for, not yet collected
         self.llama_cpp_python: str | None = None  # the worker's llama-cpp-python, once it started
         self._worker: WorkerProcess | None = None
         self._loaded: dict[str, Any] | None = None
@@ -314,11 +327,12 @@ class ModelRuntime:
     def _start(self) -> dict[str, Any]:
         self.preflight(self.options.ctx)
         self.loads_requested += 1
-        return self._load(self._started(), "load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers)
+        worker = self._started()
+        return self._load(lambda: worker.request("load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers))
 
     def judged(self) -> MemoryPlan:
-        """llama.cpp's verdict on the file before a weight is read, once: the vocab-only load, then its dry run (every key
-        and tensor checked, the graph of a context at the runtime's size built, nothing allocated); the plan it gives.
+        """llama.cpp's verdict on the file before a weight is read, once: its dry run (the hyperparameters and vocabulary
+        read, every key and tensor checked, the graph of a context at the runtime's size built, nothing allocated); the plan.
 
         A refusal, a crash or a worker that could not be had is remembered: every later request meets it again.
         """
@@ -330,22 +344,29 @@ class ModelRuntime:
             self._failure = failure
             raise
 
-    def _started(self) -> WorkerProcess:
-        """The worker, started on first use with the vocab-only load: what llama.cpp refuses there, it refuses cheaply."""
+    def begin_judging(self) -> None:
+        """Start the worker and queue the dry run `judged` asks for now, so llama.cpp works while pytest goes on."""
+        if self._worker is not None or find_spec("llama_cpp") is None or self.options.ctx > PROJECTION_CONTEXTS[1]:
+            return
+        worker = self._spawned()
+        worker.send("plan_memory", **self._dry_run_args(self.options.ctx, BATCH))
+        self._queued = (self.options.ctx, BATCH)
+
+    def _spawned(self) -> WorkerProcess:
         if self._worker is None:
-            if find_spec("llama_cpp") is None:
-                reason = "llama-cpp-python is not installed"
-                raise WorkerUnavailable(f"{reason}: pip install 'pytest-dfqs[runtime]'", reason)
-            worker = WorkerProcess(self.options.request_timeout, self.announce)
-            try:
-                self.llama_cpp_python = worker.wait_ready()
-            except WorkerUnavailable:
-                worker.close()
-                raise
-            self._worker = worker
+            self._worker = WorkerProcess(self.options.request_timeout, self.announce)
             self.workers_started += 1
-            self.vocabulary = self._load(self._worker, "load_vocab", path=str(self.alone_path()))
         return self._worker
+
+    def _started(self) -> WorkerProcess:
+        """The worker, started on first use; one that cannot start (llama.cpp not importable) is WorkerUnavailable."""
+        if find_spec("llama_cpp") is None:
+            reason = "llama-cpp-python is not installed"
+            raise WorkerUnavailable(f"{reason}: pip install 'pytest-dfqs[runtime]'", reason)
+        worker = self._spawned()
+        if self.llama_cpp_python is None:
+            self.llama_cpp_python = worker.wait_ready()
+        return worker
 
     def plan(self, n_ctx: int, n_batch: int = BATCH) -> MemoryPlan:
         """What a context of `n_ctx` tokens needs with this model: projected first when long, then llama.cpp's dry run."""
@@ -360,18 +381,18 @@ class ModelRuntime:
         """llama.cpp's dry run of a context of `n_ctx` tokens in the worker, once per setting."""
         key = (n_ctx, n_batch)
         if key not in self.plans:
-            dry_run = self._load(
-                self._started(),
-                "plan_memory",
-                path=str(self.alone_path()),
-                n_ctx=n_ctx,
-                n_batch=n_batch,
-                n_ubatch=BATCH,
-                n_seq=PLANNED_SEQUENCES,
-            )
+            worker = self._started()
+            if self._queued == key:  # begin_judging asked for it already
+                self._queued = None
+                dry_run = self._load(lambda: worker.receive("plan_memory"))
+            else:
+                dry_run = self._load(lambda: worker.request("plan_memory", **self._dry_run_args(n_ctx, n_batch)))
             self.plans[key] = memory_plan(dry_run, n_ctx, n_batch)
-            self.identity = {name: dry_run[name] for name in ("description", "n_params", "n_layer")}
+            self.identity = {name: dry_run[name] for name in ("description", "n_params", "n_layer", "n_vocab")}
         return self.plans[key]
+
+    def _dry_run_args(self, n_ctx: int, n_batch: int) -> dict[str, Any]:
+        return {"path": str(self.alone_path()), "n_ctx": n_ctx, "n_batch": n_batch, "n_ubatch": BATCH, "n_seq": PLANNED_SEQUENCES}
 
     def preflight(self, n_ctx: int, n_batch: int = BATCH, advice: str = "lower --dfqs-ctx or free memory") -> None:
         """NOT EVALUATED, with the plan and what the machine offers, when a context of `n_ctx` tokens cannot fit."""
@@ -384,10 +405,10 @@ class ModelRuntime:
             )
 
     @staticmethod
-    def _load(worker: WorkerProcess, op: str, **args: Any) -> dict[str, Any]:
-        """A load (or dry run) in the worker; llama.cpp refusing or crashing on the file is the model's fault (NOT MET)."""
+    def _load(answer: Callable[[], Any]) -> dict[str, Any]:
+        """A load's (or dry run's) answer from the worker; llama.cpp refusing or crashing on the file is the model's fault (NOT MET)."""
         try:
-            loaded: dict[str, Any] = worker.request(op, **args)
+            loaded: dict[str, Any] = answer()
         except RequestFailed as failure:
             quote = failure.complaint or failure.error
             raise ModelRejected(f"llama.cpp refuses to load this model: {quote}\nllama.cpp's log ends:\n{failure.log_tail}") from None

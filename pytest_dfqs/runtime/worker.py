@@ -295,6 +295,7 @@ class ModelWorker:
         self.loads = 0
         self.recorder = RoutingRecorder()
         self.contexts: dict[tuple[int, int, int, int, bool], Context] = {}
+        self.leftovers: list[Callable[[], None]] = []  # what `tidy` frees once an answer is out
 
     @staticmethod
     def _load_model(path: str, what: str, **settings: Any) -> Any:
@@ -308,19 +309,6 @@ class ModelWorker:
             raise RuntimeError(f"llama.cpp could not load {what} of {path} (its log says why)")
         return model
 
-    def load_vocab(self, path: str) -> dict[str, Any]:
-        """llama.cpp reads the hyperparameters and the vocabulary, no weights: what it refuses there, it refuses cheaply."""
-        started = time.perf_counter()
-        model = self._load_model(path, "the hyperparameters and vocabulary", vocab_only=True)
-        try:
-            vocab = llama_cpp.llama_model_get_vocab(model)
-            return {
-                "n_vocab": llama_cpp.llama_vocab_n_tokens(vocab),
-                "load_seconds": time.perf_counter() - started,
-            }
-        finally:
-            llama_cpp.llama_model_free(model)
-
     def plan_memory(self, path: str, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int) -> dict[str, Any]:
         """llama.cpp's own dry run (`no_alloc`, as its --fit pass does): the model and a context, no buffers allocated.
 
@@ -329,19 +317,22 @@ class ModelWorker:
         """
         mark, heap = len(LOG.memory_lines), heap_in_use()
         model = self._load_model(path, "the model's metadata for a dry run", no_alloc=True, load_mode=llama_cpp.LLAMA_LOAD_MODE_NONE)
-        try:
-            context = new_context(model, context_params(n_ctx, n_batch, n_ubatch, n_seq))
-            overhead = heap_in_use() - heap
-            llama_cpp.llama_free(context)
-            return {
-                **model_identity(model),
-                "weights_bytes": llama_cpp.llama_model_size(model),
-                "n_vocab": llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model)),
-                "overhead_bytes": max(overhead, 0),
-                "lines": LOG.since(mark),
-            }
-        finally:
-            llama_cpp.llama_model_free(model)
+        self.leftovers.append(lambda: llama_cpp.llama_model_free(model))
+        context = new_context(model, context_params(n_ctx, n_batch, n_ubatch, n_seq))
+        overhead = heap_in_use() - heap
+        self.leftovers.insert(0, lambda: llama_cpp.llama_free(context))
+        return {
+            **model_identity(model),
+            "weights_bytes": llama_cpp.llama_model_size(model),
+            "n_vocab": llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model)),
+            "overhead_bytes": max(overhead, 0),
+            "lines": LOG.since(mark),
+        }
+
+    def tidy(self) -> None:
+        """Free what the last request left for after its answer (a dry run's model and context: freeing them takes a while)."""
+        while self.leftovers:
+            self.leftovers.pop(0)()
 
     def load(self, path: str, n_gpu_layers: int = 0) -> dict[str, Any]:
         """Load the model; CPU only unless the GPU comparison asks for offloaded layers."""
@@ -620,7 +611,6 @@ def _cut(text: str, stop: list[str], end: re.Pattern[str] | None) -> tuple[str, 
 def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None:
     """Answer one JSON request per line until `shutdown` or end of input."""
     operations: dict[str, Callable[..., Any]] = {
-        "load_vocab": worker.load_vocab,
         "load": worker.load,
         "plan_memory": worker.plan_memory,
         "describe": worker.describe,
@@ -642,6 +632,7 @@ def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None
             answer = {"ok": False, "error": f"{type(error).__name__}: {error}"}
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
+        worker.tidy()
 
 
 def main() -> None:
