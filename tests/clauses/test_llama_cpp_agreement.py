@@ -10,6 +10,7 @@ thousands with another seed and prints the agreement figures.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +42,17 @@ class Verdicts:
 
 
 def static_single_file(path: Path) -> tuple[Status, str]:
-    """DFQS-3.1 as the static tier decides it, from the same checks the plugin runs."""
+    """DFQS-3.1 as the static tier decides it by the rules alone (llama-cpp-python hidden, as after a plain `pip install .`).
+
+    With llama.cpp installed the static tier asks llama.cpp itself; that agreement is shown on
+    structure-aware mutants (test_llama_cpp_structure.py). Here the rules are measured.
+    """
+    with pytest.MonkeyPatch.context() as hidden:
+        hidden.setitem(sys.modules, "llama_cpp", None)  # importlib.util.find_spec("llama_cpp") is then None
+        return _static_single_file(path)
+
+
+def _static_single_file(path: Path) -> tuple[Status, str]:
     catalogue = load_catalogue()
     clause = catalogue.clause("DFQS-3.1")
     model = ModelUnderTest(path, path.name)
