@@ -35,8 +35,8 @@ from tests.tiny_qwen3moe import write_tiny_qwen3moe
 
 SUITE_SEED = 20261201
 SUITE_MUTANTS = 20  # per base
-BENCHMARK_SEED = 20261202  # fresh: no rule was written against it
-BENCHMARK_MUTANTS = 80  # per base: 320 in all
+BENCHMARK_SEED = 20261203  # fresh: rules were developed against seeds 1-7 and 20261202 (98.6% before its three misses)
+BENCHMARK_MUTANTS = 100  # per base: 400 in all
 RULES_CATCH_FLOOR = 0.99
 
 
@@ -115,9 +115,10 @@ def figures(verdicts: list[Verdicts]) -> dict[str, dict[str, int]]:
 
 
 def printed(table: dict[str, dict[str, int]]) -> str:
+    """The figures as a Markdown table, the closing note's and the README's."""
     columns = ["files", "llama.cpp refuses", "with llama.cpp: disagrees", "rules alone: MET anyway", "rules alone: runs but NOT MET"]
-    lines = [f"{'change':<26}" + "".join(f"{column:>31}" for column in columns)]
-    lines += [f"{kind:<26}" + "".join(f"{row.get(column, 0):>31}" for column in columns) for kind, row in table.items()]
+    lines = ["| change | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    lines += [f"| {kind} | " + " | ".join(str(row.get(column, 0)) for column in columns) + " |" for kind, row in table.items()]
     return "\n".join(lines)
 
 
