@@ -96,6 +96,14 @@ def llama_workers_with(marker: str) -> list[int]:
     return [pid for pid in processes_with(marker) if b"pytest_dfqs.runtime.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
+def parent_of(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # gone already
+        return None
+    return int(stat.rpartition(")")[2].split()[1])  # the fields after the command's name: state, then the parent's pid
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
 def test_an_interrupt_under_xdist_keeps_the_findings_workers_made(moe_model: Path, tmp_path: Path) -> None:
     """Ctrl-C reaches the controller and the xdist workers: the findings already reported are certified, as interrupted."""
@@ -103,7 +111,8 @@ def test_an_interrupt_under_xdist_keeps_the_findings_workers_made(moe_model: Pat
     report = tmp_path / "certificate.json"
     run = start_run(moe_model, tmp_path, marker, "-n", "2")
     deadline = time.monotonic() + 120
-    while not llama_workers_with(marker) and time.monotonic() < deadline:  # static checks are done when llama.cpp starts
+    # the controller's own llama.cpp worker judges the header; an xdist worker's starts once its static checks are done
+    while not [pid for pid in llama_workers_with(marker) if parent_of(pid) not in (run.pid, None)] and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(2.0)
     sent = time.monotonic()

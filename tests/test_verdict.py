@@ -9,7 +9,8 @@ from pytest_dfqs.verdict import NEEDS_TIER, ClauseResult, Finding, Policy, Statu
 
 CATALOGUE = load_catalogue()
 TIERS = {check_id: check.tier for check_id, check in CATALOGUE.checks.items()}
-SINGLE_FILE = CATALOGUE.clause("DFQS-3.1")  # SHALL, static (6 static checks, then llama.cpp's load at runtime)
+SINGLE_FILE = CATALOGUE.clause("DFQS-3.1")  # SHALL, static (7 static checks, then llama.cpp's load at runtime)
+SINGLE_FILE_STATIC = len([check for check in SINGLE_FILE.checks if TIERS[check] == "static"])
 ROUTING = CATALOGUE.clause("DFQS-3.3")  # SHALL, runtime (router-structure static, routing-determinism runtime)
 COMPATIBILITY = CATALOGUE.clause("DFQS-3.4")  # SHOULD, runtime
 GPU = CATALOGUE.clause("DFQS-3.6")  # MAY
@@ -41,7 +42,7 @@ def decide(clause: Clause, *statuses: Status, policy: Policy = STATIC, interrupt
         ((Status.MET, Status.NOT_MET), Status.NOT_MET),
         ((Status.ERROR, Status.MET), Status.ERROR),
         ((Status.NOT_MET, Status.ERROR), Status.NOT_MET),
-        ((Status.NOT_APPLICABLE,) * 6, Status.NOT_APPLICABLE),
+        ((Status.NOT_APPLICABLE,) * SINGLE_FILE_STATIC, Status.NOT_APPLICABLE),
         ((Status.MET, Status.NOT_APPLICABLE), Status.MET),
         ((Status.MET, Status.NOT_EVALUATED), Status.NOT_EVALUATED),
     ],
@@ -68,13 +69,13 @@ def test_reason_comes_from_the_deciding_finding() -> None:
 
 
 def test_a_clause_with_checks_that_did_not_run_is_not_decided() -> None:
-    """`-k gguf-header` runs one of DFQS-3.1's six static checks: five MET findings short is not MET."""
-    others = ("tensor-layout", "no-split", "tensors-in-file", "standalone", "loader-rules")
+    """`-k gguf-header` runs one of DFQS-3.1's seven static checks: six MET findings short is not MET."""
+    others = ("tensor-layout", "no-split", "tensors-in-file", "standalone", "loader-rules", "llama-cpp-loads")
     partial = decide_clause(SINGLE_FILE, found(SINGLE_FILE)[:1], Policy(), TIERS, deselected=frozenset(others))
     assert partial.status == Status.NOT_EVALUATED and partial.deselected == others
-    assert partial.undecided == "deselected: tensor-layout, no-split, tensors-in-file, standalone, loader-rules"
+    assert partial.undecided == "deselected: tensor-layout, no-split, tensors-in-file, standalone, loader-rules, llama-cpp-loads"
     lost = decide_clause(SINGLE_FILE, found(SINGLE_FILE)[:1], Policy(), TIERS)  # selected, yet no finding came back
-    assert lost.undecided == "not run: tensor-layout, no-split, tensors-in-file, standalone, loader-rules"
+    assert lost.undecided == "not run: tensor-layout, no-split, tensors-in-file, standalone, loader-rules, llama-cpp-loads"
     stopped = decide_clause(SINGLE_FILE, [], Policy(), TIERS, interrupted=True)
     assert stopped.undecided.startswith("the run was interrupted before gguf-header, tensor-layout")  # type: ignore[union-attr]
     failed = decide_clause(SINGLE_FILE, found(SINGLE_FILE, Status.NOT_MET)[:1], Policy(), TIERS)

@@ -301,13 +301,11 @@ def check_loader_rules(model: ModelUnderTest) -> Finding:
 
 
 def llama_cpp_verdict(model: ModelUnderTest) -> Status | None:
-    """MET or NOT MET as llama.cpp's loader judged the header (ERROR when the judging failed); None where it cannot judge."""
+    """MET or NOT MET as llama.cpp's loader judged the header; None where it could not judge (no worker, our time limit)."""
     try:
         model.runtime().judged()
-    except WorkerUnavailable:
-        return None
     except RuntimeUnavailable as failure:
-        return failure.status
+        return failure.status if failure.status == Status.NOT_MET else None
     return Status.MET
 
 

@@ -349,7 +349,10 @@ class ModelRuntime:
         if self._worker is not None or find_spec("llama_cpp") is None or self.options.ctx > PROJECTION_CONTEXTS[1]:
             return
         worker = self._spawned()
-        worker.send("plan_memory", **self._dry_run_args(self.options.ctx, BATCH))
+        try:
+            worker.send("plan_memory", **self._dry_run_args(self.options.ctx, BATCH))
+        except WorkerFailed:
+            return  # it died already: `judged` finds out how, when it is asked
         self._queued = (self.options.ctx, BATCH)
 
     def _spawned(self) -> WorkerProcess:

@@ -5,15 +5,26 @@ from __future__ import annotations
 import fnmatch
 import os
 import struct
+import subprocess
+import sys
+from dataclasses import replace
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 from gguf.constants import GGUFValueType
 
+from pytest_dfqs.catalogue import load_catalogue
+from pytest_dfqs.clauses.registry import finding
+from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.modelfile.header import read_header
-from tests.conftest import Certification
+from pytest_dfqs.reports.terminal import model_header_lines
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions, WorkerUnavailable
+from pytest_dfqs.verdict import NEEDS_TIER, Finding, Policy, Status, decide_clause
+from tests.conftest import Certification, validate_certificate
 from tests.gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
+from tests.gguf_structure import parse, serialize
 
 
 def test_conforming_moe_meets_the_single_file_clause(certify: Certification, moe_model: Path) -> None:
@@ -275,3 +286,221 @@ def test_a_file_rewritten_during_the_run_is_not_certified(certify: Certification
         [f"DFQS-AI.1  SHALL   NOT MET         the file changed during certification (size {size} -> {size + 1}, mtime_ns *"]
     )
     assert certify.certificate()["verdict"] == "NOT CONFORMANT"
+
+
+# llama.cpp judges the header at the static tier (llama-cpp-loads): its refusal, its memory plan, and the rules
+# deciding where no worker can be had.
+
+QUOTE = "check_tensor_dims: tensor 'blk.0.ffn_norm.weight' not found"  # llama.cpp's own words
+REFUSAL = f"llama.cpp refuses to load this model: {QUOTE}"
+HIDE_LLAMA_CPP = 'import sys; sys.modules["llama_cpp"] = None  # find_spec("llama_cpp") is None, as when it is not installed\n'
+
+
+@pytest.fixture(scope="module")
+def smollm2_without_a_norm(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SmolLM2 with blk.0.ffn_norm.weight left out: a valid GGUF, every offset right, that llama.cpp's loader refuses."""
+    parts = parse(smollm2)
+    kept = tuple(t for t in parts.tensors if t.name != "blk.0.ffn_norm.weight")
+    assert len(kept) == len(parts.tensors) - 1
+    path = tmp_path_factory.mktemp("no-norm") / "smollm2-no-ffn-norm.gguf"
+    serialize(replace(parts, tensors=kept), path)
+    return path
+
+
+def hiding_llama_cpp(folder: Path) -> str:
+    """A PYTHONPATH under which llama-cpp-python looks uninstalled to every Python started with it (its sitecustomize)."""
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(HIDE_LLAMA_CPP)
+    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    probe = "import importlib.util, sitecustomize; print(sitecustomize.__file__, importlib.util.find_spec('llama_cpp'))"
+    seen = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=True)
+    assert seen.stdout.split() == [str(folder / "sitecustomize.py"), "None"], seen  # no other sitecustomize shadows ours
+    return path
+
+
+@pytest.mark.timeout(60)
+def test_llama_cpp_refuses_a_missing_tensor_before_a_weight_is_read(certify: Certification, smollm2_without_a_norm: Path) -> None:
+    result = certify.run(f"--dfqs-model={smollm2_without_a_norm}", "-v")
+    assert result.ret == 1 and "errors" not in result.parseoutcomes()
+    result.stdout.fnmatch_lines(
+        [
+            f"  llama.cpp, no weight read: it refuses this file: {QUOTE}",
+            "*test_single_file[[]DFQS-3.1-llama-cpp-loads-smollm2-no-ffn-norm.gguf[]] FAILED*",
+            "DFQS-3.1   SHALL   NOT MET         llama.cpp refuses to load this model: check_tensor_dims: tensor 'blk.0.ffn_norm.weight'*",
+            "verdict: NOT CONFORMANT at tier static*",
+        ]
+    )
+    clause = certify.clause("DFQS-3.1")
+    assert clause["status"] == "NOT MET" and clause["reason"].splitlines()[0] == REFUSAL
+    found = findings_of(certify, "DFQS-3.1")
+    assert found["llama-cpp-loads"]["status"] == "NOT MET" and found["llama-cpp-loads"]["summary"].splitlines()[0] == REFUSAL
+    rules = found["loader-rules"]
+    assert rules["status"] == "NOT APPLICABLE"
+    assert rules["summary"] == "llama.cpp's own loader judged this file (llama-cpp-loads): its rules are not needed"
+    assert rules["evidence"] == {"llama_cpp_verdict": "NOT MET"}
+    assert found["llama-cpp-executes"]["status"] == "NOT EVALUATED"  # the full load is the runtime tier's
+    assert certify.certificate()["models"][0]["memory_plan"] is None  # llama.cpp refused: no plan
+
+
+@pytest.mark.timeout(60)
+def test_without_llama_cpp_python_the_rules_decide(certify: Certification, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PYTHONPATH", hiding_llama_cpp(tmp_path / "hidden"))
+    result = certify.run("--dfqs-model=demo", "-v")
+    assert result.ret == 0 and "errors" not in result.parseoutcomes()
+    result.stdout.fnmatch_lines(
+        [
+            "  llama.cpp cannot judge the file here, the rules (loader-rules) decide: llama-cpp-python is not installed",
+            "*test_single_file[[]DFQS-3.1-llama-cpp-loads-dfqs-demo-moe.gguf[]] SKIPPED*",
+            "DFQS-3.1   SHALL   MET             the rules accept it, no llama.cpp here (6 checks); its full load at --dfqs-tier runtime",
+            "verdict: INCOMPLETE at tier static*",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    found = findings_of(certify, "DFQS-3.1")
+    loads = found["llama-cpp-loads"]
+    assert loads["status"] == "NOT APPLICABLE"
+    assert loads["summary"] == "llama.cpp cannot judge the file here, the rules (loader-rules) decide: llama-cpp-python is not installed"
+    assert loads["evidence"]["reason"] == "llama-cpp-python is not installed"
+    assert found["loader-rules"]["status"] == "MET"  # the rules judged, and found nothing llama.cpp refuses
+    model = certify.certificate()["models"][0]
+    assert model["memory_plan"] is None and model["runtime"]["workers_started"] == 0
+    assert not [(c["id"], f["check"]) for c in model["clauses"] for f in c["findings"] if f["status"] == "ERROR"]
+    validate_certificate(certify.certificate())
+
+
+@pytest.mark.timeout(60)
+def test_without_llama_cpp_python_the_rules_give_a_verdict_on_a_missing_tensor(
+    certify: Certification, smollm2_without_a_norm: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The rules are still being taught what llama.cpp refuses: only that they decide, calmly, is asserted here."""
+    monkeypatch.setenv("PYTHONPATH", hiding_llama_cpp(tmp_path / "hidden"))
+    result = certify.run(f"--dfqs-model={smollm2_without_a_norm}")
+    assert "errors" not in result.parseoutcomes() and "Traceback" not in result.stdout.str()
+    clause = certify.clause("DFQS-3.1")
+    assert clause["status"] in ("MET", "NOT MET")
+    assert result.ret == (1 if clause["status"] == "NOT MET" else 0)
+    assert findings_of(certify, "DFQS-3.1")["llama-cpp-loads"]["status"] == "NOT APPLICABLE"
+    assert findings_of(certify, "DFQS-3.1")["loader-rules"]["status"] == clause["status"]
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_cannot_start_leaves_the_rules_to_judge(
+    runtime_moe_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert find_spec("llama_cpp") is not None  # installed here: only the worker, started with the PYTHONPATH below, lacks it
+    monkeypatch.setenv("PYTHONPATH", hiding_llama_cpp(tmp_path / "hidden"))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=4096))
+    try:
+        with pytest.raises(WorkerUnavailable) as raised:
+            runtime.judged()
+        reason = raised.value.reason
+        assert reason == "the llama.cpp worker could not start (ModuleNotFoundError: import of llama_cpp halted; None in sys.modules)"
+        assert "llama.cpp worker died with exit status 1 during 'start'" in str(raised.value)
+        with pytest.raises(WorkerUnavailable) as again:  # remembered, not tried again: one process was started, once
+            runtime.judged()
+        assert again.value.reason == reason and runtime.workers_started == 1
+    finally:
+        runtime.close()
+    model = ModelUnderTest(runtime_moe_model, runtime_moe_model.name, threads=2)
+    try:
+        catalogue = load_catalogue()
+        clause = catalogue.clause("DFQS-3.1")
+        tiers = {check: catalogue.checks[check].tier for check in clause.checks}
+        findings = [
+            finding(model, check) if tiers[check] == "static" else Finding(check, Status.NOT_EVALUATED, "", {NEEDS_TIER: tiers[check]})
+            for check in clause.checks
+        ]  # as the static tier records them: the runtime's check says it needs its tier
+        decided = decide_clause(clause, findings, Policy("static"), tiers)
+    finally:
+        model.close()
+    loads = model.findings["llama-cpp-loads"]
+    assert (loads.status, loads.summary) == (
+        Status.NOT_APPLICABLE,
+        f"llama.cpp cannot judge the file here, the rules (loader-rules) decide: {reason}",
+    )
+    assert loads.evidence["reason"] == reason
+    assert model.findings["loader-rules"].status == Status.MET
+    assert [f.check for f in findings if f.status == Status.ERROR] == []
+    assert decided.status == Status.MET
+    assert decided.reason == "the rules accept it, no llama.cpp here (6 checks); its full load at --dfqs-tier runtime"
+
+
+HIDE_IN_THE_WORKER = """\
+import sys
+if sys.orig_argv[1:3] == ["-m", "pytest_dfqs.runtime.worker"]:  # only llama.cpp's worker: pytest itself finds llama_cpp
+    sys.modules["llama_cpp"] = None
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_run_whose_worker_cannot_start_is_judged_by_the_rules(
+    certify: Certification, runtime_moe_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """llama-cpp-python is installed, but its worker dies importing it (before its ready line): the rules decide, calmly."""
+    (tmp_path / "sitecustomize.py").write_text(HIDE_IN_THE_WORKER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    result = certify.run(f"--dfqs-model={runtime_moe_model}")
+    assert result.ret == 0 and "errors" not in result.parseoutcomes()
+    reason = "the llama.cpp worker could not start (ModuleNotFoundError: import of llama_cpp halted; None in sys.modules)"
+    result.stdout.fnmatch_lines(
+        [
+            f"  llama.cpp cannot judge the file here, the rules (loader-rules) decide: {reason}",
+            "DFQS-3.1   SHALL   MET             the rules accept it, no llama.cpp here (6 checks); its full load at --dfqs-tier runtime",
+        ]
+    )
+    found = findings_of(certify, "DFQS-3.1")
+    assert (found["llama-cpp-loads"]["status"], found["llama-cpp-loads"]["evidence"]["reason"]) == ("NOT APPLICABLE", reason)
+    assert found["loader-rules"]["status"] == "MET"
+    model = certify.certificate()["models"][0]
+    assert model["memory_plan"] is None and model["runtime"]["workers_started"] == 1  # started once, never again
+    assert not [(c["id"], f["check"]) for c in model["clauses"] for f in c["findings"] if f["status"] == "ERROR"]
+
+
+@pytest.mark.timeout(60)
+def test_llama_cpp_s_memory_plan_is_in_the_header_and_the_certificate(certify: Certification, runtime_moe_model: Path) -> None:
+    result = certify.run(f"--dfqs-model={runtime_moe_model}")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(
+        [
+            "dfqs model: tiny-moe-4k.gguf *",
+            "  llama.cpp, no weight read: at a 4,096-token context it needs about * MiB (weights 0.5 MiB, *)"
+            "; this machine has * available: it fits",
+            "DFQS-3.1   SHALL   MET             llama.cpp accepts it, no weight read (6 checks); its full load at --dfqs-tier runtime",
+        ]
+    )
+    certificate = certify.certificate()
+    validate_certificate(certificate)
+    plan = certificate["models"][0]["memory_plan"]
+    assert plan["ctx"] == 4096 and plan["projected_from_ctx"] is None
+    assert plan["needs_bytes"] > plan["weights_bytes"] > 0
+    assert plan["weights_bytes"] == sum(t.nbytes for t in read_header(runtime_moe_model).tensors)  # llama.cpp's model size
+    loads = findings_of(certify, "DFQS-3.1")["llama-cpp-loads"]
+    assert loads["status"] == "MET" and loads["evidence"]["memory_plan"] == plan
+    assert findings_of(certify, "DFQS-3.1")["loader-rules"] == {
+        "check": "loader-rules",
+        "status": "NOT APPLICABLE",
+        "summary": "llama.cpp's own loader judged this file (llama-cpp-loads): its rules are not needed",
+        "evidence": {"llama_cpp_verdict": "MET"},
+    }
+
+
+HOSTILE = ["absurd-tensor-count", "absurd-kv-count", "string-past-eof"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", HOSTILE)
+def test_a_header_the_reader_refuses_never_reaches_llama_cpp(tmp_path: Path, case: str) -> None:
+    make, _, message = BROKEN[case]
+    path = make(tmp_path / f"{case}.gguf")
+    model = ModelUnderTest(path, path.name)
+    try:
+        model.begin_judging()  # as the session's start does
+        header_lines = model_header_lines(model)
+        loads = finding(model, "llama-cpp-loads")
+        rules = finding(model, "loader-rules")
+        assert model.worker_view()["workers_started"] == 0  # no llama.cpp worker was started for this file
+    finally:
+        model.close()
+    assert loads.status == Status.NOT_MET and loads.summary.startswith("invalid GGUF header: ") and message in loads.summary
+    assert rules.status == Status.NOT_MET and rules.summary == loads.summary
+    assert header_lines[1] == f"  {loads.summary}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import defaultdict
 from pathlib import Path
@@ -29,7 +30,8 @@ def test_two_models_under_xdist(certify: Certification, runtime_moe_model: Path,
     assert verdicts == {"tiny-moe-4k.gguf": "INCOMPLETE", "tiny-split-00001-of-00002.gguf": "NOT CONFORMANT"}
     assert certificate["verdict"] == "NOT CONFORMANT"
     moe = certificate["models"][0]
-    assert moe["runtime"]["workers_started"] == 1 and moe["runtime"]["loads"] == 1
+    # two llama.cpp workers, one load: the controller's judged the header (no weight read), the xdist worker's ran the tests
+    assert moe["runtime"]["workers_started"] == 2 and moe["runtime"]["loads"] == 1
     assert {c["id"]: c["status"] for c in moe["clauses"]}["DFQS-3.3"] == "MET"
     assert [(c["id"], c["status"]) for c in moe["claims"]] == [("card-file-size", "NOT MET")]  # a claim's finding came from its worker
     assert any(line.startswith("[gw") and "ds4-mtp:card-file-size-tiny-moe-4k.gguf" in line for line in result.stdout.lines)
@@ -42,3 +44,29 @@ def test_two_models_under_xdist(certify: Certification, runtime_moe_model: Path,
             "verdict: NOT CONFORMANT at tier runtime*",
         ]
     )
+
+
+COUNT_LLAMA_WORKERS = """\
+import os, sys
+if sys.orig_argv[1:3] == ["-m", "pytest_dfqs.runtime.worker"]:  # a llama.cpp worker starting: one line each
+    with open(os.environ["DFQS_WORKER_STARTS"], "a") as starts:
+        starts.write(f"{os.getpid()}\\n")
+"""
+
+
+def test_every_llama_cpp_worker_under_xdist_is_one_the_certificate_counts(
+    certify: Certification, runtime_moe_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """llama.cpp judges the header on the controller, whose header is shown; an xdist worker's header is never shown and
+    starts no llama.cpp worker: only the xdist worker that tests the model starts another, and both are counted."""
+    counting = tmp_path / "counting"
+    counting.mkdir()
+    (counting / "sitecustomize.py").write_text(COUNT_LLAMA_WORKERS)
+    starts = tmp_path / "starts.txt"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(counting), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("DFQS_WORKER_STARTS", str(starts))
+    result = certify.run(f"--dfqs-model={runtime_moe_model}", "-n", "2")  # the static tier: gw1 tests nothing
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["  llama.cpp, no weight read: at a 4,096-token context it needs about *: it fits"])
+    started = starts.read_text().split()  # no file: our sitecustomize did not run, the count cannot be trusted
+    assert len(started) == 2 == certify.certificate()["models"][0]["runtime"]["workers_started"], started

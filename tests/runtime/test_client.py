@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.runtime.client import ModelRejected, ModelRuntime, RuntimeOptions, llama_complaint
+from pytest_dfqs.runtime.client import ModelRejected, ModelRuntime, RuntimeOptions, WorkerUnavailable, llama_complaint
+from tests.test_interrupts import processes_with
 
 REFUSAL_LOG = """llama_model_loader: - type  f16:   16 tensors
 create_tensor: loading tensor blk.0.ffn_norm.weight
@@ -47,7 +50,31 @@ def test_a_whole_model_loads_alone(runtime_moe_model: Path) -> None:
     runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=512))
     try:
         loaded = runtime.loaded()
-        assert runtime.vocabulary is not None and runtime.vocabulary["n_vocab"] == loaded["n_vocab"]
+        assert runtime.identity is not None and runtime.identity["n_vocab"] == loaded["n_vocab"]  # the dry run read the vocabulary
         assert (runtime.workers_started, runtime.loads_requested) == (1, 1)
     finally:
         runtime.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
+def test_a_worker_whose_first_line_is_not_its_ready_line_could_not_start(
+    runtime_moe_model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Something prints before the worker takes over its output (a sitecustomize here): no worker can be had, in one line,
+    and the process started is stopped, not left running beside pytest."""
+    (tmp_path / "sitecustomize.py").write_text('print("hello from sitecustomize")\n')
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    marker = str(uuid.uuid4())
+    monkeypatch.setenv("DFQS_TEST_RUN", marker)  # inherited by the worker: how it is found below
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=512))
+    try:
+        with pytest.raises(WorkerUnavailable) as raised:
+            runtime.judged()
+        assert raised.value.reason == (
+            "the llama.cpp worker could not start (its first line is not its ready line: b'hello from sitecustomize')"
+        )
+        assert runtime.workers_started == 1
+    finally:
+        runtime.close()
+    assert processes_with(marker) == []  # the process that could not start is stopped with the runtime
