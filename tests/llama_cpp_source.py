@@ -214,6 +214,12 @@ class LlamaSource:
         return "".join(bodies)
 
     @cached_property
+    def load_locals(self) -> dict[str, str]:
+        """The constants LLAMA_LOAD_LOCALS defines for every loader (n_embd = hparams.n_embd, ...), as written."""
+        macro = self.files["llama-model.h"]
+        return dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
+
+    @cached_property
     def kv_names(self) -> dict[str, str]:
         """LLM_KV_X -> "%s.attention.q_lora_rank"."""
         arch = self.files["llama-arch.cpp"]
@@ -250,8 +256,7 @@ def tensor_shapes(source: LlamaSource) -> dict[str, dict[str, dict[str, object]]
     n_embd, n_vocab, n_expert or n_ff are kept: what is left is a shape llama.cpp checks
     (check_tensor_dims; by element count where the loader allows a reshape).
     """
-    macro = source.files["llama-model.h"]
-    macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
+    macro_locals = source.load_locals
     shapes: dict[str, dict[str, dict[str, object]]] = {}
     for code, archs in source.model_files():
         tensor_code = code
@@ -510,8 +515,7 @@ def tensor_requirements(source: LlamaSource) -> dict[str, dict[str, object]]:
     TENSOR_NOT_REQUIRED) may be optional in a way the source computes (deepseek4's MTP-only
     files leave whole blocks out): it is required only of a block that holds another tensor so created.
     """
-    macro = source.files["llama-model.h"]
-    macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
+    macro_locals = source.load_locals
     requirements: dict[str, dict[str, object]] = {}
     for code, archs in source.model_files():
         fields = arch_fields(source, code)
@@ -622,8 +626,7 @@ def graph_assertions(source: LlamaSource) -> dict[str, list[str]]:
     (not in a branch or a loop) whose two sides are arithmetic over hyperparameters the header
     states are kept: llama.cpp aborts building the graph, and so creating a context, when one fails.
     """
-    macro = source.files["llama-model.h"]
-    macro_locals = dict(LOCAL.findall(macro[macro.index("#define LLAMA_LOAD_LOCALS") :].split("\n\n", 1)[0]))
+    macro_locals = source.load_locals
     found: dict[str, list[str]] = {}
     for path, code in sorted(source.files.items()):
         for method, body in _bodies(code, GRAPH).items() if path.startswith("models/") else ():
