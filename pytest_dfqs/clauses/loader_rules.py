@@ -111,8 +111,9 @@ def architecture_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     return [f"{len(unknown)} tensor(s) that llama.cpp's {arch} loader never creates, so it refuses the file: {shown}" + _more(unknown)]
 
 
-def _more(items: list[str]) -> str:
-    return f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+def _more(items: list[str], shown: int = MAX_LISTED) -> str:
+    """What a message listing the first `shown` items says of the rest."""
+    return f" and {len(items) - shown} more" if len(items) > shown else ""
 
 
 def shape_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
@@ -310,14 +311,10 @@ def block_problems(header: GGUFHeader, table: LoaderTable) -> list[str]:
     beyond = [t.name for t in header.tensors if (index := block_index(t)) is not None and index >= blocks]
     if beyond:
         return [
-            f"{key} is {blocks} but the file holds {beyond[0]!r}{_more_count(beyond)}: llama.cpp creates the tensors of blocks"
+            f"{key} is {blocks} but the file holds {beyond[0]!r}{_more(beyond, shown=1)}: llama.cpp creates the tensors of blocks"
             f" 0 to {blocks - 1} only and refuses a file with others (done_getting_tensors: wrong number of tensors)"
         ]
     return []
-
-
-def _more_count(items: list[str]) -> str:
-    return f" and {len(items) - 1} more" if len(items) > 1 else ""
 
 
 TOKEN_ARRAYS = (  # what llama-vocab.cpp reads beside the token list, the element types it accepts
