@@ -8,9 +8,7 @@ written into the certificate.
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -23,13 +21,9 @@ from _pytest import junitxml
 from .catalogue import CatalogueError, load_catalogue, tier_rank
 from .claims.verify import verify_claim
 from .clauses.artifact_integrity import check_unchanged
-from .clauses.reference_profile import reference_digest
 from .clauses.registry import finding as check_finding
 from .clauses.registry import guarded
-from .model import EvalOptions, IntegrityOptions, ModelUnderTest, TraceOptions
-from .modelfile.demo import demo_model_path
-from .modelfile.integrity import DigestStore, Progress
-from .modelfile.units import human_bytes
+from .model import ModelUnderTest
 from .reports import xdist_merge
 from .reports.allure_report import AllureCertification, allure_results_dir
 from .reports.certificate import build_certificate, write_certificate
@@ -42,8 +36,8 @@ from .reports.terminal import (
     reasoning_table,
     settings_line,
 )
-from .session import Case, CertificationSession, ClaimCase, ModelResult, case_of, claim_case_of, model_labels, overall
-from .settings import DEMO_MODEL, Settings
+from .session import Case, CertificationSession, ClaimCase, ModelResult, case_of, claim_case_of, overall
+from .settings import Settings, judges_in_header
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
 from .workplan import eta_line, plan_line
 
@@ -51,7 +45,6 @@ STATE = pytest.StashKey[CertificationSession]()
 SETTINGS = pytest.StashKey[Settings]()
 FINDING = pytest.StashKey[Finding]()
 REPORT_ERROR = pytest.StashKey[str]()
-PROGRESS_MIN_BYTES = 256 << 20
 ALLURE_PLUGIN = "dfqs-allure"
 INTEGRITY_CLAUSE = "DFQS-AI.1"
 SPEED_CHECK = ("DFQS-3.2", "cpu-generation")  # the first runtime check, which measures the model's speeds
@@ -59,50 +52,13 @@ CLAIMS_MODULE = "test_claims.py"  # the claims group's tests in the conformance 
 METRICS_CHECK = "metrics-record"  # the eval tier's record, which score and throughput claims read
 
 
-def start(config: pytest.Config, settings: Settings) -> None:
-    """Set up the session's models and policy from validated settings."""
+def start(config: pytest.Config, settings: Settings, models: list[ModelUnderTest]) -> None:
+    """Set up the session's policy and outputs for the models under test, from validated settings."""
     try:
         catalogue = load_catalogue()
     except CatalogueError as error:
         raise pytest.UsageError(f"the DFQS clause catalogue is malformed: {error}") from None
-    paths = [_model_path(name, config) for name in settings.models]
-    announce = _announcer(config)
-    journal_dir = _journal_dir(config, settings.resume)
-    reference = reference_digest() if settings.profile == "reference" else None
-    integrity = IntegrityOptions(settings.sha256, settings.checksums, str(settings.checksums_path), reference)
-    models = [
-        ModelUnderTest(
-            path,
-            label,
-            integrity,
-            _digest_store(config),
-            _progress_printer(announce, path),
-            threads=settings.threads,
-            ctx=settings.ctx,
-            request_timeout=settings.request_timeout,
-            announce=announce,
-            eval_options=EvalOptions(
-                settings.eval_budget,
-                _per_model_path(settings.metrics, label, len(paths)),
-                settings.baseline,
-                journal_dir,
-                settings.resume,
-                settings.allow_unsandboxed_code,
-                settings.prompt_mode,
-            ),
-            trace_options=TraceOptions(
-                _per_model_path(settings.trace_record, label, len(paths)),
-                settings.trace,
-                settings.reference_model,
-                _fidelity_plot(settings.report, label, len(paths)),
-            ),
-        )
-        for path, label in zip(paths, model_labels(paths))
-    ]
     policy = Policy(settings.tier, settings.strict, settings.profile)
-    if _judges_in_header(config):
-        for model in models:
-            model.begin_judging()
     config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config), settings.claims)
     _interrupt_on_sigterm(config)
     config.stash[SETTINGS] = settings
@@ -133,70 +89,6 @@ def _selection(config: pytest.Config) -> dict[str, Any]:
     return {"keyword": option.keyword or "", "markers": option.markexpr or "", "args": [str(arg) for arg in config.args]}
 
 
-def _cache_folder(config: pytest.Config, name: str) -> Path | None:
-    """A folder of pytest's cache (.pytest_cache/d/NAME); None when the cache provider is disabled."""
-    cache = getattr(config, "cache", None)
-    return cache.mkdir(name) if cache is not None else None
-
-
-def _journal_dir(config: pytest.Config, resume: bool) -> Path | None:
-    """The journals live in pytest's cache folder; resuming without the cache provider is a usage error."""
-    folder = _cache_folder(config, "dfqs-journal")
-    if folder is None and resume:
-        raise pytest.UsageError("--dfqs-resume: the journal lives in pytest's cache, which is disabled (-p no:cacheprovider)")
-    return folder
-
-
-def _digest_store(config: pytest.Config) -> DigestStore | None:
-    """Digests kept in pytest's cache folder (.pytest_cache/d/dfqs-digests), none without the cache provider."""
-    folder = _cache_folder(config, "dfqs-digests")
-    return DigestStore(folder) if folder is not None else None
-
-
-def _per_model_path(path: Path | None, label: str, models: int) -> Path | None:
-    """One record per model: with several models, each file name carries the model's whole label."""
-    if path is None or models == 1:
-        return path
-    return path.with_name(f"{path.stem}-{label.replace('#', '-')}{path.suffix}")
-
-
-def _fidelity_plot(report: Path | None, label: str, models: int) -> Path | None:
-    """The routing-fidelity plot goes beside the certificate: <report>-fidelity.png."""
-    return _per_model_path(report.with_name(f"{report.stem}-fidelity.png"), label, models) if report is not None else None
-
-
-def _model_path(name: str, config: pytest.Config) -> Path:
-    if name != DEMO_MODEL:
-        return Path(name).expanduser()
-    folder = _cache_folder(config, "dfqs-demo") or Path(tempfile.gettempdir()) / "pytest-dfqs-demo"
-    return demo_model_path(folder)
-
-
-def _announcer(config: pytest.Config) -> Callable[[str], None]:
-    """Writes a line to the terminal while a test runs, past pytest's output capture."""
-
-    def announce(line: str) -> None:
-        terminal = config.pluginmanager.get_plugin("terminalreporter")
-        if terminal is None:
-            return
-        capture = config.pluginmanager.get_plugin("capturemanager")
-        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
-            terminal.write_line(f"dfqs: {line}")
-
-    return announce
-
-
-def _progress_printer(announce: Callable[[str], None], path: Path) -> Progress:
-    """A once-a-second progress line for hashing large files."""
-
-    def report(done: int, total: int, seconds: float) -> None:
-        if total >= PROGRESS_MIN_BYTES:
-            rate = done / max(seconds, 1e-6)
-            announce(f"sha256 {path.name}: {human_bytes(done)} of {human_bytes(total)} ({human_bytes(int(rate))}/s)")
-
-    return report
-
-
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
     state = config.stash.get(STATE, None)
     if state is None:
@@ -204,16 +96,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     lines = [settings_line(state.policy, state.catalogue.spec)]
     lines += _rootdir_note(config)
     for model in state.models:
-        lines += model_header_lines(model, judge=_judges_in_header(config))
+        lines += model_header_lines(model, judge=judges_in_header(config))
         if state.policy.tier != "static" and model.header_readable():
             lines.append(f"dfqs {plan_line(model, state.policy.tier)}")
     return lines
-
-
-def _judges_in_header(config: pytest.Config) -> bool:
-    """llama.cpp judges for the header the user reads: not for --collect-only, not an xdist worker's, which nobody sees
-    (it would start a llama.cpp worker for every model, the models it never tests included)."""
-    return not config.option.collectonly and not hasattr(config, "workerinput")
 
 
 def _rootdir_note(config: pytest.Config) -> list[str]:
@@ -409,7 +295,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if state is None or settings is None:
         return
     for model in state.models:
-        model.close()
+        model.stop()  # each is closed when pytest ends (models_under_test)
     state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop or session.shouldfail)
     if hasattr(config, "workerinput"):  # an xdist worker: its findings went with its reports, the controller writes the outputs
         return

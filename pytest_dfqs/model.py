@@ -17,7 +17,7 @@ from typing import Any
 from .modelfile.facts import ModelFacts, model_facts
 from .modelfile.header import GGUFHeader, HeaderError, read_header
 from .modelfile.integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_identity, file_sha256
-from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, ModelRuntime, RuntimeOptions
+from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, ModelRuntime, RuntimeOptions, SpareWorkers
 from .verdict import Finding
 
 DEFAULT_CTX = 4096
@@ -167,10 +167,10 @@ class ModelUnderTest:
             self._runtime = ModelRuntime(self.path, self.runtime_options(), announce=lambda line: self.announce(f"{self.label}: {line}"))
         return self._runtime
 
-    def begin_judging(self) -> None:
+    def begin_judging(self, spares: SpareWorkers | None = None) -> None:
         """Have llama.cpp start judging the header now, while pytest goes on (only a header the reader accepts reaches it)."""
         if self.header_readable():
-            self.runtime().begin_judging()
+            self.runtime().begin_judging(spares)
 
     def runtime_record(self) -> dict[str, int]:
         """What the certificate says of the runtime: its settings, how often the model was loaded and asked."""
@@ -193,6 +193,11 @@ class ModelUnderTest:
             )
             runtime.close()
             self._runtime = None
+
+    def stop(self) -> None:
+        """The tests are over: the worker may exit now, its memory freed while pytest reports (`close` waits for it)."""
+        if self._runtime is not None:
+            self._runtime.stop()
 
     def close(self) -> None:
         if self._runtime is not None:

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from .catalogue import CONFORMANCE_DIR
-from .settings import add_options, check_output_folder, read_settings
+from .modelfile.gguf_package import defer_package_init
+from .runtime.client import SpareWorkers
+from .settings import SPARE_WORKERS, add_options, check_output_folder, judges_in_header, read_settings
 
 CERTIFICATION_PLUGIN = "dfqs-certification"
 
@@ -26,17 +28,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """Before any plugin's configure (allure-pytest creates --alluredir there): a bad output folder is a usage error first."""
-    if config.getoption("dfqs_models"):
+    models = config.getoption("dfqs_models")
+    if models:
+        defer_package_init()  # before the first header is read: gguf's constants only, until more of gguf is used
         check_output_folder("--alluredir", getattr(config.option, "allure_report_dir", None))
+        if judges_in_header(config):
+            _start_spare_workers(config, len(models))
+
+
+def _start_spare_workers(config: pytest.Config, count: int) -> None:
+    """A llama.cpp worker per model, started now: it imports llama.cpp while the plugin starts, ready when the header
+    is read and llama.cpp is asked to judge it (see ModelRuntime.begin_judging)."""
+    spares = config.stash[SPARE_WORKERS] = SpareWorkers(count)
+    config.add_cleanup(spares.close)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("dfqs_models"):
         return
     settings = read_settings(config)
+    from .models_under_test import models_under_test
+
+    models = models_under_test(config, settings)  # llama.cpp judges each header while the rest starts
     from . import certification
 
-    certification.start(config, settings)
+    certification.start(config, settings, models)
     config.pluginmanager.register(certification, CERTIFICATION_PLUGIN)
     _collect_conformance_suite(config)
 

@@ -20,13 +20,14 @@ import pytest
 from .catalogue import PROFILES, TIERS
 from .evaluation.budget import BUDGETS, FEW_SHOT, PROMPT_MODES
 from .modelfile.integrity import parse_checksums, validate_sha256
-from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S
+from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, SpareWorkers
 from .runtime.host import physical_cores
 
 if TYPE_CHECKING:
     from .claims.claims_file import ClaimsFile
 
 DEMO_MODEL = "demo"
+SPARE_WORKERS = pytest.StashKey[SpareWorkers]()  # llama.cpp workers started when the options were parsed
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 MIN_CTX = 256  # room for the runtime checks' prompts
 MAX_CTX = (1 << 31) - 1
@@ -157,6 +158,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_allow_unsandboxed_code", UNSANDBOXED_HELP, type="bool", default=False)
     parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
     parser.addini("dfqs_recipes", RECIPE_HELP, type="linelist", default=[])
+
+
+def judges_in_header(config: pytest.Config) -> bool:
+    """llama.cpp judges for the header the user reads: not for --collect-only, not an xdist worker's, which nobody sees
+    (it would start a llama.cpp worker for every model, the models it never tests included)."""
+    return not config.option.collectonly and not hasattr(config, "workerinput")
 
 
 def _pick(config: pytest.Config, option: str, ini: str) -> tuple[object, str]:

@@ -287,7 +287,7 @@ def test_a_checksums_file_without_the_model_is_not_met(certify: Certification, m
 
 
 def test_metrics_files_of_models_with_the_same_name_stay_apart() -> None:
-    from pytest_dfqs.certification import _per_model_path
+    from pytest_dfqs.models_under_test import _per_model_path
 
     first, second = (_per_model_path(Path("out/metrics.json"), label, 2) for label in ("m.gguf#1", "m.gguf#2"))
     assert first != second and first.name == "metrics-m.gguf-1.json"

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    pass
 
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.client import ModelRuntime
@@ -69,6 +70,8 @@ def forced_runs(runtime: ModelRuntime, sequences: list[list[int]], probe: list[l
 
 def kl_lower_bound(reference: dict[str, Any], probed: list[float | None]) -> float:
     """KL(P || Q) over the reference's top-k ids and one bucket for the rest (a lower bound of the full KL)."""
+    import numpy as np
+
     p = np.exp(np.array(reference["logprobs"], dtype=np.float64))
     q = np.exp(np.array([value if value is not None else -np.inf for value in probed], dtype=np.float64))
     p_rest, q_rest = max(1.0 - p.sum(), 0.0), max(1.0 - q.sum(), TAIL_FLOOR)
@@ -121,6 +124,8 @@ def compare(reference: list[Run], model: list[Run]) -> dict[str, Any]:
 
 
 def _summary(values: list[float]) -> dict[str, float]:
+    import numpy as np
+
     array = np.array(values)
     return {
         "mean": float(array.mean()),

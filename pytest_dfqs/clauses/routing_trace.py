@@ -21,9 +21,10 @@ import base64
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used: a header-only run never loads it (0.15 s of start-up)
+    import numpy as np
 
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.model import ModelUnderTest
@@ -62,6 +63,8 @@ NO_TRACE = "no golden trace asked for: --dfqs-trace PATH verifies one, --dfqs-tr
 
 def pack(array: np.ndarray) -> dict[str, Any]:
     """An array as the trace keeps it: dtype, shape and its bytes in base64."""
+    import numpy as np
+
     return {
         "dtype": str(array.dtype),
         "shape": list(array.shape),
@@ -135,6 +138,8 @@ def _conditions(runtime: ModelRuntime, loaded: dict[str, Any]) -> dict[str, Any]
 
 
 def _prompt_entry(text: str, run: SequenceRun, next_tokens: list[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
     prompt_length = len(run.inputs) - len(run.generated) + 1
     return {
         "text": text,
@@ -153,6 +158,8 @@ def _prompt_entry(text: str, run: SequenceRun, next_tokens: list[dict[str, Any]]
 
 def _routing_entry(selected: list[list[int]], scores: list[Any]) -> dict[str, Any]:
     """Selected experts, their router scores, and the margin to the first rejected expert, per token."""
+    import numpy as np
+
     experts = np.array(selected, dtype=np.int32)
     chosen = np.array([[float(row[e]) if row is not None and e < len(row) else np.nan for e in ids] for ids, row in zip(selected, scores)])
     margins = np.array([_margin_or_nan(row, ids) for ids, row in zip(selected, scores)], dtype=np.float32)
@@ -206,6 +213,8 @@ def recorded_runs(document: dict[str, Any]) -> list[tuple[SequenceRun, dict[str,
 
 
 def _margins(entry: dict[str, Any]) -> list[float | None]:
+    import numpy as np
+
     return [None if np.isnan(margin) else float(margin) for margin in decode_matrix(entry["margins"])]
 
 

@@ -32,6 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from importlib.util import find_spec
 from pathlib import Path
 from typing import IO, Any, cast
@@ -126,6 +127,14 @@ class RequestFailed(RuntimeUnavailable):
         self.complaint = complaint
 
 
+def installed_llama_cpp_python() -> str:
+    """The llama-cpp-python the worker imports: the one installed beside pytest (the worker runs the same interpreter)."""
+    try:
+        return metadata.version("llama_cpp_python")
+    except metadata.PackageNotFoundError:  # a build on the path, not installed
+        return "unknown"
+
+
 def log_tail(log: str) -> str:
     """The last lines of llama.cpp's log, indented for a finding's message."""
     lines = deque(log.splitlines(), maxlen=LOG_TAIL_LINES)
@@ -145,9 +154,9 @@ def llama_complaint(log: str) -> str | None:
 class WorkerProcess:
     """The worker process and its JSON-lines protocol, with a log kept on disk."""
 
-    def __init__(self, request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S, progress: Callable[[str], None] | None = None) -> None:
-        self.request_timeout = request_timeout
-        self._progress = progress
+    def __init__(self) -> None:
+        self.request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S  # the runtime that takes the worker sets its own
+        self.progress: Callable[[str], None] | None = None  # where the worker's progress lines go while a request waits
         self._progress_seen = 0  # where in the log the last progress line was read
         handle, name = tempfile.mkstemp(prefix="dfqs-llama-", suffix=".log")
         self.log = Path(name)
@@ -212,9 +221,8 @@ class WorkerProcess:
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line
 
-    def wait_ready(self) -> str:
-        """The worker's first line says llama.cpp is imported, and which llama-cpp-python; a worker that dies or stays
-        silent first could not start."""
+    def wait_ready(self) -> None:
+        """The worker's first line says llama.cpp is imported; a worker that dies or stays silent first could not start."""
         try:
             line = self._read_line("start", self.request_timeout)
         except WorkerFailed as failure:
@@ -222,13 +230,15 @@ class WorkerProcess:
             reason = f"the llama.cpp worker could not start ({last[-1] if last else 'no message'})"
             raise WorkerUnavailable(f"{reason}: {failure}", reason) from None
         try:
-            return str(json.loads(line)["llama_cpp_python"])
-        except (ValueError, KeyError, TypeError):  # something printed before the worker took over its output
+            ready = json.loads(line)["ready"] is True
+        except (ValueError, KeyError, TypeError):
+            ready = False
+        if not ready:  # something printed before the worker took over its output
             raise WorkerUnavailable(f"the llama.cpp worker could not start (its first line is not its ready line: {line[:80]!r})") from None
 
     def _pass_on_progress(self, op: str) -> None:
         """The worker's latest progress line since the last one, as a progress line of the run."""
-        if self._progress is None:
+        if self.progress is None:
             return
         self._log_handle.flush()
         with self.log.open("rb") as log:
@@ -237,7 +247,7 @@ class WorkerProcess:
         self._progress_seen += len(fresh)
         lines = [line for line in fresh.decode("utf-8", "replace").splitlines() if line.startswith(PROGRESS_PREFIX)]
         if lines:
-            self._progress(f"{op}: {lines[-1].removeprefix(PROGRESS_PREFIX)}")
+            self.progress(f"{op}: {lines[-1].removeprefix(PROGRESS_PREFIX)}")
 
     def _death(self, op: str) -> WorkerFailed:
         code = self.process.wait()
@@ -273,16 +283,38 @@ class WorkerProcess:
             else:
                 self.process.send_signal(signum)
 
-    def close(self) -> None:
-        if self.alive:
-            try:
+    def stop(self) -> None:
+        """Ask the worker to exit, without waiting for it (`close` waits)."""
+        if self.alive and not self._requests.closed:
+            with contextlib.suppress(OSError):
                 self._requests.write(b'{"op": "shutdown"}\n')
                 self._requests.close()
+
+    def close(self) -> None:
+        self.stop()
+        if self.alive:
+            try:
                 self.process.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 self.kill()
         self._log_handle.close()
         self.log.unlink(missing_ok=True)
+
+
+class SpareWorkers:
+    """llama.cpp workers started as soon as pytest has parsed its options, before the plugin's own start-up (its settings,
+    the clause catalogue, the model's header): the time a worker takes to import llama.cpp overlaps it. A worker is no
+    model's until a runtime takes it; those nobody took are closed."""
+
+    def __init__(self, count: int) -> None:
+        self._workers = [WorkerProcess() for _ in range(count)] if find_spec("llama_cpp") is not None else []
+
+    def take(self) -> WorkerProcess | None:
+        return self._workers.pop() if self._workers else None
+
+    def close(self) -> None:
+        while self._workers:
+            self._workers.pop().close()
 
 
 class ModelRuntime:
@@ -328,7 +360,8 @@ class ModelRuntime:
         self.preflight(self.options.ctx)
         self.loads_requested += 1
         worker = self._started()
-        return self._load(lambda: worker.request("load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers))
+        loaded = self._load(lambda: worker.request("load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers))
+        return {**loaded, "llama_cpp_python": self.llama_cpp_python}
 
     def judged(self) -> MemoryPlan:
         """llama.cpp's verdict on the file before a weight is read, once: its dry run (the hyperparameters and vocabulary
@@ -344,20 +377,23 @@ class ModelRuntime:
             self._failure = failure
             raise
 
-    def begin_judging(self) -> None:
-        """Start the worker and queue the dry run `judged` asks for now, so llama.cpp works while pytest goes on."""
+    def begin_judging(self, spares: SpareWorkers | None = None) -> None:
+        """Start the worker (or take a spare one, started already) and queue the dry run `judged` asks for now, so
+        llama.cpp works while pytest goes on."""
         if self._worker is not None or find_spec("llama_cpp") is None or self.options.ctx > PROJECTION_CONTEXTS[1]:
             return
-        worker = self._spawned()
+        worker = self._spawned(spares.take() if spares is not None else None)
         try:
             worker.send("plan_memory", **self._dry_run_args(self.options.ctx, BATCH))
         except WorkerFailed:
             return  # it died already: `judged` finds out how, when it is asked
         self._queued = (self.options.ctx, BATCH)
 
-    def _spawned(self) -> WorkerProcess:
+    def _spawned(self, spare: WorkerProcess | None = None) -> WorkerProcess:
         if self._worker is None:
-            self._worker = WorkerProcess(self.options.request_timeout, self.announce)
+            worker = spare or WorkerProcess()
+            worker.request_timeout, worker.progress = self.options.request_timeout, self.announce
+            self._worker = worker
             self.workers_started += 1
         return self._worker
 
@@ -368,7 +404,8 @@ class ModelRuntime:
             raise WorkerUnavailable(f"{reason}: pip install 'pytest-dfqs[runtime]'", reason)
         worker = self._spawned()
         if self.llama_cpp_python is None:
-            self.llama_cpp_python = worker.wait_ready()
+            worker.wait_ready()
+            self.llama_cpp_python = installed_llama_cpp_python()
         return worker
 
     def plan(self, n_ctx: int, n_batch: int = BATCH) -> MemoryPlan:
@@ -464,6 +501,11 @@ class ModelRuntime:
         """The conversation as the model's own chat template renders it in llama.cpp, ready for the reply; None without a template."""
         rendered: str | None = self.request("render_chat", messages=messages)
         return rendered
+
+    def stop(self) -> None:
+        """Let the worker go (it exits at once); `close` then waits for it."""
+        if self._worker is not None:
+            self._worker.stop()
 
     def close(self) -> None:
         if self._worker is not None:

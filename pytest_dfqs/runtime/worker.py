@@ -19,14 +19,18 @@ import os
 import re
 import resource
 import sys
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import llama_cpp
-import numpy as np
-from llama_cpp._ggml import libggml
+from .bindings import imported_on_first_use, libggml, llama_cpp
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = imported_on_first_use("numpy")  # by the runtime tier's requests; a dry run never needs it
 
 # The selected experts may be a view ("ffn_moe_topk-3 (view)"); scores are taken only from the
 # nodes themselves, not from their reshaped copies.
@@ -352,7 +356,6 @@ class ModelWorker:
             "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
             "gpu_devices": accelerator_devices(),
-            "llama_cpp_python": llama_cpp.__version__,
             "chat_template": self._chat_template(),
         }
 
@@ -622,17 +625,21 @@ def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None
         "tokenizer_roundtrip": worker.tokenizer_roundtrip,
         "render_chat": worker.render_chat,
     }
+    tidying = threading.Thread()  # frees what an answer left while the client reads it; the next request waits for it
     for line in requests:
         request = json.loads(line)
         if request["op"] == "shutdown":
             break
+        if tidying.ident is not None:
+            tidying.join()
         try:
             answer = {"ok": True, "result": operations[request["op"]](**request.get("args", {}))}
         except Exception as error:
             answer = {"ok": False, "error": f"{type(error).__name__}: {error}"}
         answers.write(json.dumps(answer) + "\n")
         answers.flush()
-        worker.tidy()
+        tidying = threading.Thread(target=worker.tidy, daemon=True)
+        tidying.start()
 
 
 def main() -> None:
@@ -640,9 +647,11 @@ def main() -> None:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     llama_cpp.llama_log_set(LOG.callback, ctypes.c_void_p(0))
-    protocol.write(json.dumps({"ready": True, "llama_cpp_python": llama_cpp.__version__}) + "\n")  # llama.cpp imported: it can start
+    protocol.write(json.dumps({"ready": True}) + "\n")  # llama.cpp imported: it can start
     protocol.flush()
     serve(ModelWorker(), sys.stdin, protocol)
+    sys.stderr.flush()
+    os._exit(0)  # every answer is out: the system frees llama.cpp's memory at once (a tidying left unfinished too)
 
 
 if __name__ == "__main__":
