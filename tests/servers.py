@@ -25,8 +25,8 @@ error_log {prefix}/error.log warn;
 pid {prefix}/nginx.pid;
 events {{ worker_connections 64; }}
 http {{
-    access_log {prefix}/access.log counted;
     log_format counted '$request_uri|$http_range|$status|$body_bytes_sent';
+    access_log {prefix}/access.log counted;
     client_body_temp_path {prefix}/body;
     proxy_temp_path {prefix}/proxy;
     fastcgi_temp_path {prefix}/fastcgi;
