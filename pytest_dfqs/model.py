@@ -17,7 +17,8 @@ from typing import Any
 from .modelfile.facts import ModelFacts, model_facts
 from .modelfile.header import GGUFHeader, HeaderError, read_header
 from .modelfile.integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_identity, file_sha256
-from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, ModelRuntime, RuntimeOptions, SpareWorkers
+from .remote.source import RemoteOrigin
+from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, ModelRuntime, RuntimeNotEvaluated, RuntimeOptions, SpareWorkers
 from .verdict import Finding
 
 DEFAULT_CTX = 4096
@@ -82,8 +83,10 @@ class ModelUnderTest:
         announce: Callable[[str], None] = lambda line: None,
         eval_options: EvalOptions = EvalOptions(),
         trace_options: TraceOptions = TraceOptions(),
+        origin: RemoteOrigin | None = None,
     ) -> None:
         self.path = path
+        self.origin = origin  # a remote model's URL and what its header cost: only its header is on this machine
         self.label = label
         self.integrity = integrity
         self.threads = threads
@@ -130,7 +133,18 @@ class ModelUnderTest:
         options = self.integrity
         return expected_digest(self.path, options.sha256, options.checksums, options.checksums_source, options.reference)
 
+    def bytes_not_here(self) -> str | None:
+        """Why the file's bytes cannot be read here (only a remote model's header was fetched), or None."""
+        if self.origin is None:
+            return None
+        return (
+            f"only the header of {self.path.name} is on this machine (fetched from {self.origin.url}): download the file and give its path"
+        )
+
     def digest(self) -> Digest:
+        not_here = self.bytes_not_here()
+        if not_here is not None:
+            raise RuntimeNotEvaluated(f"the file's bytes are needed and {not_here}")
         if self._digest is None:
             self._digest = file_sha256(self.path, self._cache, self._progress)
         return self._digest
@@ -164,7 +178,12 @@ class ModelUnderTest:
     def runtime(self) -> ModelRuntime:
         """The model's llama.cpp worker, created on first use (it loads the model once)."""
         if self._runtime is None:
-            self._runtime = ModelRuntime(self.path, self.runtime_options(), announce=lambda line: self.announce(f"{self.label}: {line}"))
+            self._runtime = ModelRuntime(
+                self.path,
+                self.runtime_options(),
+                announce=lambda line: self.announce(f"{self.label}: {line}"),
+                not_here=self.bytes_not_here(),
+            )
         return self._runtime
 
     def begin_judging(self, spares: SpareWorkers | None = None) -> None:

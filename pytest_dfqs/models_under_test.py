@@ -18,16 +18,21 @@ from .clauses.reference_profile import reference_digest
 from .model import EvalOptions, IntegrityOptions, ModelUnderTest, TraceOptions
 from .modelfile.integrity import DigestStore, Progress
 from .modelfile.units import human_bytes
+from .remote.names import is_remote
+from .remote.ranges import RemoteError
+from .remote.source import RemoteOrigin, remote_header
 from .session import model_labels
 from .settings import DEMO_MODEL, SPARE_WORKERS, Settings, judges_in_header
 
 PROGRESS_MIN_BYTES = 256 << 20
+REMOTE_REQUEST_TIMEOUT_S = 30.0  # one range request; the whole header has --dfqs-header-timeout
 
 
 def models_under_test(config: pytest.Config, settings: Settings) -> list[ModelUnderTest]:
     """One model under test per --dfqs-model, each closed when pytest ends; llama.cpp judging those it can judge."""
-    paths = [_model_path(name, config) for name in settings.models]
     announce = _announcer(config)
+    located = [_located(name, config, settings, announce) for name in settings.models]
+    paths = [path for path, _ in located]
     journal_dir = _journal_dir(config, settings.resume)
     reference = reference_digest() if settings.profile == "reference" else None
     integrity = IntegrityOptions(settings.sha256, settings.checksums, str(settings.checksums_path), reference)
@@ -38,6 +43,7 @@ def models_under_test(config: pytest.Config, settings: Settings) -> list[ModelUn
             integrity,
             _digest_store(config),
             _progress_printer(announce, path),
+            origin=origin,
             threads=settings.threads,
             ctx=settings.ctx,
             request_timeout=settings.request_timeout,
@@ -58,7 +64,7 @@ def models_under_test(config: pytest.Config, settings: Settings) -> list[ModelUn
                 _fidelity_plot(settings.report, label, len(paths)),
             ),
         )
-        for path, label in zip(paths, model_labels(paths))
+        for (path, origin), label in zip(located, model_labels(paths))
     ]
     for model in models:
         config.add_cleanup(model.close)
@@ -99,6 +105,17 @@ def _per_model_path(path: Path | None, label: str, models: int) -> Path | None:
 def _fidelity_plot(report: Path | None, label: str, models: int) -> Path | None:
     """The routing-fidelity plot goes beside the certificate: <report>-fidelity.png."""
     return _per_model_path(report.with_name(f"{report.stem}-fidelity.png"), label, models) if report is not None else None
+
+
+def _located(name: str, config: pytest.Config, settings: Settings, announce: Callable[[str], None]) -> tuple[Path, RemoteOrigin | None]:
+    """Where the model's file is on this machine: its path, or for a URL the header fetched into pytest's cache."""
+    if not is_remote(name):
+        return _model_path(name, config), None
+    folder = _cache_folder(config, "dfqs-remote") or Path(tempfile.gettempdir()) / "pytest-dfqs-remote"
+    try:
+        return remote_header(name, folder, settings.header_timeout, REMOTE_REQUEST_TIMEOUT_S, announce)
+    except RemoteError as error:
+        raise pytest.UsageError(f"--dfqs-model {name}: {error}") from None
 
 
 def _model_path(name: str, config: pytest.Config) -> Path:

@@ -20,6 +20,7 @@ import pytest
 from .catalogue import PROFILES, TIERS
 from .evaluation.budget import BUDGETS, FEW_SHOT, PROMPT_MODES
 from .modelfile.integrity import parse_checksums, validate_sha256
+from .remote.names import file_name, is_remote
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, SpareWorkers
 from .runtime.host import physical_cores
 
@@ -32,11 +33,13 @@ MAX_THREADS = 4 * (os.cpu_count() or 1)
 MIN_CTX = 256  # room for the runtime checks' prompts
 MAX_CTX = (1 << 31) - 1
 MAX_REQUEST_TIMEOUT_S = 7 * 24 * 3600
+DEFAULT_HEADER_TIMEOUT_S = 120
 
 MODEL_HELP = (
-    "GGUF model file to certify; repeat to certify several models. "
-    f"'{DEMO_MODEL}' generates and certifies the built-in tiny MoE demo model."
+    "GGUF model file to certify, a path or an http(s) URL (its header is fetched by range requests, nothing else);"
+    f" repeat to certify several models. '{DEMO_MODEL}' generates and certifies the built-in tiny MoE demo model."
 )
+HEADER_TIMEOUT_HELP = f"Time limit for fetching a remote model's header, in seconds (default {DEFAULT_HEADER_TIMEOUT_S})."
 TIER_HELP = "Highest tier to run: static (header only, default), runtime (llama.cpp on CPU) or eval (section 11 metrics)."
 STRICT_HELP = "Treat SHOULD clauses that are not met as failures (default: warnings)."
 REQUIRE_COMPLETE_HELP = (
@@ -115,6 +118,7 @@ class Settings:
     trace: Path | None = None
     reference_model: Path | None = None
     allow_unsandboxed_code: bool = False
+    header_timeout: int = DEFAULT_HEADER_TIMEOUT_S
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -130,6 +134,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-threads", dest="dfqs_threads", metavar="N", help=THREADS_HELP)
     group.addoption("--dfqs-ctx", dest="dfqs_ctx", metavar="TOKENS", help=CTX_HELP)
     group.addoption("--dfqs-request-timeout", dest="dfqs_request_timeout", metavar="SECONDS", help=REQUEST_TIMEOUT_HELP)
+    group.addoption("--dfqs-header-timeout", dest="dfqs_header_timeout", metavar="SECONDS", help=HEADER_TIMEOUT_HELP)
     group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
     group.addoption("--dfqs-prompt-mode", dest="dfqs_prompt_mode", metavar="MODE", help=PROMPT_MODE_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
@@ -152,6 +157,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_threads", THREADS_HELP, default="")
     parser.addini("dfqs_ctx", CTX_HELP, default="")
     parser.addini("dfqs_request_timeout", REQUEST_TIMEOUT_HELP, default=str(DEFAULT_REQUEST_TIMEOUT_S))
+    parser.addini("dfqs_header_timeout", HEADER_TIMEOUT_HELP, default=str(DEFAULT_HEADER_TIMEOUT_S))
     parser.addini("dfqs_eval_budget", BUDGET_HELP, default="standard")
     parser.addini("dfqs_prompt_mode", PROMPT_MODE_HELP, default=FEW_SHOT)
     parser.addini("dfqs_metrics", METRICS_HELP, default="")
@@ -187,6 +193,7 @@ def read_settings(config: pytest.Config) -> Settings:
     threads, threads_from = _pick(config, "dfqs_threads", "dfqs_threads")
     ctx, ctx_from = _pick(config, "dfqs_ctx", "dfqs_ctx")
     timeout, timeout_from = _pick(config, "dfqs_request_timeout", "dfqs_request_timeout")
+    header_timeout, header_timeout_from = _pick(config, "dfqs_header_timeout", "dfqs_header_timeout")
     budget, budget_from = _pick(config, "dfqs_eval_budget", "dfqs_eval_budget")
     prompt_mode, prompt_mode_from = _pick(config, "dfqs_prompt_mode", "dfqs_prompt_mode")
     metrics, metrics_from = _pick(config, "dfqs_metrics", "dfqs_metrics")
@@ -221,6 +228,7 @@ def read_settings(config: pytest.Config) -> Settings:
         trace=_validate_json(_validate_readable_file(trace, "--dfqs-trace"), "--dfqs-trace") if trace else None,
         reference_model=_validate_readable_file(reference_model, "--dfqs-reference-model") if reference_model else None,
         allow_unsandboxed_code=bool(_pick(config, "dfqs_allow_unsandboxed_code", "dfqs_allow_unsandboxed_code")[0]),
+        header_timeout=_validate_count(str(header_timeout), header_timeout_from, 1, MAX_REQUEST_TIMEOUT_S),
     )
     _validate_outputs_spare_inputs(settings)
     return settings
@@ -287,6 +295,12 @@ def _validate_count(value: str, where: str, low: int, high: int) -> int:
 
 def _validate_model(value: str, where: str) -> str:
     if value == DEMO_MODEL:
+        return value
+    if is_remote(value):
+        try:
+            file_name(value)
+        except ValueError as error:
+            raise pytest.UsageError(f"{where}: {error}") from None
         return value
     _validate_readable_file(value, where)
     return value

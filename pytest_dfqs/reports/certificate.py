@@ -85,7 +85,7 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
         facts = None
     return {
         "label": model.label,
-        "path": str(model.path.resolve()),
+        "path": model.origin.url if model.origin else str(model.path.resolve()),
         "file_name": model.path.name,
         "file_size": model.path.stat().st_size,
         "sha256": model.sha256,
@@ -97,6 +97,7 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
         "tier": policy.tier,
         "runtime": _runtime_entry(model),
         "memory_plan": next((f.evidence["memory_plan"] for c in result.clauses for f in c.findings if "memory_plan" in f.evidence), None),
+        "remote": model.origin.record() if model.origin else None,
         "journal": {
             "checks": model.check_journal.summary() if model.check_journal is not None else None,
             "eval": (model.metrics_record or {}).get("details", {}).get("journal"),

@@ -40,7 +40,9 @@ def settings_line(policy: Policy, spec: str) -> str:
 
 def model_header_lines(model: ModelUnderTest, judge: bool = True) -> list[str]:
     """The facts block shown before the tests run, with llama.cpp's verdict and memory plan (`judge`); a bad header shows its error."""
-    lines = [f"dfqs model: {model.label} ({model.path})"]
+    lines = [f"dfqs model: {model.label} ({model.origin.url if model.origin else model.path})"]
+    if model.origin is not None:
+        lines.append(f"  {model.origin.line()}")
     try:
         facts = model.facts()
     except HeaderError as error:

@@ -320,8 +320,16 @@ class SpareWorkers:
 class ModelRuntime:
     """The runtime of one model: preflight, one worker, one load, then requests."""
 
-    def __init__(self, path: Path, options: RuntimeOptions, n_gpu_layers: int = 0, announce: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        options: RuntimeOptions,
+        n_gpu_layers: int = 0,
+        announce: Callable[[str], None] | None = None,
+        not_here: str | None = None,
+    ) -> None:
         self.path = path
+        self.not_here = not_here  # why the weights cannot be loaded here (a remote model's header only): the dry run still can
         self.announce = announce  # progress lines of long requests
         self.options = options
         self.n_gpu_layers = n_gpu_layers  # 0: CPU only, as the runtime tier requires; -1: offload all
@@ -357,6 +365,8 @@ class ModelRuntime:
         return repeated
 
     def _start(self) -> dict[str, Any]:
+        if self.not_here is not None:
+            raise RuntimeNotEvaluated(f"llama.cpp needs the weights and {self.not_here}")
         self.preflight(self.options.ctx)
         self.loads_requested += 1
         worker = self._started()

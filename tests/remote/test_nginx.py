@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,22 +12,9 @@ import pytest
 from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.remote.header_fetch import CHUNK, fetch_header
 from pytest_dfqs.remote.ranges import RangeReader
-from tests.deepseek_sized import deepseek_sized_header, write_sparse
 from tests.servers import NGINX, Nginx
 
 pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="nginx is not installed (.ci/run installs Debian's nginx-light)")
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, smollm2: Path, gemma3: Path, moe_model: Path) -> Iterator[Nginx]:
-    root = tmp_path_factory.mktemp("www")
-    for name, source in {"SmolLM2.gguf": smollm2, "gemma3.gguf": gemma3, "tiny-moe.gguf": moe_model}.items():
-        (root / name).symlink_to(source)
-    write_sparse(root / "DeepSeek-V4-Flash-sized.gguf", deepseek_sized_header())
-    root.chmod(0o755)
-    server = Nginx(root, tmp_path_factory.mktemp("nginx"))
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("name", ["tiny-moe.gguf", "SmolLM2.gguf", "gemma3.gguf", "DeepSeek-V4-Flash-sized.gguf"])

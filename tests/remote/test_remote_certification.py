@@ -1,0 +1,59 @@
+"""`--dfqs-model URL`: the static tier and its verdicts from the header alone, the rest honestly not evaluated."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Certification, validate_certificate
+from tests.servers import NGINX, Nginx
+
+pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="nginx is not installed (.ci/run installs Debian's nginx-light)")
+
+
+def statuses(certify: Certification) -> dict[str, str]:
+    return {clause["id"]: clause["status"] for clause in certify.certificate()["models"][0]["clauses"]}
+
+
+@pytest.mark.parametrize("name", ["tiny-moe.gguf", "SmolLM2.gguf"])
+def test_a_model_by_url_gets_the_static_verdicts_it_gets_by_path(served: Nginx, name: str, pytester: pytest.Pytester) -> None:
+    by_path, by_url = Certification(pytester), Certification(pytester)
+    by_url.report = pytester.path / "by-url.json"
+    local = by_path.run(f"--dfqs-model={served.root / name}")
+    remote = by_url.run(f"--dfqs-model={served.url(name)}")
+    assert remote.ret == local.ret, remote.stdout.str()
+    assert statuses(by_url) == statuses(by_path)
+    model = by_url.certificate()["models"][0]
+    validate_certificate(by_url.certificate())
+    assert model["path"] == served.url(name) and model["file_name"] == name
+    assert model["remote"]["size"] == (served.root / name).stat().st_size
+    assert model["memory_plan"]["needs_bytes"] == by_path.certificate()["models"][0]["memory_plan"]["needs_bytes"]
+    remote.stdout.fnmatch_lines([f"dfqs model: {name} ({served.url(name)})", "  header fetched: * in * range requests of 1.05 MB at most*"])
+    assert "llama.cpp, no weight read:" in remote.stdout.str()
+
+
+def test_what_needs_the_bytes_is_not_evaluated_by_url(served: Nginx, certify: Certification) -> None:
+    result = certify.run(f"--dfqs-model={served.url('tiny-moe.gguf')}", "--dfqs-tier=runtime", f"--dfqs-sha256={'0' * 64}")
+    clauses = {clause["id"]: clause for clause in certify.certificate()["models"][0]["clauses"]}
+    assert clauses["DFQS-3.2"]["status"] == "NOT EVALUATED" and clauses["DFQS-AI.1"]["status"] == "NOT EVALUATED"
+    assert certify.certificate()["models"][0]["verdict"] != "CONFORMANT"
+    assert result.ret == 0  # INCOMPLETE exits 0 unless --dfqs-require-complete
+    said = json.dumps(clauses["DFQS-3.2"]) + json.dumps(clauses["DFQS-AI.1"])
+    assert f"only the header of tiny-moe.gguf is on this machine (fetched from {served.url('tiny-moe.gguf')})" in said
+
+
+def test_a_url_the_server_does_not_have_is_one_line(served: Nginx, certify: Certification) -> None:
+    result = certify.run(f"--dfqs-model={served.url('missing.gguf')}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --dfqs-model {served.url('missing.gguf')}: not found on the server (HTTP 404): check the URL *"])
+
+
+def test_the_header_lives_in_pytests_cache_and_nothing_else_is_left(served: Nginx, certify: Certification, tmp_path: Path) -> None:
+    certify.run(f"--dfqs-model={served.url('SmolLM2.gguf')}")
+    cached = [p for p in (certify.pytester.path / ".pytest_cache" / "d" / "dfqs-remote").rglob("*") if p.is_file()]
+    assert [p.name for p in cached] == ["SmolLM2.gguf"]
+    assert cached[0].stat().st_size == (served.root / "SmolLM2.gguf").stat().st_size
+    assert cached[0].stat().st_blocks * 512 < 4 << 20  # the header's blocks only
