@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+DEEPSEEK_SIZED = "DeepSeek-V4-Flash-sized.gguf"
 NGINX_CONFIG = """
 daemon off;
 master_process off;
@@ -91,6 +92,17 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
                 return
         time.sleep(0.05)
     raise RuntimeError(f"nginx did not listen on {port} within 10 s")
+
+
+def serve_models(root: Path, prefix: Path, files: dict[str, Path]) -> Nginx:
+    """nginx serving `files` (linked under their names) and the sparse DeepSeek-V4-Flash-sized file."""
+    from tests.deepseek_sized import deepseek_sized_header, write_sparse
+
+    for name, source in files.items():
+        (root / name).symlink_to(source)
+    write_sparse(root / DEEPSEEK_SIZED, deepseek_sized_header())
+    root.chmod(0o755)
+    return Nginx(root, prefix)
 
 
 Behaviour = Callable[[BaseHTTPRequestHandler, bytes], None]

@@ -7,17 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.deepseek_sized import deepseek_sized_header, write_sparse
-from tests.servers import Nginx
+from tests.servers import Nginx, serve_models
 
 
 @pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory, smollm2: Path, gemma3: Path, moe_model: Path) -> Iterator[Nginx]:
-    root = tmp_path_factory.mktemp("www")
-    for name, source in {"SmolLM2.gguf": smollm2, "gemma3.gguf": gemma3, "tiny-moe.gguf": moe_model}.items():
-        (root / name).symlink_to(source)
-    write_sparse(root / "DeepSeek-V4-Flash-sized.gguf", deepseek_sized_header())
-    root.chmod(0o755)
-    server = Nginx(root, tmp_path_factory.mktemp("nginx"))
+    files = {"SmolLM2.gguf": smollm2, "gemma3.gguf": gemma3, "tiny-moe.gguf": moe_model}
+    server = serve_models(tmp_path_factory.mktemp("www"), tmp_path_factory.mktemp("nginx"), files)
     yield server
     server.stop()
