@@ -36,6 +36,10 @@ class RemoteError(Exception):
     """The remote file cannot be read as asked: one line, what the server did and what to do."""
 
 
+class RemoteMissing(RemoteError):
+    """The server has no such file (HTTP 404)."""
+
+
 class _Transient(Exception):
     """A failure worth another attempt: the connection, a cut answer, a slow answer, the server's 5xx."""
 
@@ -181,7 +185,7 @@ class RangeReader:
         if status in (401, 403):
             return RemoteError(f"the server refuses access (HTTP {status} {reason}): {self.access_advice}")
         if status == 404:
-            return RemoteError(f"not found on the server (HTTP 404): check the URL {self.url}")
+            return RemoteMissing(f"not found on the server (HTTP 404): check the URL {self.url}")
         if status == 416:
             return RemoteError("the server has none of the bytes asked for (HTTP 416): the file is empty or shorter than its header")
         if 500 <= status < 600:

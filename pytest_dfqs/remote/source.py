@@ -6,21 +6,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
+from pytest_dfqs.modelfile.split import parse_shard_name, shard_path
 from pytest_dfqs.modelfile.units import human_bytes
 
-from .header_fetch import CHUNK, fetch_header
+from .header_fetch import CHUNK, FetchedHeader, fetch_header
 from .names import file_name
-from .ranges import RangeReader
+from .ranges import RangeReader, RemoteError, RemoteMissing
 
 PROGRESS_EVERY_S = 2.0
+MAX_SHARDS = 256  # shard headers fetched for one set, at most
 
 
 @dataclass(frozen=True)
@@ -31,28 +34,54 @@ class RemoteOrigin:
     size: int  # the remote file's size
     validator: str | None  # the server's ETag or Last-Modified when the header was read
     fetched_bytes: int
-    requests: int
+    requests: int  # these two for every shard of a split set whose header was fetched
     chunk: int
+    shards: int = 1  # headers fetched: this file's, and its set's other shards' that the server has
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
 
+    def _set(self) -> str:
+        return f" (and the headers of {self.shards - 1} more shards of its set)" if self.shards > 1 else ""
+
     def line(self) -> str:
         return (
             f"header fetched: {human_bytes(self.fetched_bytes)} in {self.requests} range requests of {human_bytes(self.chunk)}"
-            f" at most, of a {human_bytes(self.size)} file; nothing else downloaded"
+            f" at most, of a {human_bytes(self.size)} file{self._set()}; nothing else downloaded"
         )
 
 
 def remote_header(
     url: str, folder: Path, timeout: float, request_timeout: float, announce: Callable[[str], None]
 ) -> tuple[Path, RemoteOrigin]:
-    """The header of the file at `url` in a sparse file under `folder` (one folder per URL), fetched now."""
+    """The header of the file at `url` in a sparse file under `folder` (one folder per URL), fetched now; for a shard
+    of a split set, the other shards' headers beside it, found by llama.cpp's naming (a shard the server lacks is
+    left out, for DFQS-3.1 to report)."""
     name = file_name(url)  # checked with the options already
-    destination = folder / hashlib.sha256(url.encode()).hexdigest()[:16] / name
-    reader = RangeReader(url, time.monotonic() + timeout, request_timeout, progress=_progress(name, url, announce))
-    fetched = fetch_header(reader, destination)
-    return fetched.path, RemoteOrigin(url, fetched.size, fetched.validator, fetched.fetched, fetched.requests, CHUNK)
+    here = folder / hashlib.sha256(url.encode()).hexdigest()[:16]
+    fetched = _fetch(url, here / name, timeout, request_timeout, announce)
+    shards = [fetched]
+    for sibling, sibling_url in _sibling_urls(url, name):
+        with contextlib.suppress(RemoteMissing):  # a shard the server lacks: DFQS-3.1 says the set is incomplete
+            shards.append(_fetch(sibling_url, here / sibling, timeout, request_timeout, announce))
+    total, requests = sum(shard.fetched for shard in shards), sum(shard.requests for shard in shards)
+    return fetched.path, RemoteOrigin(url, fetched.size, fetched.validator, total, requests, CHUNK, len(shards))
+
+
+def _fetch(url: str, destination: Path, timeout: float, request_timeout: float, announce: Callable[[str], None]) -> FetchedHeader:
+    reader = RangeReader(url, time.monotonic() + timeout, request_timeout, progress=_progress(destination.name, url, announce))
+    return fetch_header(reader, destination)
+
+
+def _sibling_urls(url: str, name: str) -> list[tuple[str, str]]:
+    """The other shards of the set `name` belongs to, by llama_split_path: (name, URL) each."""
+    shard = parse_shard_name(Path(name))
+    if shard is None or shard.count == 1:
+        return []
+    if shard.count > MAX_SHARDS:
+        raise RemoteError(f"{name} names a set of {shard.count:,} shards: more headers than the {MAX_SHARDS} the plugin fetches")
+    names = [shard_path(shard.prefix, number, shard.count).name for number in range(1, shard.count + 1) if number != shard.number]
+    return [(sibling, urljoin(url, quote(sibling))) for sibling in names]
 
 
 def _progress(name: str, url: str, announce: Callable[[str], None]) -> Callable[[int], None]:

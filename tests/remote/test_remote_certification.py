@@ -35,6 +35,31 @@ def test_a_model_by_url_gets_the_static_verdicts_it_gets_by_path(served: Nginx, 
     assert "llama.cpp, no weight read:" in remote.stdout.str()
 
 
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("tiny-split-00001-of-00002.gguf", "the set is complete (2 shards, 23 tensors)"),
+        ("lonely-00001-of-00002.gguf", "missing shard 2 of 2"),
+    ],
+)
+def test_a_split_set_by_url_is_judged_as_it_is_by_path(served: Nginx, name: str, said: str, pytester: pytest.Pytester) -> None:
+    alone = pytester.mkdir("alone")
+    (alone / name).symlink_to(served.root / name)  # by path, shard 1 without its sibling unless the folder has it
+    if name.startswith("tiny-split"):
+        (alone / name.replace("00001-of", "00002-of")).symlink_to(served.root / name.replace("00001-of", "00002-of"))
+    by_path, by_url = Certification(pytester), Certification(pytester)
+    by_url.report = pytester.path / "by-url.json"
+    by_path.run(f"--dfqs-model={alone / name}")
+    remote = by_url.run(f"--dfqs-model={served.url(name)}")
+    assert statuses(by_url) == statuses(by_path)
+    no_split_finding = next(f for c in by_url.certificate()["models"][0]["clauses"] for f in c["findings"] if f["check"] == "no-split")
+    assert said in no_split_finding["summary"], no_split_finding
+    whole = name.startswith("tiny-split")
+    assert by_url.certificate()["models"][0]["remote"]["shards"] == (2 if whole else 1)
+    if whole:
+        remote.stdout.fnmatch_lines(["*(and the headers of 1 more shards of its set); nothing else downloaded"])
+
+
 def test_what_needs_the_bytes_is_not_evaluated_by_url(served: Nginx, certify: Certification) -> None:
     result = certify.run(f"--dfqs-model={served.url('tiny-moe.gguf')}", "--dfqs-tier=runtime", f"--dfqs-sha256={'0' * 64}")
     clauses = {clause["id"]: clause for clause in certify.certificate()["models"][0]["clauses"]}
