@@ -105,7 +105,9 @@ class ModelUnderTest:
         self.metrics_record: dict[str, Any] | None = None  # filled by evaluation.orchestrator
         self.check_journal: Any = None  # the runtime checks' journal, opened by clauses.registry
         self._header: GGUFHeader | HeaderError | None = None
-        self._digest: Digest | None = None
+        self._digest: Digest | None = (
+            None if origin is None or origin.sha256 is None else Digest(origin.sha256, origin.received, not origin.received)
+        )
         self.identity = file_identity(path) if path.is_file() else None  # to tell, at the end, whether the file changed
 
     def header(self) -> GGUFHeader:
@@ -135,10 +137,11 @@ class ModelUnderTest:
 
     def bytes_not_here(self) -> str | None:
         """Why the file's bytes cannot be read here (only a remote model's header was fetched), or None."""
-        if self.origin is None:
+        if self.origin is None or self.origin.downloaded:
             return None
         return (
-            f"only the header of {self.path.name} is on this machine (fetched from {self.origin.url}): download the file and give its path"
+            f"only the header of {self.path.name} is on this machine (fetched from {self.origin.url}):"
+            " --dfqs-download brings the whole file (resumable, hashed as it streams)"
         )
 
     def digest(self) -> Digest:

@@ -113,7 +113,7 @@ def _located(name: str, config: pytest.Config, settings: Settings, announce: Cal
         return _model_path(name, config), None
     folder = _cache_folder(config, "dfqs-remote") or Path(tempfile.gettempdir()) / "pytest-dfqs-remote"
     try:
-        return remote_header(name, folder, settings.header_timeout, REMOTE_REQUEST_TIMEOUT_S, announce)
+        return remote_header(name, folder, settings.header_timeout, REMOTE_REQUEST_TIMEOUT_S, announce, settings.download)
     except RemoteError as error:
         raise pytest.UsageError(f"--dfqs-model {name}: {error}") from None
 

@@ -39,6 +39,10 @@ MODEL_HELP = (
     "GGUF model file to certify, a path or an http(s) URL (its header is fetched by range requests, nothing else);"
     f" repeat to certify several models. '{DEMO_MODEL}' generates and certifies the built-in tiny MoE demo model."
 )
+DOWNLOAD_HELP = (
+    "Download a remote model whole (every shard of its set) into pytest's cache, resumable, hashed as it streams,"
+    " so the runtime and eval tiers can run on it; without it only the header is fetched."
+)
 HEADER_TIMEOUT_HELP = f"Time limit for fetching a remote model's header, in seconds (default {DEFAULT_HEADER_TIMEOUT_S})."
 TIER_HELP = "Highest tier to run: static (header only, default), runtime (llama.cpp on CPU) or eval (section 11 metrics)."
 STRICT_HELP = "Treat SHOULD clauses that are not met as failures (default: warnings)."
@@ -119,6 +123,7 @@ class Settings:
     reference_model: Path | None = None
     allow_unsandboxed_code: bool = False
     header_timeout: int = DEFAULT_HEADER_TIMEOUT_S
+    download: bool = False
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -135,6 +140,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-ctx", dest="dfqs_ctx", metavar="TOKENS", help=CTX_HELP)
     group.addoption("--dfqs-request-timeout", dest="dfqs_request_timeout", metavar="SECONDS", help=REQUEST_TIMEOUT_HELP)
     group.addoption("--dfqs-header-timeout", dest="dfqs_header_timeout", metavar="SECONDS", help=HEADER_TIMEOUT_HELP)
+    group.addoption("--dfqs-download", action="store_true", dest="dfqs_download", default=None, help=DOWNLOAD_HELP)
     group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
     group.addoption("--dfqs-prompt-mode", dest="dfqs_prompt_mode", metavar="MODE", help=PROMPT_MODE_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
@@ -158,6 +164,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_ctx", CTX_HELP, default="")
     parser.addini("dfqs_request_timeout", REQUEST_TIMEOUT_HELP, default=str(DEFAULT_REQUEST_TIMEOUT_S))
     parser.addini("dfqs_header_timeout", HEADER_TIMEOUT_HELP, default=str(DEFAULT_HEADER_TIMEOUT_S))
+    parser.addini("dfqs_download", DOWNLOAD_HELP, type="bool", default=False)
     parser.addini("dfqs_eval_budget", BUDGET_HELP, default="standard")
     parser.addini("dfqs_prompt_mode", PROMPT_MODE_HELP, default=FEW_SHOT)
     parser.addini("dfqs_metrics", METRICS_HELP, default="")
@@ -229,6 +236,7 @@ def read_settings(config: pytest.Config) -> Settings:
         reference_model=_validate_readable_file(reference_model, "--dfqs-reference-model") if reference_model else None,
         allow_unsandboxed_code=bool(_pick(config, "dfqs_allow_unsandboxed_code", "dfqs_allow_unsandboxed_code")[0]),
         header_timeout=_validate_count(str(header_timeout), header_timeout_from, 1, MAX_REQUEST_TIMEOUT_S),
+        download=bool(_pick(config, "dfqs_download", "dfqs_download")[0]),
     )
     _validate_outputs_spare_inputs(settings)
     return settings
@@ -269,7 +277,7 @@ def _beside(folder: Path, value: str) -> str:
 
 def _validate_outputs_spare_inputs(settings: Settings) -> None:
     """The plugin never writes over what it reads: the model above all."""
-    inputs = [Path(m).expanduser() for m in settings.models if m != DEMO_MODEL]
+    inputs = [Path(m).expanduser() for m in settings.models if m != DEMO_MODEL and not is_remote(m)]
     inputs += [p for p in (settings.checksums_path, settings.baseline, settings.trace, settings.reference_model) if p is not None]
     outputs = (("--dfqs-report", settings.report), ("--dfqs-metrics", settings.metrics), ("--dfqs-trace-record", settings.trace_record))
     for option, output in outputs:

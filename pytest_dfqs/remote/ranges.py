@@ -214,7 +214,7 @@ class RangeReader:
             remaining = request_deadline - time.monotonic()
             if remaining <= 0:
                 took = time.monotonic() - started
-                raise _Transient(f"the server sent {human_bytes(len(body))} of {human_bytes(expected)} in {took:.2g} s (too slow)")
+                raise _Transient(f"the server sent {human_bytes(len(body))} of {human_bytes(expected)} in {took:.1f} s (too slow)")
             if connection.sock is not None:
                 connection.sock.settimeout(remaining)
             try:

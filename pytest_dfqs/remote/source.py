@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -18,6 +18,8 @@ from urllib.parse import quote, urljoin, urlsplit
 from pytest_dfqs.modelfile.split import parse_shard_name, shard_path
 from pytest_dfqs.modelfile.units import human_bytes
 
+from .download import Download, complete_download
+from .download import download as download_file
 from .header_fetch import CHUNK, FetchedHeader, fetch_header
 from .names import file_name
 from .ranges import RangeReader, RemoteError, RemoteMissing
@@ -37,35 +39,57 @@ class RemoteOrigin:
     requests: int  # these two for every shard of a split set whose header was fetched
     chunk: int
     shards: int = 1  # headers fetched: this file's, and its set's other shards' that the server has
+    sha256: str | None = None  # set when the whole file is here: the SHA-256 computed while it was downloaded
+    received: int = 0  # bytes downloaded by this run (0 when an earlier run's download is reused)
+
+    @property
+    def downloaded(self) -> bool:
+        return self.sha256 is not None
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
 
-    def _set(self) -> str:
-        return f" (and the headers of {self.shards - 1} more shards of its set)" if self.shards > 1 else ""
+    def _others(self) -> str:
+        return f" (and {self.shards - 1} more shards of its set)" if self.shards > 1 else ""
 
     def line(self) -> str:
-        return (
-            f"header fetched: {human_bytes(self.fetched_bytes)} in {self.requests} range requests of {human_bytes(self.chunk)}"
-            f" at most, of a {human_bytes(self.size)} file{self._set()}; nothing else downloaded"
-        )
+        cost = f"{human_bytes(self.fetched_bytes)} in {self.requests} range requests of {human_bytes(self.chunk)} at most"
+        if not self.downloaded:
+            return f"header fetched: {cost}, of a {human_bytes(self.size)} file{self._others()}; nothing else downloaded"
+        how = f"downloaded now ({human_bytes(self.received)})" if self.received else "downloaded by an earlier run"
+        return f"header fetched: {cost}; the whole file{self._others()} {how}, SHA-256 {self.sha256} computed as it streamed"
 
 
 def remote_header(
-    url: str, folder: Path, timeout: float, request_timeout: float, announce: Callable[[str], None]
+    url: str, folder: Path, timeout: float, request_timeout: float, announce: Callable[[str], None], download: bool = False
 ) -> tuple[Path, RemoteOrigin]:
-    """The header of the file at `url` in a sparse file under `folder` (one folder per URL), fetched now; for a shard
-    of a split set, the other shards' headers beside it, found by llama.cpp's naming (a shard the server lacks is
-    left out, for DFQS-3.1 to report)."""
+    """The file at `url` on this machine: its header in a sparse file under `folder` (one folder per URL), fetched now;
+    for a shard of a split set, the other shards' headers beside it, found by llama.cpp's naming (a shard the server
+    lacks is left out, for DFQS-3.1 to report). With `download`, or where an earlier run downloaded the same file (the
+    server's size and validator unchanged), the whole file (every shard of its set) instead."""
     name = file_name(url)  # checked with the options already
     here = folder / hashlib.sha256(url.encode()).hexdigest()[:16]
-    fetched = _fetch(url, here / name, timeout, request_timeout, announce)
-    shards = [fetched]
+    shards = [(url, _fetch(url, here / "header" / name, timeout, request_timeout, announce))]
     for sibling, sibling_url in _sibling_urls(url, name):
         with contextlib.suppress(RemoteMissing):  # a shard the server lacks: DFQS-3.1 says the set is incomplete
-            shards.append(_fetch(sibling_url, here / sibling, timeout, request_timeout, announce))
-    total, requests = sum(shard.fetched for shard in shards), sum(shard.requests for shard in shards)
-    return fetched.path, RemoteOrigin(url, fetched.size, fetched.validator, total, requests, CHUNK, len(shards))
+            shards.append((sibling_url, _fetch(sibling_url, here / "header" / sibling, timeout, request_timeout, announce)))
+    fetched = shards[0][1]
+    total, requests = sum(shard.fetched for _, shard in shards), sum(shard.requests for _, shard in shards)
+    origin = RemoteOrigin(url, fetched.size, fetched.validator, total, requests, CHUNK, len(shards))
+    downloads = [_downloaded(shard_url, here / shard.path.name, shard, announce, download) for shard_url, shard in shards]
+    if all(downloads):
+        return here / name, replace(
+            origin, sha256=downloads[0].sha256 if downloads[0] else None, received=sum(d.received for d in downloads if d)
+        )
+    return fetched.path, origin
+
+
+def _downloaded(url: str, destination: Path, header: FetchedHeader, announce: Callable[[str], None], download: bool) -> Download | None:
+    """The whole file: an earlier run's download of the same file, else a download now when asked for."""
+    earlier = complete_download(destination, header.size, header.validator)
+    if earlier is not None or not download:
+        return earlier
+    return download_file(url, destination, header.size, announce)
 
 
 def _fetch(url: str, destination: Path, timeout: float, request_timeout: float, announce: Callable[[str], None]) -> FetchedHeader:
