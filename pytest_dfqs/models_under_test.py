@@ -18,6 +18,7 @@ from .clauses.reference_profile import reference_digest
 from .model import EvalOptions, IntegrityOptions, ModelUnderTest, TraceOptions
 from .modelfile.integrity import DigestStore, Progress
 from .modelfile.units import human_bytes
+from .remote.hub import source_of
 from .remote.names import is_remote
 from .remote.ranges import RemoteError
 from .remote.source import RemoteOrigin, remote_header
@@ -113,7 +114,7 @@ def _located(name: str, config: pytest.Config, settings: Settings, announce: Cal
         return _model_path(name, config), None
     folder = _cache_folder(config, "dfqs-remote") or Path(tempfile.gettempdir()) / "pytest-dfqs-remote"
     try:
-        return remote_header(name, folder, settings.header_timeout, REMOTE_REQUEST_TIMEOUT_S, announce, settings.download)
+        return remote_header(source_of(name), folder, settings.header_timeout, REMOTE_REQUEST_TIMEOUT_S, announce, settings.download)
     except RemoteError as error:
         raise pytest.UsageError(f"--dfqs-model {name}: {error}") from None
 

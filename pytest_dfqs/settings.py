@@ -20,7 +20,7 @@ import pytest
 from .catalogue import PROFILES, TIERS
 from .evaluation.budget import BUDGETS, FEW_SHOT, PROMPT_MODES
 from .modelfile.integrity import parse_checksums, validate_sha256
-from .remote.names import file_name, is_remote
+from .remote.names import check_remote_name, is_remote
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, SpareWorkers
 from .runtime.host import physical_cores
 
@@ -36,7 +36,8 @@ MAX_REQUEST_TIMEOUT_S = 7 * 24 * 3600
 DEFAULT_HEADER_TIMEOUT_S = 120
 
 MODEL_HELP = (
-    "GGUF model file to certify, a path or an http(s) URL (its header is fetched by range requests, nothing else);"
+    "GGUF model file to certify: a path, an http(s) URL or hf://OWNER/REPO[@REVISION]/PATH.gguf or hf://OWNER/REPO:QUANT"
+    " (a remote file's header is fetched by range requests, nothing else);"
     f" repeat to certify several models. '{DEMO_MODEL}' generates and certifies the built-in tiny MoE demo model."
 )
 DOWNLOAD_HELP = (
@@ -306,7 +307,7 @@ def _validate_model(value: str, where: str) -> str:
         return value
     if is_remote(value):
         try:
-            file_name(value)
+            check_remote_name(value)
         except ValueError as error:
             raise pytest.UsageError(f"{where}: {error}") from None
         return value

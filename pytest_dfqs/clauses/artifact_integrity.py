@@ -9,7 +9,8 @@ end of the run fails the block: the certificate would describe another file.
 from __future__ import annotations
 
 from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.modelfile.integrity import identity_change
+from pytest_dfqs.modelfile.integrity import ExpectedDigest, identity_change
+from pytest_dfqs.remote.source import RemoteOrigin
 from pytest_dfqs.verdict import Finding, Status
 
 
@@ -30,6 +31,8 @@ def check_sha256(model: ModelUnderTest) -> Finding:
             "no expected digest: pass --dfqs-sha256 HEX or --dfqs-checksums FILE"
             " (the reference digest applies under --dfqs-profile reference)",
         )
+    if model.bytes_not_here() is not None and model.origin is not None and model.origin.stated_sha256 is not None:
+        return _as_stated(expected, model.origin)
     digest = model.digest()
     evidence = {
         "expected": expected.digest,
@@ -46,6 +49,17 @@ def check_sha256(model: ModelUnderTest) -> Finding:
             evidence,
         )
     return Finding("sha256", Status.MET, f"SHA-256 {digest.sha256} matches {expected.source}", evidence)
+
+
+def _as_stated(expected: ExpectedDigest, origin: RemoteOrigin) -> Finding:
+    """The expected digest against the one the Hub states for the resolved commit: what can be said without the bytes."""
+    where = f"the Hub's LFS SHA-256 at commit {origin.commit}"
+    evidence = {"expected": expected.digest, "stated": origin.stated_sha256, "source": expected.source, "stated_by": where, "bytes_read": 0}
+    if origin.stated_sha256 != expected.digest:
+        summary = f"the Hub states SHA-256 {origin.stated_sha256} ({where}), not the expected {expected.digest} (from {expected.source}):"
+        return Finding("sha256", Status.NOT_MET, f"{summary} the file served is not the published one", evidence)
+    summary = f"SHA-256 {expected.digest} (from {expected.source}) as stated by the Hub ({where}); the bytes were not hashed here"
+    return Finding("sha256", Status.MET, summary, evidence)
 
 
 def check_unchanged(model: ModelUnderTest) -> Finding | None:

@@ -39,6 +39,9 @@ class RemoteOrigin:
     requests: int  # these two for every shard of a split set whose header was fetched
     chunk: int
     shards: int = 1  # headers fetched: this file's, and its set's other shards' that the server has
+    revision: str | None = None  # the Hub's: the revision asked for and the commit it resolved to
+    commit: str | None = None
+    stated_sha256: str | None = None  # the SHA-256 the source states (the Hub's LFS digest at that commit)
     sha256: str | None = None  # set when the whole file is here: the SHA-256 computed while it was downloaded
     received: int = 0  # bytes downloaded by this run (0 when an earlier run's download is reused)
 
@@ -60,52 +63,85 @@ class RemoteOrigin:
         return f"header fetched: {cost}; the whole file{self._others()} {how}, SHA-256 {self.sha256} computed as it streamed"
 
 
+@dataclass(frozen=True)
+class Located:
+    """Where one remote file's bytes are read from, and what its source states of it."""
+
+    name: str  # the file's name: the cache, the test ids and the tables call it that
+    url: str  # where range requests go
+    stated_sha256: str | None = None  # the SHA-256 the source states (the Hub's, for an LFS file)
+
+
+class Source:
+    """A remote model's source: an http(s) URL, or the Hub (a subclass); where its file and its shards' files are."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def locate(self) -> Located:
+        return Located(file_name(self.name), self.name)
+
+    def sibling(self, located: Located, name: str) -> Located:
+        """Another file of the same set, by name; RemoteMissing (now or when read) where the source lacks it."""
+        return Located(name, urljoin(located.url, quote(name)))
+
+    def key(self) -> str:
+        """What names the cache folder: the same file, the same folder."""
+        return self.name
+
+    def details(self) -> dict[str, Any]:
+        """What the certificate records beside the URL (the Hub: the revision and the commit it resolved to)."""
+        return {}
+
+
 def remote_header(
-    url: str, folder: Path, timeout: float, request_timeout: float, announce: Callable[[str], None], download: bool = False
+    source: Source, folder: Path, timeout: float, request_timeout: float, announce: Callable[[str], None], download: bool = False
 ) -> tuple[Path, RemoteOrigin]:
-    """The file at `url` on this machine: its header in a sparse file under `folder` (one folder per URL), fetched now;
-    for a shard of a split set, the other shards' headers beside it, found by llama.cpp's naming (a shard the server
-    lacks is left out, for DFQS-3.1 to report). With `download`, or where an earlier run downloaded the same file (the
-    server's size and validator unchanged), the whole file (every shard of its set) instead."""
-    name = file_name(url)  # checked with the options already
-    here = folder / hashlib.sha256(url.encode()).hexdigest()[:16]
-    shards = [(url, _fetch(url, here / "header" / name, timeout, request_timeout, announce))]
-    for sibling, sibling_url in _sibling_urls(url, name):
-        with contextlib.suppress(RemoteMissing):  # a shard the server lacks: DFQS-3.1 says the set is incomplete
-            shards.append((sibling_url, _fetch(sibling_url, here / "header" / sibling, timeout, request_timeout, announce)))
+    """The remote file on this machine: its header in a sparse file under `folder` (one folder per file), fetched now;
+    for a shard of a split set, the other shards' headers beside it, found by llama.cpp's naming (a shard the source
+    lacks is left out, for DFQS-3.1 to report). With `download`, or where an earlier run downloaded the same file (its
+    size and validator unchanged), the whole file (every shard of its set) instead."""
+    located = source.locate()
+    here = folder / hashlib.sha256(source.key().encode()).hexdigest()[:16]
+    shards = [(located, _fetch(located, here / "header", timeout, request_timeout, announce))]
+    for sibling in _sibling_names(located.name):
+        with contextlib.suppress(RemoteMissing):  # a shard the source lacks: DFQS-3.1 says the set is incomplete
+            other = source.sibling(located, sibling)
+            shards.append((other, _fetch(other, here / "header", timeout, request_timeout, announce)))
     fetched = shards[0][1]
     total, requests = sum(shard.fetched for _, shard in shards), sum(shard.requests for _, shard in shards)
-    origin = RemoteOrigin(url, fetched.size, fetched.validator, total, requests, CHUNK, len(shards))
-    downloads = [_downloaded(shard_url, here / shard.path.name, shard, announce, download) for shard_url, shard in shards]
-    if all(downloads):
-        return here / name, replace(
-            origin, sha256=downloads[0].sha256 if downloads[0] else None, received=sum(d.received for d in downloads if d)
-        )
-    return fetched.path, origin
+    origin = RemoteOrigin(source.name, fetched.size, fetched.validator, total, requests, CHUNK, len(shards), **source.details())
+    origin = replace(origin, stated_sha256=located.stated_sha256)
+    downloads = [_downloaded(where, here / where.name, shard, announce, download) for where, shard in shards]
+    complete = [whole for whole in downloads if whole is not None]
+    if len(complete) < len(downloads):
+        return fetched.path, origin
+    return here / located.name, replace(origin, sha256=complete[0].sha256, received=sum(whole.received for whole in complete))
 
 
-def _downloaded(url: str, destination: Path, header: FetchedHeader, announce: Callable[[str], None], download: bool) -> Download | None:
+def _downloaded(
+    where: Located, destination: Path, header: FetchedHeader, announce: Callable[[str], None], download: bool
+) -> Download | None:
     """The whole file: an earlier run's download of the same file, else a download now when asked for."""
     earlier = complete_download(destination, header.size, header.validator)
     if earlier is not None or not download:
         return earlier
-    return download_file(url, destination, header.size, announce)
+    return download_file(where.url, destination, header.size, announce, where.stated_sha256)
 
 
-def _fetch(url: str, destination: Path, timeout: float, request_timeout: float, announce: Callable[[str], None]) -> FetchedHeader:
-    reader = RangeReader(url, time.monotonic() + timeout, request_timeout, progress=_progress(destination.name, url, announce))
-    return fetch_header(reader, destination)
+def _fetch(where: Located, folder: Path, timeout: float, request_timeout: float, announce: Callable[[str], None]) -> FetchedHeader:
+    reader = RangeReader(where.url, time.monotonic() + timeout, request_timeout, progress=_progress(where.name, where.url, announce))
+    return fetch_header(reader, folder / where.name)
 
 
-def _sibling_urls(url: str, name: str) -> list[tuple[str, str]]:
-    """The other shards of the set `name` belongs to, by llama_split_path: (name, URL) each."""
+def _sibling_names(name: str) -> list[str]:
+    """The other shards of the set `name` belongs to, by llama_split_path."""
     shard = parse_shard_name(Path(name))
     if shard is None or shard.count == 1:
         return []
     if shard.count > MAX_SHARDS:
         raise RemoteError(f"{name} names a set of {shard.count:,} shards: more headers than the {MAX_SHARDS} the plugin fetches")
-    names = [shard_path(shard.prefix, number, shard.count).name for number in range(1, shard.count + 1) if number != shard.number]
-    return [(sibling, urljoin(url, quote(sibling))) for sibling in names]
+    return [shard_path(shard.prefix, number, shard.count).name for number in range(1, shard.count + 1) if number != shard.number]
 
 
 def _progress(name: str, url: str, announce: Callable[[str], None]) -> Callable[[int], None]:
