@@ -215,8 +215,11 @@ def check_no_split(model: ModelUnderTest) -> Finding:
     else:
         return Finding("no-split", Status.MET, "no split metadata and no shard file name", evidence)
     split_set = read_split_set(model.path)
-    command = merge_command(split_set)
+    command = merge_command(split_set) if model.bytes_not_here() is None else None
     evidence["split_set"] = {**split_set.as_evidence(MAX_LISTED), "merge_command": command}
+    if split_set.complete and command is None:  # a remote set whose headers alone are here
+        advice = f"the set is complete ({split_set.count} shards, {split_set.tensor_count} tensors); --dfqs-download brings it to merge"
+        return Finding("no-split", Status.NOT_MET, f"{what}: {advice}", evidence)
     return Finding("no-split", Status.NOT_MET, f"{what}: {_merge_advice(split_set, command)}", evidence)
 
 

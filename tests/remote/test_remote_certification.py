@@ -58,6 +58,7 @@ def test_a_split_set_by_url_is_judged_as_it_is_by_path(served: Nginx, name: str,
     assert by_url.certificate()["models"][0]["remote"]["shards"] == (2 if whole else 1)
     if whole:
         remote.stdout.fnmatch_lines(["*(and 1 more shards of its set); nothing else downloaded"])
+        assert no_split_finding["summary"].endswith("--dfqs-download brings it to merge")  # no dfqs-merge of header-only files
 
 
 def test_what_needs_the_bytes_is_not_evaluated_by_url(served: Nginx, certify: Certification) -> None:
