@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Certification, validate_certificate
-from tests.servers import NGINX, Nginx
+from tests.servers import DEEPSEEK_SIZED, NGINX, Nginx
 
 pytestmark = pytest.mark.skipif(not os.access(NGINX, os.X_OK), reason="nginx is not installed (.ci/run installs Debian's nginx-light)")
 
@@ -18,19 +18,29 @@ def statuses(certify: Certification) -> dict[str, str]:
     return {clause["id"]: clause["status"] for clause in certify.certificate()["models"][0]["clauses"]}
 
 
-@pytest.mark.parametrize("name", ["tiny-moe.gguf", "SmolLM2.gguf"])
+@pytest.mark.parametrize("name", ["tiny-moe.gguf", "SmolLM2.gguf", "gemma3.gguf", DEEPSEEK_SIZED])
 def test_a_model_by_url_gets_the_static_verdicts_it_gets_by_path(served: Nginx, name: str, pytester: pytest.Pytester) -> None:
     by_path, by_url = Certification(pytester), Certification(pytester)
     by_url.report = pytester.path / "by-url.json"
-    local = by_path.run(f"--dfqs-model={served.root / name}")
-    remote = by_url.run(f"--dfqs-model={served.url(name)}")
+    # a shipped card's claims, checked on the header alone (not on the 61.6 GB file: by path its digest claim hashes 61.6 GB)
+    claims = "--dfqs-claims=deepseek-v4-flash-iq1_s-xl" if name != DEEPSEEK_SIZED else "--dfqs-tier=static"
+    local = by_path.run(f"--dfqs-model={served.root / name}", claims)
+    remote = by_url.run(f"--dfqs-model={served.url(name)}", claims)
     assert remote.ret == local.ret, remote.stdout.str()
     assert statuses(by_url) == statuses(by_path)
+    url_claims, path_claims = ({c["id"]: c for c in run.certificate()["models"][0]["claims"]} for run in (by_url, by_path))
+    if name != DEEPSEEK_SIZED:
+        assert url_claims.pop("spec-sha256")["status"] == "NOT EVALUATED"  # the digest needs the bytes (a plain URL states none)
+        path_claims.pop("spec-sha256")
+        assert len(url_claims) > 5
+    assert {k: c["status"] for k, c in url_claims.items()} == {k: c["status"] for k, c in path_claims.items()}
     model = by_url.certificate()["models"][0]
     validate_certificate(by_url.certificate())
     assert model["path"] == served.url(name) and model["file_name"] == name
     assert model["remote"]["size"] == (served.root / name).stat().st_size
-    assert model["memory_plan"]["needs_bytes"] == by_path.certificate()["models"][0]["memory_plan"]["needs_bytes"]
+    plan, local_plan = model["memory_plan"], by_path.certificate()["models"][0]["memory_plan"]
+    assert plan["weights_bytes"] == local_plan["weights_bytes"] and plan["cache_bytes"] == local_plan["cache_bytes"]
+    assert plan["needs_bytes"] == pytest.approx(local_plan["needs_bytes"], rel=1e-3)  # the heap llama.cpp takes varies a little
     remote.stdout.fnmatch_lines([f"dfqs model: {name} ({served.url(name)})", "  header fetched: * in * range requests of 1.05 MB at most*"])
     assert "llama.cpp, no weight read:" in remote.stdout.str()
 
