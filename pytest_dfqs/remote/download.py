@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_dfqs.modelfile.integrity import file_identity, hash_stream
 from pytest_dfqs.modelfile.units import human_bytes
 
 from .ranges import RangeReader, RemoteError
@@ -58,7 +59,7 @@ def download(url: str, destination: Path, size: int, announce: Callable[[str], N
     reader = RangeReader(url, time.monotonic() + NO_DEADLINE_S, DOWNLOAD_REQUEST_TIMEOUT_S)
     reader.read(0, 1)  # what the server serves now: an earlier partial download of another file is not resumed
     have = _resumable(partial, destination, url, reader)
-    _check_space(partial.parent, size - have, destination.name)
+    check_space(partial.parent, size - have, destination.name)
     _write_record(destination, url, size, reader, complete=False, sha256=None)
     hasher = _hashed(partial, have)
     started, last, received = time.monotonic(), time.monotonic(), 0
@@ -94,10 +95,23 @@ def _resumable(partial: Path, destination: Path, url: str, reader: RangeReader) 
     return min(partial.stat().st_size, served.size)
 
 
-def _check_space(folder: Path, needed: int, name: str) -> None:
-    free = shutil.disk_usage(folder).free
+def check_space(folder: Path, needed: int, name: str) -> None:
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())  # a cache not yet made
+    free = shutil.disk_usage(existing).free
     if free < needed:
         raise RemoteError(f"downloading {name} needs {human_bytes(needed)} more in {folder}, which has {human_bytes(free)} free")
+
+
+def hashed_once(path: Path, destination: Path, size: int) -> str:
+    """The SHA-256 of a whole file kept elsewhere (the Hub's cache), from the record beside `destination` while the file
+    is unchanged (its identity: size, modification time, inode), else computed now and recorded."""
+    identity = file_identity(path)
+    record = _record(destination)
+    if record is not None and record.get("identity") == identity and record.get("sha256"):
+        return str(record["sha256"])
+    digest = hash_stream(path, size).sha256
+    _save_record(destination, {"path": str(path), "identity": identity, "sha256": digest, "complete": False})
+    return digest
 
 
 def _hashed(partial: Path, have: int) -> Any:
@@ -129,7 +143,14 @@ def _record(destination: Path) -> dict[str, Any] | None:
 
 def _write_record(destination: Path, url: str, size: int, reader: RangeReader, complete: bool, sha256: str | None) -> None:
     served = reader.served
-    record = {"url": url, "size": size, "validator": served.validator if served else None, "complete": complete, "sha256": sha256}
+    _save_record(
+        destination, {"url": url, "size": size, "validator": served.validator if served else None, "complete": complete, "sha256": sha256}
+    )
+
+
+def _save_record(destination: Path, record: dict[str, Any]) -> None:
+    """The record beside `destination`, written whole or not at all."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
     temporary = _record_path(destination).with_suffix(".json.tmp")
     temporary.write_text(json.dumps(record), encoding="utf-8")
     os.replace(temporary, _record_path(destination))

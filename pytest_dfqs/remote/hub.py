@@ -10,9 +10,15 @@ HF_HOME. What the Hub states without a download comes from its `resolve` endpoin
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from pytest_dfqs.modelfile.units import human_bytes
+
+from .download import Download, check_space, hashed_once
+from .header_fetch import FetchedHeader
 from .names import HF_SCHEME, HubName, parse_hub_name
 from .ranges import RemoteError, RemoteMissing
 from .source import Located, Source
@@ -122,8 +128,7 @@ class HubSource(Source):
 
     def sibling(self, located: Located, name: str) -> Located:
         assert self.file is not None  # located first
-        folder = self.file.path.rpartition("/")[0]
-        other = stat(self.file.repo, self.file.commit, f"{folder}/{name}" if folder else name)
+        other = stat(self.file.repo, self.file.commit, self._repo_path(name))
         return Located(name, other.location, other.sha256)
 
     def key(self) -> str:
@@ -131,6 +136,37 @@ class HubSource(Source):
 
     def details(self) -> dict[str, Any]:
         return {"revision": self.hub_name.revision, "commit": self.file.commit if self.file else None}
+
+    def whole(
+        self, where: Located, destination: Path, header: FetchedHeader, announce: Callable[[str], None], download: bool
+    ) -> Download | None:
+        """The file in the Hub's own cache (HF_HOME), where huggingface_hub and llama.cpp's -hf find it too: there already,
+        or brought by hf_hub_download when asked for; hashed once, and compared with the Hub's SHA-256."""
+        assert self.file is not None  # located first
+        hub, path = _client(), self._repo_path(where.name)
+        cached = hub.try_to_load_from_cache(self.file.repo, path, revision=self.file.commit)
+        received = 0
+        if not isinstance(cached, str):
+            if not download:
+                return None
+            check_space(Path(hub.constants.HF_HUB_CACHE), header.size, where.name)
+            announce(f"downloading {where.name} ({human_bytes(header.size)}) from the Hub into its cache")
+            try:
+                cached = hub.hf_hub_download(self.file.repo, path, revision=self.file.commit)
+            except Exception as error:
+                raise _hub_error(error, f"{self.file.repo}@{self.file.commit}/{path}") from None
+            received = header.size
+        digest = hashed_once(Path(cached), destination, header.size)
+        if where.stated_sha256 is not None and digest != where.stated_sha256:
+            raise RemoteError(
+                f"{cached}: its SHA-256 is {digest}, not the {where.stated_sha256} the Hub states: delete it and download again"
+            )
+        return Download(Path(cached), self.name, header.size, header.validator, digest, received)
+
+    def _repo_path(self, name: str) -> str:
+        assert self.file is not None
+        folder = self.file.path.rpartition("/")[0]
+        return f"{folder}/{name}" if folder else name
 
 
 def source_of(name: str) -> Source:

@@ -93,6 +93,15 @@ class Source:
         """What the certificate records beside the URL (the Hub: the revision and the commit it resolved to)."""
         return {}
 
+    def whole(
+        self, where: Located, destination: Path, header: FetchedHeader, announce: Callable[[str], None], download: bool
+    ) -> Download | None:
+        """The whole file: an earlier run's download of the same file, else a download now when asked for."""
+        earlier = complete_download(destination, header.size, header.validator)
+        if earlier is not None or not download:
+            return earlier
+        return download_file(where.url, destination, header.size, announce, where.stated_sha256)
+
 
 def remote_header(
     source: Source, folder: Path, timeout: float, request_timeout: float, announce: Callable[[str], None], download: bool = False
@@ -112,21 +121,11 @@ def remote_header(
     total, requests = sum(shard.fetched for _, shard in shards), sum(shard.requests for _, shard in shards)
     origin = RemoteOrigin(source.name, fetched.size, fetched.validator, total, requests, CHUNK, len(shards), **source.details())
     origin = replace(origin, stated_sha256=located.stated_sha256)
-    downloads = [_downloaded(where, here / where.name, shard, announce, download) for where, shard in shards]
+    downloads = [source.whole(where, here / where.name, shard, announce, download) for where, shard in shards]
     complete = [whole for whole in downloads if whole is not None]
     if len(complete) < len(downloads):
         return fetched.path, origin
-    return here / located.name, replace(origin, sha256=complete[0].sha256, received=sum(whole.received for whole in complete))
-
-
-def _downloaded(
-    where: Located, destination: Path, header: FetchedHeader, announce: Callable[[str], None], download: bool
-) -> Download | None:
-    """The whole file: an earlier run's download of the same file, else a download now when asked for."""
-    earlier = complete_download(destination, header.size, header.validator)
-    if earlier is not None or not download:
-        return earlier
-    return download_file(where.url, destination, header.size, announce, where.stated_sha256)
+    return complete[0].path, replace(origin, sha256=complete[0].sha256, received=sum(whole.received for whole in complete))
 
 
 def _fetch(where: Located, folder: Path, timeout: float, request_timeout: float, announce: Callable[[str], None]) -> FetchedHeader:

@@ -117,3 +117,23 @@ def test_a_token_opens_a_private_repository(on_the_hub: Hub, certify: Certificat
     result = certify.run("--dfqs-model=hf://testorg/private-GGUF/tiny-Q8_0.gguf")
     assert result.ret == 0, result.stdout.str() + result.stderr.str()
     assert json.loads(certify.report.read_text())["models"][0]["remote"]["commit"] == on_the_hub.commit("testorg/private-GGUF")
+
+
+def test_a_hub_download_lands_in_the_hubs_cache_and_runs_the_runtime_tier(
+    on_the_hub: Hub, certify: Certification, runtime_moe_model: Path, tmp_path: Path
+) -> None:
+    name = "hf://testorg/tiny-GGUF/tiny-Q8_0.gguf"  # the 4,096-token MoE: the runtime tier without its 64K decode
+    only = "-k=cpu_operation or artifact_integrity"
+    result = certify.run(
+        f"--dfqs-model={name}", "--dfqs-download", "--dfqs-tier=runtime", only, f"--dfqs-sha256={sha256(runtime_moe_model)}"
+    )
+    assert result.ret == 0, result.stdout.str()
+    model = certify.certificate()["models"][0]
+    found = clauses(certify)
+    assert found["DFQS-3.2"]["status"] == "MET" and found["DFQS-AI.1"]["status"] == "MET", found
+    snapshot = tmp_path / "hf-home" / "hub" / "models--testorg--tiny-GGUF" / "snapshots" / model["remote"]["commit"] / "tiny-Q8_0.gguf"
+    assert snapshot.is_file() and sha256(snapshot) == model["remote"]["sha256"] == sha256(runtime_moe_model)
+    assert model["remote"]["received"] == runtime_moe_model.stat().st_size
+    again = certify.run(f"--dfqs-model={name}", "--dfqs-tier=runtime", only)  # the Hub's cache has it: no download, no hash
+    again.stdout.fnmatch_lines(["*the whole file downloaded by an earlier run*"])
+    assert clauses(certify)["DFQS-3.2"]["status"] == "MET"
