@@ -119,8 +119,8 @@ def remote_header(
             shards.append((other, _fetch(other, here / "header", timeout, request_timeout, announce)))
     fetched = shards[0][1]
     total, requests = sum(shard.fetched for _, shard in shards), sum(shard.requests for _, shard in shards)
-    origin = RemoteOrigin(source.name, fetched.size, fetched.validator, total, requests, CHUNK, len(shards), **source.details())
-    origin = replace(origin, stated_sha256=located.stated_sha256)
+    stated = {"stated_sha256": located.stated_sha256, **source.details()}
+    origin = RemoteOrigin(source.name, fetched.size, fetched.validator, total, requests, CHUNK, len(shards), **stated)
     downloads = [source.whole(where, here / where.name, shard, announce, download) for where, shard in shards]
     complete = [whole for whole in downloads if whole is not None]
     if len(complete) < len(downloads):
