@@ -34,9 +34,11 @@ from .reports.terminal import (
     fidelity_table,
     model_header_lines,
     reasoning_table,
+    safety_lines,
     settings_line,
 )
-from .session import Case, CertificationSession, ClaimCase, ModelResult, case_of, claim_case_of, overall
+from .safety.checks import safety_finding
+from .session import Case, CertificationSession, ClaimCase, ModelResult, SafetyCase, case_of, claim_case_of, overall, safety_case_of
 from .settings import Settings, judges_in_header
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
 from .workplan import eta_line, plan_line
@@ -124,6 +126,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     elif "dfqs_claim_case" in metafunc.fixturenames:
         claims = state.claim_cases()
         metafunc.parametrize("dfqs_claim_case", claims, ids=[case.id for case in claims])
+    elif "dfqs_safety_case" in metafunc.fixturenames:
+        checks = state.safety_cases()
+        metafunc.parametrize("dfqs_safety_case", checks, ids=[case.id for case in checks])
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -177,6 +182,18 @@ def dfqs_claim_finding(request: pytest.FixtureRequest, dfqs_claim_case: ClaimCas
     return finding
 
 
+@pytest.fixture
+def dfqs_safety_finding(request: pytest.FixtureRequest, dfqs_safety_case: SafetyCase) -> Finding:
+    """The finding of this test's safety check on this test's model's chat templates (assessed once per model)."""
+    model, check = request.config.stash[STATE].models[dfqs_safety_case.model_index], dfqs_safety_case.check
+    if model.header_readable():
+        finding = guarded(check, model, lambda checked: safety_finding(check, checked.templates()))
+    else:
+        finding = Finding(check, Status.NOT_EVALUATED, "the header cannot be read, so neither can its chat template (see DFQS-3.1)")
+    request.node.stash[FINDING] = finding
+    return finding
+
+
 def _measurement(model: ModelUnderTest, check_id: str, check: Finding) -> dict[str, Any] | None:
     """What a measured claim is compared with: the whole metrics record, or the fidelity figures; None when nothing was measured."""
     if check_id == METRICS_CHECK:
@@ -194,7 +211,7 @@ def _benchmark_usable(config: pytest.Config) -> bool:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     state = item.config.stash.get(STATE, None)
-    case = case_of(item) or claim_case_of(item)
+    case = case_of(item) or claim_case_of(item) or safety_case_of(item)
     if state is None or case is None or report.when == "teardown":
         return report
     if report.when == "setup":
@@ -208,21 +225,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _properties(case: Case | ClaimCase) -> list[tuple[str, object]]:
-    """JUnit properties of a test: its clause, level and check, or its claim."""
+def _properties(case: Case | ClaimCase | SafetyCase) -> list[tuple[str, object]]:
+    """JUnit properties of a test: its clause, level and check, its claim, or its safety check."""
     if isinstance(case, ClaimCase):
         return [("dfqs_claim", case.key), ("dfqs_fact", case.claim.fact)]
+    if isinstance(case, SafetyCase):
+        return [("dfqs_safety", case.check)]
     return [("dfqs_clause", case.clause.id), ("dfqs_level", case.clause.level), ("dfqs_check", case.check.id)]
 
 
-def _check_id(case: Case | ClaimCase) -> str:
+def _check_id(case: Case | ClaimCase | SafetyCase) -> str:
+    if isinstance(case, SafetyCase):
+        return case.check
     return case.claim.id if isinstance(case, ClaimCase) else case.check.id
 
 
-def _record(item: pytest.Item, report: pytest.TestReport, case: Case | ClaimCase, finding: Finding) -> None:
+def _record(item: pytest.Item, report: pytest.TestReport, case: Case | ClaimCase | SafetyCase, finding: Finding) -> None:
     """Record the finding here; an xdist worker also sends it to the controller with the test's report."""
     state = item.config.stash[STATE]
-    if isinstance(case, ClaimCase):
+    if isinstance(case, SafetyCase):
+        state.add_safety(case.model_index, case.check, finding)
+        _soften_safety(report, case, finding, item.config.stash[SETTINGS].safety)
+    elif isinstance(case, ClaimCase):
         state.add_claim(case.model_index, case.key, finding)
         _soften_claim(report, case, finding, state.policy)
     else:
@@ -268,6 +292,13 @@ def _soften_claim(report: pytest.TestReport, case: ClaimCase, finding: Finding, 
         report.wasxfail = f"claim {case.key} {finding.status.value} (informational; --dfqs-strict decides on it): {finding.summary}"
 
 
+def _soften_safety(report: pytest.TestReport, case: SafetyCase, finding: Finding, safety: str) -> None:
+    """Under --dfqs-safety=warn a dangerous template is reported, not failed."""
+    if report.failed and finding.status in (Status.NOT_MET, Status.ERROR) and safety == "warn":
+        report.outcome = "skipped"
+        report.wasxfail = f"safety {case.check} {finding.status.value} (--dfqs-safety=warn): {finding.summary}"
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     """Under pytest-xdist's load scheduling, all tests of one model go to one worker: one load per model."""
@@ -304,7 +335,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         if changed is not None:
             state.add(index, INTEGRITY_CLAUSE, changed)
     results = state.results()
-    _set_exit_status(session, [r.verdict for r in results], settings)
+    _set_exit_status(session, results, settings)
     _junit_properties(config, results)
     allure = config.pluginmanager.get_plugin(ALLURE_PLUGIN)
     if settings.report is None and allure is None:
@@ -322,11 +353,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _write(session, f"the Allure session files to {allure.results_dir}", lambda: allure.write_session_files(results, certificate))
 
 
-def _set_exit_status(session: pytest.Session, verdicts: list[Verdict], settings: Settings) -> None:
-    """NOT CONFORMANT fails the run; INCOMPLETE does only under --dfqs-require-complete; an interrupt keeps its status."""
+def _set_exit_status(session: pytest.Session, results: list[ModelResult], settings: Settings) -> None:
+    """NOT CONFORMANT fails the run, and so does a dangerous chat template unless --dfqs-safety=warn; INCOMPLETE does only
+    under --dfqs-require-complete; an interrupt keeps its status."""
     if session.exitstatus != 0:
         return
-    if Verdict.NOT_CONFORMANT in verdicts or (settings.require_complete and Verdict.INCOMPLETE in verdicts):
+    verdicts = [r.verdict for r in results]
+    dangerous = settings.safety == "fail" and any(r.dangerous for r in results)
+    if dangerous or Verdict.NOT_CONFORMANT in verdicts or (settings.require_complete and Verdict.INCOMPLETE in verdicts):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -337,6 +371,7 @@ def _junit_properties(config: pytest.Config, results: list[ModelResult]) -> None
         return
     xml.add_global_property("dfqs_verdict", overall(results).value)
     xml.add_global_property("dfqs_complete", str(all(r.complete for r in results)).lower())
+    xml.add_global_property("dfqs_safety", "dangerous" if any(r.dangerous for r in results) else "nothing found")
     for result in results:
         xml.add_global_property(f"dfqs_verdict:{result.model.label}", result.verdict.value)
 
@@ -356,7 +391,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         return
     for result in state.results():
         terminalreporter.write_sep("=", f"{state.catalogue.spec} certification: {result.model.label}")
-        for text, markup in clause_table(result, state.policy.tier):
+        for text, markup in clause_table(result, state.policy.tier) + safety_lines(result, config.stash[SETTINGS].safety):
             terminalreporter.write_line(text, **markup)
         for text in baseline_table(result):
             terminalreporter.write_line(text)

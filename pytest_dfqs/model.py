@@ -19,6 +19,7 @@ from .modelfile.header import GGUFHeader, HeaderError, read_header
 from .modelfile.integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_identity, file_sha256
 from .remote.source import RemoteOrigin
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, ModelRuntime, RuntimeNotEvaluated, RuntimeOptions, SpareWorkers
+from .safety.template_safety import TemplateAssessment, assess_header
 from .verdict import Finding
 
 DEFAULT_CTX = 4096
@@ -105,6 +106,7 @@ class ModelUnderTest:
         self.metrics_record: dict[str, Any] | None = None  # filled by evaluation.orchestrator
         self.check_journal: Any = None  # the runtime checks' journal, opened by clauses.registry
         self._header: GGUFHeader | HeaderError | None = None
+        self._templates: tuple[TemplateAssessment, ...] | None = None
         self._digest: Digest | None = (
             None if origin is None or origin.sha256 is None else Digest(origin.sha256, origin.received, not origin.received)
         )
@@ -127,6 +129,12 @@ class ModelUnderTest:
         except HeaderError:
             return False
         return True
+
+    def templates(self) -> tuple[TemplateAssessment, ...]:
+        """Every chat template of the header, its code read and its conversations rendered in the sandbox (once)."""
+        if self._templates is None:
+            self._templates = assess_header(self.header())
+        return self._templates
 
     def facts(self) -> ModelFacts:
         return model_facts(self.header())

@@ -17,6 +17,7 @@ import pytest
 from .catalogue import Catalogue, Check, Clause
 from .claims.claims_file import Claim, ClaimsFile
 from .model import ModelUnderTest
+from .safety.checks import SAFETY_CHECKS
 from .verdict import CONCLUSIVE, ClauseResult, Finding, Policy, Status, Verdict, decide_clause, overall_verdict
 
 
@@ -60,6 +61,34 @@ class ClaimCase:
 
 
 @dataclass(frozen=True)
+class SafetyCase:
+    """One test of the safety group: a check of the model's chat templates."""
+
+    check: str
+    model_index: int
+    model_label: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.check}-{self.model_label}"
+
+    def __repr__(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class SafetyResult:
+    """A safety check's outcome on a model; NOT EVALUATED when its test did not run."""
+
+    check: str
+    finding: Finding
+
+    @property
+    def dangerous(self) -> bool:
+        return self.finding.status == Status.NOT_MET
+
+
+@dataclass(frozen=True)
 class ClaimResult:
     """A claim's outcome on a model: its finding, or NOT EVALUATED when its test did not run."""
 
@@ -73,6 +102,13 @@ def case_of(item: pytest.Item) -> Case | None:
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get("dfqs_case") if callspec is not None else None
     return case if isinstance(case, Case) else None
+
+
+def safety_case_of(item: pytest.Item) -> SafetyCase | None:
+    """The safety check a collected test runs; None for any other test."""
+    callspec = getattr(item, "callspec", None)
+    case = callspec.params.get("dfqs_safety_case") if callspec is not None else None
+    return case if isinstance(case, SafetyCase) else None
 
 
 def claim_case_of(item: pytest.Item) -> ClaimCase | None:
@@ -89,6 +125,12 @@ class ModelResult:
     verdict: Verdict
     interrupted: bool = False
     claims: tuple[ClaimResult, ...] = ()
+    safety: tuple[SafetyResult, ...] = ()
+
+    @property
+    def dangerous(self) -> list[SafetyResult]:
+        """The safety checks that found the model's chat template dangerous."""
+        return [r for r in self.safety if r.dangerous]
 
     @property
     def undecided(self) -> list[ClauseResult]:
@@ -126,6 +168,7 @@ class CertificationSession:
         self.selection = selection or {"keyword": "", "markers": "", "args": []}
         self.claims_files = claims_files
         self._claim_findings: dict[tuple[int, str], Finding] = {}
+        self._safety_findings: dict[tuple[int, str], Finding] = {}
         self.interrupted = False  # Ctrl-C, SIGTERM or a stop before every selected test ran
         self.deselected: set[tuple[int, str, str]] = set()  # (model index, clause id, check id) the selection left out
         self._findings: dict[tuple[int, str], list[Finding]] = defaultdict(list)
@@ -147,6 +190,22 @@ class CertificationSession:
             for claims_file in self.claims_files
             for claim in claims_file.claims
         ]
+
+    def safety_cases(self) -> list[SafetyCase]:
+        """The parameters of the safety group's test: safety check x model."""
+        return [SafetyCase(check, index, model.label) for index, model in enumerate(self.models) for check in SAFETY_CHECKS]
+
+    def add_safety(self, model_index: int, check: str, finding: Finding) -> None:
+        """A safety check's finding on a model: from a test here, or from an xdist worker."""
+        self._safety_findings[(model_index, check)] = finding
+
+    def safety_results(self, index: int) -> tuple[SafetyResult, ...]:
+        """Every safety check on model `index`; one whose test did not run is NOT EVALUATED, saying why."""
+        why = "the run was interrupted before this check" if self.interrupted else "not run (deselected)"
+        return tuple(
+            SafetyResult(check, self._safety_findings.get((index, check)) or Finding(check, Status.NOT_EVALUATED, why))
+            for check in SAFETY_CHECKS
+        )
 
     def add_claim(self, model_index: int, key: str, finding: Finding) -> None:
         """A claim's finding on a model: from a test here, or from an xdist worker."""
@@ -188,7 +247,7 @@ class CertificationSession:
         claims = self.claim_results(index)
         deciding = [result.finding.status for result in claims if result.weight == "fail"]
         verdict = overall_verdict(list(clauses), self.interrupted, deciding)
-        return ModelResult(self.models[index], clauses, verdict, self.interrupted, claims)
+        return ModelResult(self.models[index], clauses, verdict, self.interrupted, claims, self.safety_results(index))
 
     def results(self) -> list[ModelResult]:
         return [self.result(index) for index in range(len(self.models))]

@@ -97,6 +97,15 @@ RECIPE_HELP = (
     " against it, as a claim. A file path or the name of a shipped one (conformance/recipes/). Repeatable."
 )
 BASELINE_HELP = "A metrics record of another model: conditions must be identical, metrics are shown side by side."
+SAFETY_CHOICES = ("fail", "warn")
+SAFETY_HELP = (
+    "What a dangerous chat template (code that reaches for Python objects, or a rendering the sandbox stops) does:"
+    " fail (default: the run exits 1, the DFQS verdict unchanged) or warn (reported only)."
+)
+SARIF_HELP = (
+    "Write the findings that are not met (NOT MET, ERROR, dangerous templates) as SARIF 2.1.0 to this path,"
+    " for code scanning (GitHub's upload-sarif)."
+)
 
 
 @dataclass(frozen=True)
@@ -125,6 +134,8 @@ class Settings:
     allow_unsandboxed_code: bool = False
     header_timeout: int = DEFAULT_HEADER_TIMEOUT_S
     download: bool = False
+    safety: str = "fail"
+    sarif: Path | None = None
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -155,6 +166,8 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-claims", action="append", dest="dfqs_claims", metavar="FILE", default=None, help=CLAIMS_HELP)
     group.addoption("--dfqs-recipe", action="append", dest="dfqs_recipes", metavar="FILE", default=None, help=RECIPE_HELP)
     group.addoption("--dfqs-resume", action="store_true", dest="dfqs_resume", default=False, help=RESUME_HELP)
+    group.addoption("--dfqs-safety", dest="dfqs_safety", metavar="fail|warn", help=SAFETY_HELP)
+    group.addoption("--dfqs-sarif", dest="dfqs_sarif", metavar="PATH", help=SARIF_HELP)
     parser.addini("dfqs_tier", TIER_HELP, default="static")
     parser.addini("dfqs_strict", STRICT_HELP, type="bool", default=False)
     parser.addini("dfqs_require_complete", REQUIRE_COMPLETE_HELP, type="bool", default=False)
@@ -172,6 +185,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_allow_unsandboxed_code", UNSANDBOXED_HELP, type="bool", default=False)
     parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
     parser.addini("dfqs_recipes", RECIPE_HELP, type="linelist", default=[])
+    parser.addini("dfqs_safety", SAFETY_HELP, default="fail")
+    parser.addini("dfqs_sarif", SARIF_HELP, default="")
 
 
 def judges_in_header(config: pytest.Config) -> bool:
@@ -205,6 +220,8 @@ def read_settings(config: pytest.Config) -> Settings:
     budget, budget_from = _pick(config, "dfqs_eval_budget", "dfqs_eval_budget")
     prompt_mode, prompt_mode_from = _pick(config, "dfqs_prompt_mode", "dfqs_prompt_mode")
     metrics, metrics_from = _pick(config, "dfqs_metrics", "dfqs_metrics")
+    safety, safety_from = _pick(config, "dfqs_safety", "dfqs_safety")
+    sarif, sarif_from = _pick(config, "dfqs_sarif", "dfqs_sarif")
     baseline = config.getoption("dfqs_baseline")
     trace_record, trace = config.getoption("dfqs_trace_record"), config.getoption("dfqs_trace")
     reference_model = config.getoption("dfqs_reference_model")
@@ -238,6 +255,8 @@ def read_settings(config: pytest.Config) -> Settings:
         allow_unsandboxed_code=bool(_pick(config, "dfqs_allow_unsandboxed_code", "dfqs_allow_unsandboxed_code")[0]),
         header_timeout=_validate_count(str(header_timeout), header_timeout_from, 1, MAX_REQUEST_TIMEOUT_S),
         download=bool(_pick(config, "dfqs_download", "dfqs_download")[0]),
+        safety=_validate_choice(str(safety), SAFETY_CHOICES, safety_from),
+        sarif=_validate_report(str(sarif), sarif_from) if sarif else None,
     )
     _validate_outputs_spare_inputs(settings)
     return settings
@@ -280,7 +299,12 @@ def _validate_outputs_spare_inputs(settings: Settings) -> None:
     """The plugin never writes over what it reads: the model above all."""
     inputs = [Path(m).expanduser() for m in settings.models if m != DEMO_MODEL and not is_remote(m)]
     inputs += [p for p in (settings.checksums_path, settings.baseline, settings.trace, settings.reference_model) if p is not None]
-    outputs = (("--dfqs-report", settings.report), ("--dfqs-metrics", settings.metrics), ("--dfqs-trace-record", settings.trace_record))
+    outputs = (
+        ("--dfqs-report", settings.report),
+        ("--dfqs-metrics", settings.metrics),
+        ("--dfqs-trace-record", settings.trace_record),
+        ("--dfqs-sarif", settings.sarif),
+    )
     for option, output in outputs:
         if output is not None and output.exists() and any(output.samefile(path) for path in inputs):
             raise pytest.UsageError(f"{option}: {output} is one of the files being read; give another path for the output")

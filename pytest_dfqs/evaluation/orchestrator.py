@@ -57,7 +57,7 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
     facts = model.facts()
     lengths = context_lengths(facts.context_length, budget.max_context)
     points = pressure_points(runtime.options.ctx, budget)
-    mode, fallback = resolve_mode(runtime, model.eval_options.prompt_mode)
+    mode, fallback, rendering = resolve_mode(runtime, model.eval_options.prompt_mode, any(t.dangerous for t in model.templates()))
     if fallback is not None:
         model.announce(f"{model.label}: {fallback}")
     conditions = _conditions(model, budget, loaded, lengths, points, mode)
@@ -97,7 +97,7 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
             },
             "throughput": speed,
             "routing_pressure": pressure,
-            "prompt_mode": {"asked": model.eval_options.prompt_mode, "used": mode, "fallback": fallback},
+            "prompt_mode": {"asked": model.eval_options.prompt_mode, "used": mode, "fallback": fallback, "chat_rendering": rendering},
             "journal": journal.summary(),
             "pytest_dfqs": __version__,
         },

@@ -3,8 +3,9 @@
 - few-shot: worked exemplars of the same kind (shipped in the prompt set's
   file), then the question; HumanEval's standard completion prompt. Works on
   any model, base or instruct.
-- chat: the model's `tokenizer.chat_template`, rendered by llama.cpp itself,
-  around an instruction to end with `Answer: X` (reasoning) or to reply with
+- chat: the model's `tokenizer.chat_template` in the form llama.cpp's
+  built-in templates give it (`llama_chat_apply_template`, no Jinja runs; the
+  form's name is recorded), around an instruction to end with `Answer: X` (reasoning) or to reply with
   the function in a code block (HumanEval, the instruct form).
 
 few-shot is the default: it asks every model the same way, base or instruct,
@@ -17,41 +18,46 @@ without an `Answer:` line), where SmolLM2 in its own chat template writes that
 line in none of 40 replies.
 
 Chat mode measures a chat model as it is deployed; a model without a template
-llama.cpp can render falls back to few-shot, said in the terminal and
-recorded. The mode in force is part of the recorded conditions, so records
+llama.cpp recognizes, or whose template the safety group found dangerous,
+falls back to few-shot, said in the terminal and recorded. The mode in force is part of the recorded conditions, so records
 made in different modes are not comparable (DFQS-11.2).
 """
 
 from __future__ import annotations
 
-from pytest_dfqs.runtime.client import ModelRuntime, RequestFailed, RuntimeNotEvaluated
+from typing import Any
+
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated
 
 from .budget import CHAT, FEW_SHOT
 
 PROBE = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
 
 
-def resolve_mode(runtime: ModelRuntime, requested: str) -> tuple[str, str | None]:
-    """The mode in force, and why it is not the one asked for (None when it is)."""
+def resolve_mode(runtime: ModelRuntime, requested: str, dangerous: bool = False) -> tuple[str, str | None, str | None]:
+    """The mode in force, why it is not the one asked for (None when it is), and the chat rendering used (None in few-shot)."""
     if requested == FEW_SHOT:
-        return FEW_SHOT, None
-    problem = _chat_problem(runtime)
-    return (CHAT, None) if problem is None else (FEW_SHOT, f"chat mode asked for, but {problem}: few-shot instead")
+        return FEW_SHOT, None, None
+    if dangerous:
+        return FEW_SHOT, "chat mode asked for, but the chat template is dangerous (see the safety group): few-shot instead", None
+    rendered = runtime.render_chat(PROBE)
+    problem = _chat_problem(rendered)
+    if problem is not None:
+        return FEW_SHOT, f"chat mode asked for, but {problem}: few-shot instead", None
+    return CHAT, None, f"llama.cpp's built-in {rendered['form'] or 'form'} of the model's chat template"
 
 
-def _chat_problem(runtime: ModelRuntime) -> str | None:
-    if not runtime.loaded()["chat_template"]:
+def _chat_problem(rendered: dict[str, Any]) -> str | None:
+    if not rendered["template"]:
         return "the model has no chat template (tokenizer.chat_template)"
-    try:
-        runtime.render_chat(PROBE)
-    except RequestFailed as failure:
-        return f"llama.cpp cannot render the model's chat template ({failure.error})"
+    if rendered["text"] is None:
+        return "llama.cpp's built-in templates do not recognize the model's chat template (llama-server renders it with --jinja)"
     return None
 
 
 def chat_prompt(runtime: ModelRuntime, messages: list[dict[str, str]]) -> str:
     """The conversation in the model's template, ready for its reply."""
-    rendered = runtime.render_chat(messages)
+    rendered = runtime.render_chat(messages)["text"]
     if rendered is None:
-        raise RuntimeNotEvaluated("chat mode: the model has no chat template; use --dfqs-prompt-mode few-shot")
-    return rendered
+        raise RuntimeNotEvaluated("chat mode: llama.cpp cannot render the model's chat template; use --dfqs-prompt-mode few-shot")
+    return str(rendered)

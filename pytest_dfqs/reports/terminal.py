@@ -11,7 +11,7 @@ from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.facts import ModelFacts
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.modelfile.units import human_bytes, human_count, human_gib
-from pytest_dfqs.session import ClaimResult, ModelResult
+from pytest_dfqs.session import ClaimResult, ModelResult, SafetyResult
 from pytest_dfqs.verdict import ClauseResult, Finding, Policy, Status, Verdict
 
 STATUS_MARKUP = {
@@ -224,3 +224,26 @@ def _claim_line(result: ClaimResult) -> str:
     claim_id = result.case.claim.id
     claim_id = claim_id if len(claim_id) < CLAIM_WIDTH else claim_id[: CLAIM_WIDTH - 4] + "... "
     return f"  {claim_id:<{CLAIM_WIDTH}}{result.finding.status.value:<16}{_shortened(result.finding.summary.splitlines()[0])}"
+
+
+def safety_lines(result: ModelResult, safety: str) -> list[tuple[str, dict]]:
+    """Under the verdict line: what the safety group found in the chat templates (not part of the DFQS verdict)."""
+    checks = result.safety
+    if not checks:
+        return []
+    if all(r.finding.status == Status.NOT_APPLICABLE for r in checks):
+        return [("safety: no chat template to check", {})]
+    if all(r.finding.status in (Status.MET, Status.NOT_APPLICABLE) for r in checks):
+        return [(f"safety: nothing dangerous: {_shortened(checks[0].finding.summary.splitlines()[0])}", {"green": True})]
+    lines = [(_safety_line(r), STATUS_MARKUP[r.finding.status]) for r in checks if r.finding.status != Status.MET]
+    if result.dangerous:
+        consequence = (
+            "the run fails (exit 1); --dfqs-safety=warn reports it only" if safety == "fail" else "reported only (--dfqs-safety=warn)"
+        )
+        lines.append((f"safety: the chat template is dangerous: {consequence}", {"red": True, "bold": True}))
+    return lines
+
+
+def _safety_line(result: SafetyResult) -> str:
+    what = "DANGEROUS" if result.dangerous else result.finding.status.value
+    return f"safety: {result.check} {what}: {_shortened(result.finding.summary.splitlines()[0])}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from pytest_dfqs.session import Case, CertificationSession, ClaimCase
+from pytest_dfqs.session import Case, CertificationSession, ClaimCase, SafetyCase
 from pytest_dfqs.verdict import Finding
 
 from .certificate import to_json
@@ -19,18 +19,26 @@ from .certificate import to_json
 REPORT_ATTRIBUTE = "dfqs"
 
 
-def export(state: CertificationSession, case: Case | ClaimCase, finding: Finding) -> str:
-    """One finding (of a clause's check or of a claim) and the model's account, as JSON for the xdist controller."""
-    where = {"claim": case.key} if isinstance(case, ClaimCase) else {"clause": case.clause.id}
+def export(state: CertificationSession, case: Case | ClaimCase | SafetyCase, finding: Finding) -> str:
+    """One finding (of a clause's check, a claim or a safety check) and the model's account, as JSON for the xdist controller."""
+    where = _where(case)
     document = {"model": case.model_index, **where, "finding": finding.as_dict(), "account": state.models[case.model_index].worker_view()}
     return to_json(document)
+
+
+def _where(case: Case | ClaimCase | SafetyCase) -> dict[str, str]:
+    if isinstance(case, SafetyCase):
+        return {"safety": case.check}
+    return {"claim": case.key} if isinstance(case, ClaimCase) else {"clause": case.clause.id}
 
 
 def merge(state: CertificationSession, worker: str, exported: str) -> None:
     """Take in one finding an xdist worker exported, and its latest account of the model."""
     document = json.loads(exported)
     finding = Finding.from_dict(document["finding"])
-    if "claim" in document:
+    if "safety" in document:
+        state.add_safety(document["model"], document["safety"], finding)
+    elif "claim" in document:
         state.add_claim(document["model"], document["claim"], finding)
     else:
         state.add(document["model"], document["clause"], finding)

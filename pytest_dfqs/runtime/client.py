@@ -507,9 +507,10 @@ class ModelRuntime:
         )
         return Completion(str(reply["text"]), str(reply["ended"]), int(reply["tokens"]))
 
-    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
-        """The conversation as the model's own chat template renders it in llama.cpp, ready for the reply; None without a template."""
-        rendered: str | None = self.request("render_chat", messages=messages)
+    def render_chat(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """The conversation, ready for the reply, as llama.cpp's built-in templates render the model's chat template (no
+        Jinja runs): "template" False without one, "text" None when llama.cpp does not recognize it, "form" the built-in's name."""
+        rendered: dict[str, Any] = self.request("render_chat", messages=messages)
         return rendered
 
     def stop(self) -> None:

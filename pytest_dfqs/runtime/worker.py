@@ -570,23 +570,40 @@ class ModelWorker:
             results.append({"text": text, "tokens": len(tokens), "roundtrip": self.detokenize(tokens)})
         return results
 
-    def render_chat(self, messages: list[dict[str, str]]) -> str | None:
+    def render_chat(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """The conversation as llama.cpp's built-in templates render the model's template (no Jinja runs), and which form
+        that is: {"template": False} without one, "text" None when llama.cpp does not recognize it."""
         template = llama_cpp.llama_model_chat_template(self.model, None)
         if not template:
+            return {"template": False, "text": None, "form": None}
+        text = apply_template(template, messages)
+        form = next((name for name in builtin_templates() if text is not None and apply_template(name.encode(), messages) == text), None)
+        return {"template": True, "text": text, "form": form}
+
+
+def builtin_templates() -> list[str]:
+    """The names of llama.cpp's built-in chat templates, in its own order."""
+    count = llama_cpp.llama_chat_builtin_templates(None, 0)
+    names = (ctypes.c_char_p * max(count, 1))()
+    llama_cpp.llama_chat_builtin_templates(names, count)
+    return [name.decode() for name in names[:count] if name]
+
+
+def apply_template(template: bytes, messages: list[dict[str, str]]) -> str | None:
+    """llama_chat_apply_template with the generation prompt; None when llama.cpp does not know the template."""
+    chat = (llama_cpp.llama_chat_message * len(messages))(
+        *[llama_cpp.llama_chat_message(m["role"].encode(), m["content"].encode()) for m in messages]
+    )
+    capacity = 2 * sum(len(m["content"]) + len(m["role"]) for m in messages) + 1024
+    for _ in range(2):  # the rendered text can outgrow the first guess: llama.cpp says by how much
+        buffer = ctypes.create_string_buffer(capacity)
+        count = llama_cpp.llama_chat_apply_template(template, chat, len(messages), True, buffer, capacity)
+        if count < 0:
             return None
-        chat = (llama_cpp.llama_chat_message * len(messages))(
-            *[llama_cpp.llama_chat_message(m["role"].encode(), m["content"].encode()) for m in messages]
-        )
-        capacity = 2 * sum(len(m["content"]) + len(m["role"]) for m in messages) + 1024
-        for _ in range(2):  # the rendered text can outgrow the first guess: llama.cpp says by how much
-            buffer = ctypes.create_string_buffer(capacity)
-            count = llama_cpp.llama_chat_apply_template(template, chat, len(messages), True, buffer, capacity)
-            if count < 0:
-                raise RuntimeError("llama.cpp does not know how to apply the model's chat template")
-            if count <= capacity:
-                return buffer.raw[:count].decode("utf-8", "replace")
-            capacity = count
-        raise RuntimeError(f"llama.cpp asked for {capacity} bytes to render the chat and again for more")
+        if count <= capacity:
+            return buffer.raw[:count].decode("utf-8", "replace")
+        capacity = count
+    raise RuntimeError(f"llama.cpp asked for {capacity} bytes to render the chat and again for more")
 
 
 def model_identity(model: Any) -> dict[str, Any]:

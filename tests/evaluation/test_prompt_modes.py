@@ -41,7 +41,7 @@ def test_a_completion_says_how_it_ended(smollm2_runtime: ModelRuntime) -> None:
     assert ended.ended == "end" and ended.text.endswith("\n") and "Answer:" in ended.text
     stopped = smollm2_runtime.complete(prompt, 48, ["Answer"])
     assert stopped.ended == "stop" and "Answer" not in stopped.text and stopped.text.startswith(cut.text)
-    chat = smollm2_runtime.complete(smollm2_runtime.render_chat([{"role": "user", "content": "Say hi."}]) or "", 64, [])
+    chat = smollm2_runtime.complete(smollm2_runtime.render_chat([{"role": "user", "content": "Say hi."}])["text"], 64, [])
     assert chat.ended == "eog" and chat.tokens < 64  # <|im_end|>: SmolLM2 ends its turn
 
 
@@ -60,14 +60,22 @@ def test_gemma3_few_shot_answers_in_the_asked_format(gemma3_runtime: ModelRuntim
 
 
 def test_gemma3_has_no_chat_template_so_chat_mode_falls_back_to_few_shot(gemma3_runtime: ModelRuntime) -> None:
-    mode, why = resolve_mode(gemma3_runtime, CHAT)
-    assert mode == FEW_SHOT and why == "chat mode asked for, but the model has no chat template (tokenizer.chat_template): few-shot instead"
+    mode, why, rendering = resolve_mode(gemma3_runtime, CHAT)
+    assert (
+        mode == FEW_SHOT
+        and rendering is None
+        and why == "chat mode asked for, but the model has no chat template (tokenizer.chat_template): few-shot instead"
+    )
 
 
 def test_smollm2_in_its_chat_template_every_reply_is_accounted_for(smollm2_runtime: ModelRuntime, smollm2: Path) -> None:
     """SmolLM2-135M rarely writes the `Answer:` line in chat: each such reply is a counted format failure with its reason,
     the replies cut by the budget are counted, and its HumanEval replies hold code blocks that the sandbox runs."""
-    assert resolve_mode(smollm2_runtime, CHAT) == (CHAT, None)
+    assert resolve_mode(smollm2_runtime, CHAT) == (CHAT, None, "llama.cpp's built-in chatml form of the model's chat template")
+    assert resolve_mode(smollm2_runtime, CHAT, dangerous=True)[:2] == (
+        FEW_SHOT,
+        "chat mode asked for, but the chat template is dangerous (see the safety group): few-shot instead",
+    )
     reasoning = measure_reasoning(smollm2_runtime, QUICK, CHAT)
     failures = [o for o in reasoning["outcomes"] if o["format"] != "answer line"]
     assert reasoning["format_failures"] == len(failures) == sum(reasoning["format_failure_reasons"].values())
