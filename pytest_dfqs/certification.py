@@ -27,6 +27,7 @@ from .model import ModelUnderTest
 from .reports import xdist_merge
 from .reports.allure_report import AllureCertification, allure_results_dir
 from .reports.certificate import build_certificate, write_certificate
+from .reports.sarif import build_sarif, write_sarif
 from .reports.terminal import (
     baseline_table,
     claims_table,
@@ -61,7 +62,7 @@ def start(config: pytest.Config, settings: Settings, models: list[ModelUnderTest
     except CatalogueError as error:
         raise pytest.UsageError(f"the DFQS clause catalogue is malformed: {error}") from None
     policy = Policy(settings.tier, settings.strict, settings.profile)
-    config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config), settings.claims)
+    config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config), settings.claims, settings.safety)
     _interrupt_on_sigterm(config)
     config.stash[SETTINGS] = settings
     results_dir = allure_results_dir(config)
@@ -245,7 +246,7 @@ def _record(item: pytest.Item, report: pytest.TestReport, case: Case | ClaimCase
     state = item.config.stash[STATE]
     if isinstance(case, SafetyCase):
         state.add_safety(case.model_index, case.check, finding)
-        _soften_safety(report, case, finding, item.config.stash[SETTINGS].safety)
+        _soften_safety(report, case, finding, state.safety_policy)
     elif isinstance(case, ClaimCase):
         state.add_claim(case.model_index, case.key, finding)
         _soften_claim(report, case, finding, state.policy)
@@ -338,6 +339,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _set_exit_status(session, results, settings)
     _junit_properties(config, results)
     allure = config.pluginmanager.get_plugin(ALLURE_PLUGIN)
+    sarif = settings.sarif
+    if sarif is not None:
+        _write(session, f"the SARIF file to {sarif}", lambda: write_sarif(sarif, build_sarif(state, results)))
     if settings.report is None and allure is None:
         return
     try:
@@ -391,7 +395,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         return
     for result in state.results():
         terminalreporter.write_sep("=", f"{state.catalogue.spec} certification: {result.model.label}")
-        for text, markup in clause_table(result, state.policy.tier) + safety_lines(result, config.stash[SETTINGS].safety):
+        for text, markup in clause_table(result, state.policy.tier) + safety_lines(result, state.safety_policy):
             terminalreporter.write_line(text, **markup)
         for text in baseline_table(result):
             terminalreporter.write_line(text)
@@ -404,3 +408,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.write_line(f"dfqs: {config.stash[REPORT_ERROR]}", red=True, bold=True)
     elif settings.report is not None:
         terminalreporter.write_line(f"dfqs: certificate written to {settings.report}")
+    if settings.sarif is not None and REPORT_ERROR not in config.stash:
+        terminalreporter.write_line(f"dfqs: SARIF written to {settings.sarif}")

@@ -161,12 +161,14 @@ class CertificationSession:
         models: list[ModelUnderTest],
         selection: dict[str, Any] | None = None,
         claims_files: tuple[ClaimsFile, ...] = (),
+        safety_policy: str = "fail",
     ) -> None:
         self.catalogue = catalogue
         self.policy = policy
         self.models = models
         self.selection = selection or {"keyword": "", "markers": "", "args": []}
         self.claims_files = claims_files
+        self.safety_policy = safety_policy  # what a dangerous chat template does: fail the run or warn (--dfqs-safety)
         self._claim_findings: dict[tuple[int, str], Finding] = {}
         self._safety_findings: dict[tuple[int, str], Finding] = {}
         self.interrupted = False  # Ctrl-C, SIGTERM or a stop before every selected test ran

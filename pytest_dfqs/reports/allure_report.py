@@ -24,14 +24,17 @@ from typing import Any
 import pytest
 
 from pytest_dfqs.modelfile.header import HeaderError
-from pytest_dfqs.session import Case, CertificationSession, ClaimCase, ModelResult, case_of, claim_case_of
+from pytest_dfqs.safety.checks import SAFETY_CHECKS
+from pytest_dfqs.session import Case, CertificationSession, ClaimCase, ModelResult, SafetyCase, case_of, claim_case_of, safety_case_of
 from pytest_dfqs.verdict import Finding
 
 from .certificate import build_certificate, to_json
 
 SEVERITY = {"SHALL": "critical", "SHOULD": "normal", "MAY": "minor"}
 CLAIMS_FEATURE = "claims"
+SAFETY_FEATURE = "chat template safety"
 CATEGORIES = [
+    {"name": "Dangerous chat templates", "matchedStatuses": ["failed", "skipped"], "messageRegex": "(?s).*template-(code|renders).*"},
     {"name": "SHALL violations", "matchedStatuses": ["failed"], "messageRegex": "(?s).*NOT MET \\[.*"},
     {"name": "Checks that could not run", "matchedStatuses": ["failed", "broken"], "messageRegex": "(?s).*ERROR \\[.*"},
     {"name": "SHOULD warnings", "matchedStatuses": ["skipped"], "messageRegex": "(?s).*SHOULD (NOT MET|ERROR) \\(warning\\).*"},
@@ -68,7 +71,7 @@ class AllureCertification:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         last: dict[int, str] = {}
         for item in items:
-            case = case_of(item) or claim_case_of(item)
+            case = case_of(item) or claim_case_of(item) or safety_case_of(item)
             if case is not None:
                 last[case.model_index] = item.nodeid
         self.last_of_model = {nodeid: index for index, nodeid in last.items()}
@@ -86,9 +89,11 @@ class AllureCertification:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
-        case = case_of(item) or claim_case_of(item)
+        case = case_of(item) or claim_case_of(item) or safety_case_of(item)
         if isinstance(case, ClaimCase):
             self._label_claim(case)
+        elif isinstance(case, SafetyCase):
+            self._label_safety(case)
         elif case is not None:
             self._label(case)
         try:
@@ -137,7 +142,24 @@ class AllureCertification:
             f"Claims are checked against the file, never trusted; they decide the verdict only under --dfqs-strict."
         )
 
-    def _attach(self, case: Case | ClaimCase, finding: Finding) -> None:
+    def _label_safety(self, case: SafetyCase) -> None:
+        """A safety check's test: feature "chat template safety"; it fails the run (not the verdict) unless --dfqs-safety=warn."""
+        import allure
+
+        allure.dynamic.epic(self.state.catalogue.spec)
+        allure.dynamic.feature(SAFETY_FEATURE)
+        allure.dynamic.story(case.check)
+        allure.dynamic.severity("critical" if self.state.safety_policy == "fail" else "normal")
+        allure.dynamic.label("dfqs_safety", case.check)
+        allure.dynamic.parameter("model", case.model_label)
+        allure.dynamic.title(f"{case.check} {case.model_label}")
+        allure.dynamic.description(
+            f"**{case.check}**: {SAFETY_CHECKS[case.check]}.\n\n"
+            "The chat template is code the model file brings; it is read without running it and rendered only in a bounded"
+            " sandbox process. Safety is not a DFQS clause: a dangerous template fails the run unless --dfqs-safety=warn."
+        )
+
+    def _attach(self, case: Case | ClaimCase | SafetyCase, finding: Finding) -> None:
         import allure
 
         model = self.state.models[case.model_index]

@@ -68,16 +68,17 @@ def build_certificate(state: CertificationSession, results: list[ModelResult]) -
             "strict": policy.strict,
             "profile": policy.profile,
             "claims_files": [{"name": f.name, "path": str(f.path), "title": f.title} for f in state.claims_files],
+            "safety": state.safety_policy,
         },
         "verdict": overall(results).value,
         "complete": all(r.complete for r in results),
         "interrupted": state.interrupted,
         "selection": {**state.selection, "deselected_tests": len(state.deselected)},
-        "models": [_model_entry(r, policy) for r in results],
+        "models": [_model_entry(r, policy, state.safety_policy) for r in results],
     }
 
 
-def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
+def _model_entry(result: ModelResult, policy: Policy, safety: str) -> dict[str, Any]:
     model = result.model
     try:
         facts: dict[str, Any] | None = model.facts().as_dict()
@@ -104,6 +105,11 @@ def _model_entry(result: ModelResult, policy: Policy) -> dict[str, Any]:
         },
         "clauses": [_clause_entry(c) for c in result.clauses],
         "claims": [_claim_entry(c) for c in result.claims],
+        "safety": {
+            "dangerous": bool(result.dangerous),
+            "policy": safety,
+            "checks": [{"id": r.check, **{k: v for k, v in r.finding.as_dict().items() if k != "check"}} for r in result.safety],
+        },
     }
 
 

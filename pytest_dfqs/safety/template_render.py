@@ -23,6 +23,7 @@ from .conversations import FIXED_DAY, STANDARD, TOOLS, WITH_TOOL_CALL, WITH_TOOL
 RENDERED, RAISED, FAILED = "rendered", "raised", "failed"  # the template's own outcomes: its text, its refusal, its error
 TIME, MEMORY, OUTPUT, SECURITY, RECURSION = "time", "memory", "output", "security", "recursion"  # the sandbox stopped it
 MUTATION = "mutation"  # a list or dict changed in place, which the immutable sandbox (transformers' too) refuses
+HARMLESS = (RENDERED, RAISED, FAILED, MUTATION)  # outcomes that are the template's own doing, not a stop by the sandbox
 
 RENDER_SECONDS = 1.0  # per conversation; the 70 real templates of llama.cpp's corpus render in milliseconds
 MAX_OUTPUT_CHARS = 65_536
@@ -43,8 +44,8 @@ class Rendering:
 
     @property
     def stopped(self) -> bool:
-        """The sandbox or its limits stopped the template (it is not the template's own refusal or error)."""
-        return self.outcome not in (RENDERED, RAISED, FAILED)
+        """The sandbox or its limits stopped the template (not its own refusal, error or change of a list in place)."""
+        return self.outcome not in HARMLESS
 
 
 def conversations(uses_tools: bool) -> list[dict[str, Any]]:

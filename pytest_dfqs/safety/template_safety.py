@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pytest_dfqs.modelfile.header import ArrayValue, GGUFHeader, HeaderError, array_strings
 
-from .template_render import MUTATION, RENDERED, STANDARD_NAME, WITHOUT_SYSTEM_NAME, Rendering, conversations, render_template
+from .template_render import RENDERED, STANDARD_NAME, WITHOUT_SYSTEM_NAME, Rendering, conversations, render_template
 
 if TYPE_CHECKING:
     from .template_code import CodeFinding
@@ -40,7 +40,7 @@ class TemplateAssessment:
     @property
     def stopped(self) -> tuple[Rendering, ...]:
         """Renderings the sandbox or its limits stopped (a list changed in place aside)."""
-        return tuple(r for r in self.renderings if r.stopped and r.outcome != MUTATION)
+        return tuple(r for r in self.renderings if r.stopped)
 
     @property
     def dangerous(self) -> bool:

@@ -74,6 +74,7 @@ def test_session_files(certify: Certification, moe_model: Path, pytester: pytest
     assert {"cpu", "threads", "llama_cpp_python", "llama_cpp_build", "dfqs.tier"} <= set(environment)
     categories = json.loads((results_dir / "categories.json").read_text())
     assert [c["name"] for c in categories] == [
+        "Dangerous chat templates",
         "SHALL violations",
         "Checks that could not run",
         "SHOULD warnings",
