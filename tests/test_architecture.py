@@ -35,6 +35,7 @@ START_UP_IMPORTS = (
     "huggingface_hub",  # hf:// models only
     "pytest_dfqs.modelfile.demo",  # gguf's writer and numpy, for the demo model only
     "pytest_dfqs.models_under_test",  # the plugin's configure: imported when a model is given, before the certification hooks
+    "pytest_dfqs.safety.template_code",  # jinja2: only for a model that has a chat template
 )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.catalogue import load_catalogue
+from pytest_dfqs.safety.checks import SAFETY_CHECKS
 
 from .conftest import Certification, validate_certificate
 
@@ -35,7 +36,7 @@ def test_help_lists_the_dfqs_options(pytester: pytest.Pytester) -> None:
 def test_collects_the_whole_suite_from_an_empty_directory(certify: Certification, moe_model: Path) -> None:
     result = certify.run(f"--dfqs-model={moe_model}", "--collect-only", "-q")
     catalogue = load_catalogue()
-    expected = sum(len(clause.checks) for clause in catalogue.clauses)
+    expected = sum(len(clause.checks) for clause in catalogue.clauses) + len(SAFETY_CHECKS)  # and the safety group
     result.stdout.fnmatch_lines([f"{expected} tests collected*"])
 
 

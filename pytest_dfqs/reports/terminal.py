@@ -22,6 +22,7 @@ STATUS_MARKUP = {
     Status.NOT_EVALUATED: {"yellow": True},
 }
 REASON_WIDTH = 90
+SAFETY_WIDTH = 200  # a safety line names the first construct and its line whole
 JUDGE_CHECK = "llama-cpp-loads"  # llama.cpp's verdict on the header, with its memory plan
 REFUSAL = "llama.cpp refuses to load this model: "  # how a refusal's finding begins (runtime.client)
 CLAIM_WIDTH = 30
@@ -118,8 +119,8 @@ def _clause_line(result: ClauseResult) -> str:
     return f"{result.clause.id:<11}{level:<8}{result.status.value:<16}{reason}"
 
 
-def _shortened(text: str) -> str:
-    return text[: REASON_WIDTH - 3] + "..." if len(text) > REASON_WIDTH else text
+def _shortened(text: str, width: int = REASON_WIDTH) -> str:
+    return text[: width - 3] + "..." if len(text) > width else text
 
 
 def _counts(results: tuple[ClauseResult, ...]) -> str:
@@ -234,7 +235,7 @@ def safety_lines(result: ModelResult, safety: str) -> list[tuple[str, dict]]:
     if all(r.finding.status == Status.NOT_APPLICABLE for r in checks):
         return [("safety: no chat template to check", {})]
     if all(r.finding.status in (Status.MET, Status.NOT_APPLICABLE) for r in checks):
-        return [(f"safety: nothing dangerous: {_shortened(checks[0].finding.summary.splitlines()[0])}", {"green": True})]
+        return [(f"safety: nothing dangerous: {_shortened(checks[0].finding.summary.splitlines()[0], SAFETY_WIDTH)}", {"green": True})]
     lines = [(_safety_line(r), STATUS_MARKUP[r.finding.status]) for r in checks if r.finding.status != Status.MET]
     if result.dangerous:
         consequence = (
@@ -246,4 +247,4 @@ def safety_lines(result: ModelResult, safety: str) -> list[tuple[str, dict]]:
 
 def _safety_line(result: SafetyResult) -> str:
     what = "DANGEROUS" if result.dangerous else result.finding.status.value
-    return f"safety: {result.check} {what}: {_shortened(result.finding.summary.splitlines()[0])}"
+    return f"safety: {result.check} {what}: {_shortened(result.finding.summary.splitlines()[0], SAFETY_WIDTH)}"

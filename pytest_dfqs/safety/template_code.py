@@ -190,7 +190,9 @@ class _Scan:
                 yield from check(self, node, called)
 
     def getattr_(self, node: nodes.Getattr, called: set[int]) -> Iterator[CodeFinding]:
-        yield from self._attribute(node.attr, node.lineno, f".{node.attr}", ATTRIBUTE_PROCESS_NAMES)
+        yield from self._attribute(node.attr, node.lineno, f".{node.attr}", ATTRIBUTE_PROCESS_NAMES | {"open", "system"})
+        if node.attr in ("format", "format_map"):  # called here or stored for later (`{% set f = '{0.__class__}'.format %}`)
+            yield from self._format_string(node.node, node.lineno)
 
     def getitem(self, node: nodes.Getitem, called: set[int]) -> Iterator[CodeFinding]:
         key = self.fold(node.arg)
@@ -214,8 +216,6 @@ class _Scan:
 
     def call(self, node: nodes.Call, called: set[int]) -> Iterator[CodeFinding]:
         target = node.node
-        if isinstance(target, nodes.Getattr) and target.attr in ("format", "format_map"):
-            yield from self._format_string(target.node, node.lineno)
         if isinstance(target, nodes.Name) and target.name in PROCESS_NAMES and target.name not in self.local_names:
             yield CodeFinding(MODULES_AND_PROCESSES, f"a call of {target.name}()", node.lineno)
         for keyword in node.kwargs:
@@ -245,7 +245,7 @@ class _Scan:
     def _attribute(self, name: str, line: int, spelled: str, processes: frozenset[str]) -> Iterator[CodeFinding]:
         if name.startswith("_"):
             yield CodeFinding(OBJECT_TRAVERSAL, f"the attribute {spelled}", line)
-        elif name in processes:
+        elif name.lower() in processes:  # `Popen` as well as `popen`
             yield CodeFinding(MODULES_AND_PROCESSES, f"the attribute {spelled}", line)
 
     def _format_string(self, node: nodes.Expr, line: int) -> Iterator[CodeFinding]:
@@ -399,7 +399,12 @@ class _Work:
             else:
                 yield from self._within(child, factor)
 
-    def _range(self, node: nodes.Node) -> int | None:
+    def _range(self, node: nodes.Node, depth: int = 0) -> int | None:
+        """The length of a constant range, also through `|list` and a variable set to one."""
+        if isinstance(node, nodes.Filter) and node.name in ("list", "reverse", "sort", "unique") and node.node is not None:
+            return self._range(node.node, depth)
+        if isinstance(node, nodes.Name) and depth < 8 and len(self.assigned.get(node.name, [])) == 1:
+            return self._range(self.assigned[node.name][0], depth + 1)
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Name) and node.node.name == "range" and node.args:
             bounds = [self.fold(arg) for arg in node.args]
             if all(isinstance(bound, int) for bound in bounds) and len(bounds) <= 3:
@@ -476,13 +481,25 @@ class _Work:
             yield CodeFinding(RESOURCES, f"a recursive loop fed {'built lists' if built else f'{len(calls)} times per step'}", loop.lineno)
 
     def _doubling(self, assign: nodes.Assign) -> Iterator[CodeFinding]:
-        """`{% set s = s ~ s %}`: a variable joined to itself doubles with each step."""
+        """`{% set s = s ~ s %}`, `s * 2`, `[s, s]|join`, through a temporary: a variable that grows by itself doubles each step."""
         target = assign.target
         if not isinstance(target, (nodes.Name, nodes.NSRef)):
             return
-        uses = [operand for operand in _operands(assign.node) if _same_variable(operand, target)]
-        if len(uses) > 1:
+        value = assign.node
+        parts = list(_operands(value))
+        if isinstance(value, nodes.Filter) and value.name == "join" and isinstance(value.node, (nodes.List, nodes.Tuple)):
+            parts = list(value.node.items)
+        uses = [part for part in parts if self._is(part, target)]
+        repeated = isinstance(value, nodes.Mul) and any(self._is(side, target) for side in (value.left, value.right))
+        if len(uses) > 1 or (repeated and isinstance(self._repeated(value), int) and (self._repeated(value) or 0) >= 2):
             yield CodeFinding(RESOURCES, "a variable set from itself joined to itself: it doubles with each step", assign.lineno)
+
+    def _is(self, node: nodes.Node, target: nodes.Name | nodes.NSRef) -> bool:
+        """`node` is the target variable, or a variable set to it (`{% set t = ns.s %}`)."""
+        if _same_variable(node, target):
+            return True
+        values = self.assigned.get(node.name, []) if isinstance(node, nodes.Name) else []
+        return len(values) == 1 and _same_variable(values[0], target)
 
 
 def _operands(node: nodes.Node) -> Iterator[nodes.Node]:

