@@ -44,7 +44,8 @@ def resolve_mode(runtime: ModelRuntime, requested: str, dangerous: bool = False)
     problem = _chat_problem(rendered)
     if problem is not None:
         return FEW_SHOT, f"chat mode asked for, but {problem}: few-shot instead", None
-    return CHAT, None, f"llama.cpp's built-in {rendered['form'] or 'form'} of the model's chat template"
+    form = f"{rendered['form']} form" if rendered["form"] else "form"
+    return CHAT, None, f"llama.cpp's built-in {form} of the model's chat template"
 
 
 def _chat_problem(rendered: dict[str, Any]) -> str | None:

@@ -179,7 +179,7 @@ def _target_names(target: nodes.Node) -> Iterator[str]:
 class _Scan:
     def __init__(self, assigned: dict[str, list[nodes.Node]]) -> None:
         self.assigned = assigned
-        self.local_names = set(assigned) | set()
+        self.local_names = set(assigned)
 
     def run(self, tree: nodes.Template) -> Iterator[CodeFinding]:
         self.local_names |= {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}

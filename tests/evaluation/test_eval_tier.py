@@ -151,7 +151,7 @@ def test_a_reasoning_v1_record_stays_readable_and_is_not_comparable(certify: Cer
     )
     record = json.loads(metrics.read_text())
     assert record["conditions"]["prompt_mode"] == "few-shot"
-    assert record["details"]["prompt_mode"] == {"asked": "chat", "used": "few-shot", "fallback": FALLBACK}
+    assert record["details"]["prompt_mode"] == {"asked": "chat", "used": "few-shot", "fallback": FALLBACK, "chat_rendering": None}
 
 
 def test_bad_budget_and_baseline_are_usage_errors(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:

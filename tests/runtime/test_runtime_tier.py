@@ -66,7 +66,8 @@ def test_smollm2_runs_real_text(certify: Certification, smollm2: Path) -> None:
     assert result.ret == 0, result.stdout.str()
     compatibility = findings(certify, "DFQS-3.4")["llama-cpp-load"]
     assert compatibility["status"] == "MET" and compatibility["evidence"]["chat_template"] == "present"
-    assert "<|im_start|>user" in compatibility["evidence"]["chat_rendered"]
+    renderings = compatibility["evidence"]["chat_renderings"]
+    assert "<|im_start|>user" in renderings["llama_cpp"] and renderings["llama_cpp"] == renderings["template"]
     assert all(r["roundtrip"] == r["text"] for r in compatibility["evidence"]["tokenizer_roundtrips"])
     assert certify.clause("DFQS-3.2")["status"] == "MET"
     assert findings(certify, "DFQS-3.7")["decode-past-64k"]["status"] == "NOT APPLICABLE"
