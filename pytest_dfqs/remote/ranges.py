@@ -143,7 +143,8 @@ class RangeReader:
             raise RemoteError(f"{parts.hostname}: the TLS connection failed ({error.reason or error})") from None
         except (OSError, http.client.HTTPException) as error:
             connection.close()
-            why = f"no complete answer within {timeout:.2g} s" if fired.is_set() else _reason(error, timeout)
+            silent = fired.is_set() or isinstance(error, TimeoutError)  # the watchdog or the socket's own timeout, whichever first
+            why = f"no complete answer within {timeout:.2g} s" if silent else _reason(error, timeout)
             raise _Transient(f"{parts.hostname}:{parts.port or parts.scheme} did not answer ({why})") from None
         finally:
             watchdog.cancel()
