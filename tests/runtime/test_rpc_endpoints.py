@@ -1,0 +1,77 @@
+"""RPC endpoints: named HOST:PORT, and asked the protocol's own HELLO before any work (real rpc-servers on the loopback)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_dfqs.runtime.rpc import CAPS_SIZE, HELLO, PROTOCOL_MAJOR, Endpoint, RpcEndpointError, hello, parse_endpoints
+from tests.rpc_servers import RpcServer, free_port, rpc_available, start_rpc_server
+
+needs_rpc = pytest.mark.skipif(not rpc_available(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel builds one)")
+
+
+@pytest.fixture(scope="module")
+def rpc_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
+    folder = tmp_path_factory.mktemp("rpc")
+    servers = [start_rpc_server(folder) for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_endpoints_are_host_and_port_each_once() -> None:
+    assert parse_endpoints("127.0.0.1:50052, 10.0.0.2:50053") == (Endpoint("127.0.0.1", 50052), Endpoint("10.0.0.2", 50053))
+    assert [e.loopback for e in parse_endpoints("127.0.0.1:1,192.168.1.5:2,[::1]:3")] == [True, False, True]
+    for bad, said in (("127.0.0.1", "is not HOST:PORT"), ("host:0", "is not HOST:PORT"), ("a:1,a:1", "a:1 given twice")):
+        with pytest.raises(RpcEndpointError, match=said):
+            parse_endpoints(bad)
+
+
+@needs_rpc
+def test_a_real_rpc_server_answers_hello_with_the_installed_protocol(rpc_servers: list[RpcServer]) -> None:
+    for server in rpc_servers:
+        assert hello(parse_endpoints(server.endpoint)[0], timeout=5)[0] == PROTOCOL_MAJOR
+    assert all(server.process.poll() is None for server in rpc_servers)  # the probe leaves the server serving
+
+
+def test_a_closed_port_is_named() -> None:
+    endpoint = Endpoint("127.0.0.1", free_port())
+    with pytest.raises(RpcEndpointError, match=rf"^127\.0\.0\.1:{endpoint.port} does not answer \(.*\): is rpc-server running there\?$"):
+        hello(endpoint, timeout=2)
+
+
+def _answering(reply: bytes) -> Iterator[Endpoint]:
+    """A loopback peer that reads a HELLO and answers `reply`: what a server of another protocol, or no rpc-server, says."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            request = connection.recv(1 + 8 + CAPS_SIZE)
+            assert request[:9] == struct.pack("<BQ", HELLO, CAPS_SIZE)
+            connection.sendall(reply)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    yield Endpoint("127.0.0.1", listener.getsockname()[1])
+    thread.join(5)
+    listener.close()
+
+
+def test_another_protocol_version_is_refused_naming_both() -> None:
+    reply = struct.pack("<Q", 4 + CAPS_SIZE) + bytes([PROTOCOL_MAJOR - 1, 3, 1, 0]) + bytes(CAPS_SIZE)
+    for endpoint in _answering(reply):
+        with pytest.raises(RpcEndpointError, match=rf"speaks RPC protocol {PROTOCOL_MAJOR - 1}\.3\.1; the installed llama\.cpp speaks"):
+            hello(endpoint, timeout=2)
+
+
+def test_a_server_that_is_not_an_rpc_server_is_refused(tmp_path: Path) -> None:
+    for endpoint in _answering(b"HTTP/1.1 400 Bad Request\r\n\r\n"):
+        with pytest.raises(RpcEndpointError, match="answers HELLO with .* bytes, not an rpc-server of protocol 7.x"):
+            hello(endpoint, timeout=2)
