@@ -85,8 +85,10 @@ class ModelUnderTest:
         eval_options: EvalOptions = EvalOptions(),
         trace_options: TraceOptions = TraceOptions(),
         origin: RemoteOrigin | None = None,
+        rpc: tuple[str, ...] = (),
     ) -> None:
         self.path = path
+        self.rpc = rpc  # rpc-servers (HOST:PORT) the runtime places every layer on (--dfqs-rpc)
         self.origin = origin  # a remote model's URL and what its header cost: only its header is on this machine
         self.label = label
         self.integrity = integrity
@@ -184,7 +186,7 @@ class ModelUnderTest:
     def runtime_options(self) -> RuntimeOptions:
         """Threads and context of the runtime tier; the context defaults to 4,096, at most the declared one."""
         declared = self.facts().context_length or DEFAULT_CTX
-        return RuntimeOptions(self.threads, self._ctx or min(DEFAULT_CTX, declared), self._request_timeout)
+        return RuntimeOptions(self.threads, self._ctx or min(DEFAULT_CTX, declared), self._request_timeout, self.rpc)
 
     def runtime(self) -> ModelRuntime:
         """The model's llama.cpp worker, created on first use (it loads the model once)."""
@@ -202,11 +204,12 @@ class ModelUnderTest:
         if self.header_readable():
             self.runtime().begin_judging(spares)
 
-    def runtime_record(self) -> dict[str, int]:
+    def runtime_record(self) -> dict[str, Any]:
         """What the certificate says of the runtime: its settings, how often the model was loaded and asked."""
         options = self.runtime_options()
         here = self.worker_view()
-        return {
+        placement = {"rpc": list(options.rpc)} if options.rpc else {}
+        return placement | {
             "threads": options.threads,
             "ctx": options.ctx,
             "workers_started": here["workers_started"] + self._remote.total("workers_started"),

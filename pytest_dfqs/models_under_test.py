@@ -48,6 +48,7 @@ def models_under_test(config: pytest.Config, settings: Settings) -> list[ModelUn
             threads=settings.threads,
             ctx=settings.ctx,
             request_timeout=settings.request_timeout,
+            rpc=settings.rpc,
             announce=announce,
             eval_options=EvalOptions(
                 settings.eval_budget,

@@ -23,6 +23,7 @@ from .modelfile.integrity import parse_checksums, validate_sha256
 from .remote.names import check_remote_name, is_remote
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, SpareWorkers
 from .runtime.host import physical_cores
+from .runtime.rpc import RpcEndpointError, hello, parse_endpoints, rpc_backend_installed
 
 if TYPE_CHECKING:
     from .claims.claims_file import ClaimsFile
@@ -34,6 +35,7 @@ MIN_CTX = 256  # room for the runtime checks' prompts
 MAX_CTX = (1 << 31) - 1
 MAX_REQUEST_TIMEOUT_S = 7 * 24 * 3600
 DEFAULT_HEADER_TIMEOUT_S = 120
+RPC_HELLO_TIMEOUT_S = 10
 
 MODEL_HELP = (
     "GGUF model file to certify: a path, an http(s) URL or hf://OWNER/REPO[@REVISION]/PATH.gguf or hf://OWNER/REPO:QUANT"
@@ -97,6 +99,11 @@ RECIPE_HELP = (
     " against it, as a claim. A file path or the name of a shipped one (conformance/recipes/). Repeatable."
 )
 BASELINE_HELP = "A metrics record of another model: conditions must be identical, metrics are shown side by side."
+RPC_HELP = (
+    "llama.cpp rpc-servers to place the model on, HOST:PORT[,HOST:PORT...]: every layer of the runtime and eval tiers goes to"
+    " their devices (llama.cpp splits by free memory). Each is asked the protocol's HELLO before any work. Needs"
+    " llama-cpp-python built with the RPC backend; RPC has no authentication: private networks only."
+)
 SAFETY_CHOICES = ("fail", "warn")
 SAFETY_HELP = (
     "What a dangerous chat template (code that reaches for Python objects, or a rendering the sandbox stops) does:"
@@ -136,6 +143,7 @@ class Settings:
     download: bool = False
     safety: str = "fail"
     sarif: Path | None = None
+    rpc: tuple[str, ...] = ()
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -166,6 +174,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-claims", action="append", dest="dfqs_claims", metavar="FILE", default=None, help=CLAIMS_HELP)
     group.addoption("--dfqs-recipe", action="append", dest="dfqs_recipes", metavar="FILE", default=None, help=RECIPE_HELP)
     group.addoption("--dfqs-resume", action="store_true", dest="dfqs_resume", default=False, help=RESUME_HELP)
+    group.addoption("--dfqs-rpc", dest="dfqs_rpc", metavar="HOST:PORT[,...]", help=RPC_HELP)
     group.addoption("--dfqs-safety", dest="dfqs_safety", metavar="fail|warn", help=SAFETY_HELP)
     group.addoption("--dfqs-sarif", dest="dfqs_sarif", metavar="PATH", help=SARIF_HELP)
     parser.addini("dfqs_tier", TIER_HELP, default="static")
@@ -185,6 +194,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_allow_unsandboxed_code", UNSANDBOXED_HELP, type="bool", default=False)
     parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
     parser.addini("dfqs_recipes", RECIPE_HELP, type="linelist", default=[])
+    parser.addini("dfqs_rpc", RPC_HELP, default="")
     parser.addini("dfqs_safety", SAFETY_HELP, default="fail")
     parser.addini("dfqs_sarif", SARIF_HELP, default="")
 
@@ -222,6 +232,7 @@ def read_settings(config: pytest.Config) -> Settings:
     metrics, metrics_from = _pick(config, "dfqs_metrics", "dfqs_metrics")
     safety, safety_from = _pick(config, "dfqs_safety", "dfqs_safety")
     sarif, sarif_from = _pick(config, "dfqs_sarif", "dfqs_sarif")
+    rpc, rpc_from = _pick(config, "dfqs_rpc", "dfqs_rpc")
     baseline = config.getoption("dfqs_baseline")
     trace_record, trace = config.getoption("dfqs_trace_record"), config.getoption("dfqs_trace")
     reference_model = config.getoption("dfqs_reference_model")
@@ -257,6 +268,7 @@ def read_settings(config: pytest.Config) -> Settings:
         download=bool(_pick(config, "dfqs_download", "dfqs_download")[0]),
         safety=_validate_choice(str(safety), SAFETY_CHOICES, safety_from),
         sarif=_validate_report(str(sarif), sarif_from) if sarif else None,
+        rpc=_validate_rpc(str(rpc), rpc_from) if rpc else (),
     )
     _validate_outputs_spare_inputs(settings)
     return settings
@@ -308,6 +320,22 @@ def _validate_outputs_spare_inputs(settings: Settings) -> None:
     for option, output in outputs:
         if output is not None and output.exists() and any(output.samefile(path) for path in inputs):
             raise pytest.UsageError(f"{option}: {output} is one of the files being read; give another path for the output")
+
+
+def _validate_rpc(value: str, where: str) -> tuple[str, ...]:
+    """rpc-servers that answer the installed llama.cpp's protocol, asked now (a silent one is named before any work)."""
+    try:
+        endpoints = parse_endpoints(value)
+        if not rpc_backend_installed():
+            raise RpcEndpointError(
+                "this llama-cpp-python has no RPC backend: reinstall it built with it,"
+                ' CMAKE_ARGS="-DGGML_RPC=on" pip install --no-cache-dir --force-reinstall llama-cpp-python==0.3.36'
+            )
+        for endpoint in endpoints:
+            hello(endpoint, RPC_HELLO_TIMEOUT_S)
+    except RpcEndpointError as error:
+        raise pytest.UsageError(f"{where}: {error}") from None
+    return tuple(str(endpoint) for endpoint in endpoints)
 
 
 def _validate_choice(value: str, choices: tuple[str, ...], where: str) -> str:

@@ -6,7 +6,6 @@ connection (its HELLO is the tests' business), and ended by SIGTERM, then SIGKIL
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import subprocess
 import sys
@@ -15,12 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 START_TIMEOUT_S = 30
-
-
-def rpc_available() -> bool:
-    """This llama-cpp-python was built with the RPC backend (.ci/rpc-wheel)."""
-    spec = importlib.util.find_spec("llama_cpp")
-    return spec is not None and spec.origin is not None and (Path(spec.origin).parent / "lib" / "libggml-rpc.so").is_file()
 
 
 def free_port() -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.client import GENERATION_PROMPT, ModelRuntime
+from pytest_dfqs.runtime.rpc import rpc_backend_installed
 from pytest_dfqs.verdict import Finding, Status
 
 from .cpu_operation import GENERATED_TOKENS
@@ -29,7 +30,8 @@ def check_gpu_offload(model: ModelUnderTest) -> Finding:
             {"system_info": loaded["system_info"]},
         )
     if not loaded["gpu_devices"]:
-        return Finding("gpu-offload", Status.NOT_APPLICABLE, "this llama.cpp build can offload, but no GPU device is present")
+        how = " (its RPC backend, to rpc-servers: --dfqs-rpc)" if rpc_backend_installed() else ""
+        return Finding("gpu-offload", Status.NOT_APPLICABLE, f"this llama.cpp build can offload{how}, but no GPU device is present")
     return compare_offloaded(model)
 
 

@@ -113,7 +113,7 @@ def _model_entry(result: ModelResult, policy: Policy, safety: str) -> dict[str, 
     }
 
 
-def _runtime_entry(model: ModelUnderTest) -> dict[str, int] | None:
+def _runtime_entry(model: ModelUnderTest) -> dict[str, Any] | None:
     """The threads and context the runtime tier uses (or would use), and how many loads it made."""
     try:
         return model.runtime_record()

@@ -69,6 +69,7 @@ class RuntimeOptions:
     threads: int
     ctx: int
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
+    rpc: tuple[str, ...] = ()  # rpc-servers (HOST:PORT) the model is placed on, every layer; none: this machine's CPU
 
 
 @dataclass(frozen=True)
@@ -370,7 +371,8 @@ class ModelRuntime:
         self.preflight(self.options.ctx)
         self.loads_requested += 1
         worker = self._started()
-        loaded = self._load(lambda: worker.request("load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers))
+        rpc = list(self.options.rpc)
+        loaded = self._load(lambda: worker.request("load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers, rpc=rpc))
         return {**loaded, "llama_cpp_python": self.llama_cpp_python}
 
     def judged(self) -> MemoryPlan:
@@ -442,7 +444,14 @@ class ModelRuntime:
         return self.plans[key]
 
     def _dry_run_args(self, n_ctx: int, n_batch: int) -> dict[str, Any]:
-        return {"path": str(self.alone_path()), "n_ctx": n_ctx, "n_batch": n_batch, "n_ubatch": BATCH, "n_seq": PLANNED_SEQUENCES}
+        return {
+            "path": str(self.alone_path()),
+            "n_ctx": n_ctx,
+            "n_batch": n_batch,
+            "n_ubatch": BATCH,
+            "n_seq": PLANNED_SEQUENCES,
+            "rpc": list(self.options.rpc),
+        }
 
     def preflight(self, n_ctx: int, n_batch: int = BATCH, advice: str = "lower --dfqs-ctx or free memory") -> None:
         """NOT EVALUATED, with the plan and what the machine offers, when a context of `n_ctx` tokens cannot fit."""

@@ -9,9 +9,11 @@ llama.cpp's (7 in llama-cpp-python 0.3.36), is refused naming it.
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 HELLO = 14
 CAPS_SIZE = 24  # RPC_CONN_CAPS_SIZE of the vendored transport.h
@@ -34,6 +36,12 @@ class Endpoint:
     @property
     def loopback(self) -> bool:
         return self.host in LOOPBACK
+
+
+def rpc_backend_installed() -> bool:
+    """The installed llama-cpp-python ships llama.cpp's RPC backend (`libggml-rpc.so`, an RPC build), found without importing it."""
+    spec = importlib.util.find_spec("llama_cpp")
+    return spec is not None and spec.origin is not None and (Path(spec.origin).parent / "lib" / "libggml-rpc.so").is_file()
 
 
 def parse_endpoints(text: str) -> tuple[Endpoint, ...]:

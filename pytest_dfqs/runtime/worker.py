@@ -40,6 +40,7 @@ GGML_TYPE_I32 = 26
 GGML_TYPE_F32 = 0
 ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_type
 REFERENCE_BATCH = 512
+ALL_LAYERS = 999  # n_gpu_layers that offloads every layer to the devices given (the rpc-servers')
 PROGRESS_PREFIX = "dfqs-progress: "  # a line of the worker's log that the client turns into a progress line
 PROGRESS_EVERY_S = 5.0
 MEMORY_LINE = b" MiB"  # llama.cpp's log lines that state buffer and cache sizes
@@ -196,13 +197,25 @@ class RoutingRecorder:
 
 
 def _source_names(node: GgmlTensor) -> list[str]:
-    return [GgmlTensor.from_address(source).name.decode("utf-8", "replace") if source else "" for source in node.src]
+    """The names of a node's sources; an input the scheduler copied to another backend ("RPC0[...]#inp_pos#0") by its own."""
+    names = [GgmlTensor.from_address(source).name.decode("utf-8", "replace") if source else "" for source in node.src]
+    return [name.split("#")[1] if name.count("#") == 2 else name for name in names]
 
 
 def _read_vector(address: int) -> list[int]:
     """The values of a 1D I32 input tensor."""
     source = GgmlTensor.from_address(address)
-    return list((ctypes.c_int32 * source.ne[0]).from_address(source.data))
+    return list((ctypes.c_int32 * source.ne[0]).from_buffer(_host_copy(source, source.ne[0] * 4)))
+
+
+def _host_copy(node: GgmlTensor, size: int) -> ctypes.Array[ctypes.c_char]:
+    """The first `size` bytes of a tensor's data, wherever its buffer is (`ggml_backend_tensor_get`: a memcpy for a
+    tensor in host memory, a GET_TENSOR round trip for one on an rpc-server)."""
+    libggml.ggml_backend_tensor_get.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t]
+    libggml.ggml_backend_tensor_get.restype = None
+    data = (ctypes.c_char * size)()
+    libggml.ggml_backend_tensor_get(ctypes.addressof(node), data, 0, size)
+    return data
 
 
 def accelerator_devices() -> list[str]:
@@ -222,6 +235,35 @@ def accelerator_devices() -> list[str]:
     ]
 
 
+def rpc_devices(endpoints: list[str]) -> list[dict[str, Any]]:
+    """Each rpc-server's devices, registered with ggml's RPC backend (`ggml_backend_rpc_add_server`): handle, name, memory."""
+    rpc = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-rpc.so"))
+    rpc.ggml_backend_rpc_add_server.restype = ctypes.c_void_p
+    rpc.ggml_backend_rpc_add_server.argtypes = [ctypes.c_char_p]
+    libggml.ggml_backend_reg_dev_count.restype = ctypes.c_size_t
+    libggml.ggml_backend_reg_dev_count.argtypes = [ctypes.c_void_p]
+    libggml.ggml_backend_reg_dev_get.restype = ctypes.c_void_p
+    libggml.ggml_backend_reg_dev_get.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libggml.ggml_backend_dev_name.restype = ctypes.c_char_p
+    libggml.ggml_backend_dev_name.argtypes = [ctypes.c_void_p]
+    libggml.ggml_backend_dev_memory.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
+    devices = []
+    for endpoint in endpoints:
+        registry = rpc.ggml_backend_rpc_add_server(endpoint.encode())
+        for index in range(libggml.ggml_backend_reg_dev_count(registry)):
+            device = libggml.ggml_backend_reg_dev_get(registry, index)
+            free, total = ctypes.c_size_t(), ctypes.c_size_t()
+            libggml.ggml_backend_dev_memory(device, ctypes.byref(free), ctypes.byref(total))
+            name = libggml.ggml_backend_dev_name(device).decode("utf-8", "replace")
+            devices.append({"handle": device, "endpoint": endpoint, "name": name, "free_bytes": free.value, "total_bytes": total.value})
+    return devices
+
+
+def placed_on(devices: list[dict[str, Any]]) -> Any:
+    """llama_model_params.devices: a NULL-terminated array of device handles (kept alive by the caller)."""
+    return (ctypes.c_void_p * (len(devices) + 1))(*[device["handle"] for device in devices], None)
+
+
 def context_params(n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int) -> llama_cpp.llama_context_params:
     params: llama_cpp.llama_context_params = llama_cpp.llama_context_default_params()
     params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_ubatch
@@ -239,7 +281,7 @@ def new_context(model: Any, params: llama_cpp.llama_context_params) -> Context:
 
 
 def _read_rows(node: GgmlTensor) -> list:
-    """Rows of a 2D tensor in host memory, honouring the row stride of views.
+    """Rows of a 2D tensor, wherever its buffer is, honouring the row stride of views.
 
     Selected experts (I32) come back as lists of ids; router scores (F32) as
     float32 arrays, which travel to the client as base64 (256 experts x 43
@@ -248,9 +290,10 @@ def _read_rows(node: GgmlTensor) -> list:
     if node.type not in (GGML_TYPE_I32, GGML_TYPE_F32):
         raise TypeError(f"unexpected ggml type {node.type}")
     width, rows, stride = node.ne[0], node.ne[1], node.nb[1]
+    data = _host_copy(node, (rows - 1) * stride + width * 4) if rows else (ctypes.c_char * 0)()
     if node.type == GGML_TYPE_I32:
-        return [list((ctypes.c_int32 * width).from_address(node.data + row * stride)) for row in range(rows)]
-    return [np.frombuffer((ctypes.c_float * width).from_address(node.data + row * stride), dtype=np.float32).copy() for row in range(rows)]
+        return [list((ctypes.c_int32 * width).from_buffer(data, row * stride)) for row in range(rows)]
+    return [np.frombuffer(memoryview(data), dtype=np.float32, count=width, offset=row * stride).copy() for row in range(rows)]
 
 
 def encode_matrix(rows: list[np.ndarray]) -> dict[str, Any]:
@@ -300,27 +343,34 @@ class ModelWorker:
         self.recorder = RoutingRecorder()
         self.contexts: dict[tuple[int, int, int, int, bool], Context] = {}
         self.leftovers: list[Callable[[], None]] = []  # what `tidy` frees once an answer is out
+        self.devices: list[dict[str, Any]] = []  # the rpc-servers' devices the model was placed on
+        self._placement: Any = None  # their NULL-terminated array, alive as long as the model
 
-    @staticmethod
-    def _load_model(path: str, what: str, **settings: Any) -> Any:
-        """llama_model_load_from_file with these model parameters; its refusal raises, naming what was loaded."""
+    def _load_model(self, path: str, what: str, rpc: list[str] | None = None, **settings: Any) -> Any:
+        """llama_model_load_from_file with these model parameters, every layer on the rpc-servers' devices when `rpc` names
+        some; its refusal raises, naming what was loaded."""
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
         for name, value in settings.items():
             setattr(params, name, value)
+        if rpc:
+            self.devices = rpc_devices(rpc)
+            self._placement = placed_on(self.devices)
+            params.devices = ctypes.cast(self._placement, ctypes.c_void_p)
+            params.n_gpu_layers = ALL_LAYERS
         model = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not model:
             raise RuntimeError(f"llama.cpp could not load {what} of {path} (its log says why)")
         return model
 
-    def plan_memory(self, path: str, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int) -> dict[str, Any]:
+    def plan_memory(self, path: str, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, rpc: list[str] | None = None) -> dict[str, Any]:
         """llama.cpp's own dry run (`no_alloc`, as its --fit pass does): the model and a context, no buffers allocated.
 
         Returns the buffer and cache sizes llama.cpp logs for it, the weights' bytes, and the heap
         llama.cpp took for everything else (graph and scheduler metadata, vocabulary), which no log line states.
         """
         mark, heap = len(LOG.memory_lines), heap_in_use()
-        model = self._load_model(path, "the model's metadata for a dry run", no_alloc=True, load_mode=llama_cpp.LLAMA_LOAD_MODE_NONE)
+        model = self._load_model(path, "the model's metadata for a dry run", rpc, no_alloc=True, load_mode=llama_cpp.LLAMA_LOAD_MODE_NONE)
         self.leftovers.append(lambda: llama_cpp.llama_model_free(model))
         context = new_context(model, context_params(n_ctx, n_batch, n_ubatch, n_seq))
         overhead = heap_in_use() - heap
@@ -338,10 +388,10 @@ class ModelWorker:
         while self.leftovers:
             self.leftovers.pop(0)()
 
-    def load(self, path: str, n_gpu_layers: int = 0) -> dict[str, Any]:
-        """Load the model; CPU only unless the GPU comparison asks for offloaded layers."""
+    def load(self, path: str, n_gpu_layers: int = 0, rpc: list[str] | None = None) -> dict[str, Any]:
+        """Load the model; CPU only unless the GPU comparison asks for offloaded layers or `rpc` names rpc-servers."""
         started = time.perf_counter()
-        model = self._load_model(path, "the model", n_gpu_layers=n_gpu_layers)
+        model = self._load_model(path, "the model", rpc, n_gpu_layers=n_gpu_layers)
         self.model, self.loads = model, self.loads + 1
         self.vocab = llama_cpp.llama_model_get_vocab(model)
         return {"load_seconds": time.perf_counter() - started, **self.describe()}
@@ -356,6 +406,7 @@ class ModelWorker:
             "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
             "gpu_devices": accelerator_devices(),
+            "rpc_devices": [{key: value for key, value in device.items() if key != "handle"} for device in self.devices],
             "chat_template": self._chat_template(),
         }
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.runtime.rpc import CAPS_SIZE, HELLO, PROTOCOL_MAJOR, Endpoint, RpcEndpointError, hello, parse_endpoints
-from tests.rpc_servers import RpcServer, free_port, rpc_available, start_rpc_server
+from pytest_dfqs.runtime.rpc import rpc_backend_installed as rpc_available
+from tests.rpc_servers import RpcServer, free_port, start_rpc_server
 
 needs_rpc = pytest.mark.skipif(not rpc_available(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel builds one)")
 
