@@ -38,10 +38,19 @@ class Endpoint:
         return self.host in LOOPBACK
 
 
-def rpc_backend_installed() -> bool:
-    """The installed llama-cpp-python ships llama.cpp's RPC backend (`libggml-rpc.so`, an RPC build), found without importing it."""
+RPC_LIBRARY = "libggml-rpc.so"
+
+
+def llama_cpp_libraries() -> Path | None:
+    """The folder of the installed llama-cpp-python's shared libraries, found without importing it; None when not installed."""
     spec = importlib.util.find_spec("llama_cpp")
-    return spec is not None and spec.origin is not None and (Path(spec.origin).parent / "lib" / "libggml-rpc.so").is_file()
+    return Path(spec.origin).parent / "lib" if spec is not None and spec.origin is not None else None
+
+
+def rpc_backend_installed() -> bool:
+    """The installed llama-cpp-python ships llama.cpp's RPC backend (`libggml-rpc.so`, an RPC build)."""
+    folder = llama_cpp_libraries()
+    return folder is not None and (folder / RPC_LIBRARY).is_file()
 
 
 def parse_endpoints(text: str) -> tuple[Endpoint, ...]:

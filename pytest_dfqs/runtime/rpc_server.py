@@ -15,25 +15,26 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import importlib.util
 import os
 import sys
 from pathlib import Path
+
+from .rpc import LOOPBACK, RPC_LIBRARY, llama_cpp_libraries
 
 CPU_DEVICE = 0  # GGML_BACKEND_DEVICE_TYPE_CPU
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server's
 
 
 def libraries() -> Path:
-    """The folder of the installed llama-cpp-python's shared libraries (found without importing llama_cpp)."""
-    spec = importlib.util.find_spec("llama_cpp")
-    if spec is None or spec.origin is None:
+    """The folder of the installed llama-cpp-python's shared libraries."""
+    folder = llama_cpp_libraries()
+    if folder is None:
         raise SystemExit("rpc_server: llama-cpp-python is not installed (pip install 'pytest-dfqs[runtime]', built with RPC)")
-    return Path(spec.origin).parent / "lib"
+    return folder
 
 
 def rpc_library(folder: Path) -> ctypes.CDLL:
-    path = folder / "libggml-rpc.so"
+    path = folder / RPC_LIBRARY
     if not path.is_file():
         raise SystemExit(
             f"rpc_server: this llama-cpp-python has no RPC backend ({path.name} is not in {folder}):"
@@ -55,7 +56,7 @@ def serve(host: str, port: int, threads: int, cache: str | None) -> None:
     devices = (ctypes.c_void_p * 1)(device)
     rpc.ggml_backend_rpc_start_server.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
     rpc.ggml_backend_rpc_start_server.restype = None
-    if host not in ("127.0.0.1", "::1", "localhost"):
+    if host not in LOOPBACK:
         print(
             f"WARNING: host {host!r} is not the loopback: never expose the RPC server to an open network (no authentication)",
             file=sys.stderr,

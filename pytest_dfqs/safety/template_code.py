@@ -134,17 +134,26 @@ def parse(source: str) -> nodes.Template:
 
 
 def referenced_names(source: str) -> set[str]:
-    """Every variable name the template reads (`messages`, `tools`, ...), from its tree alone.
+    """Every variable name the template reads (`messages`, `tools`, ...); Unparsable if jinja2 cannot read it."""
+    return names_read(parse(source))
+
+
+def names_read(tree: nodes.Template) -> set[str]:
+    """Every variable name a template's tree reads, from the tree alone.
 
     Not jinja2.meta.find_undeclared_variables: that runs the code generator, which folds constant expressions, so
     `'A' * 10**10` would be computed in this process.
     """
-    return {name.name for name in parse(source).find_all(nodes.Name) if name.ctx == "load"}
+    return {name.name for name in tree.find_all(nodes.Name) if name.ctx == "load"}
 
 
 def scan_template(source: str) -> list[CodeFinding]:
     """Every construct of `source` that reaches for Python objects, in line order; Unparsable if jinja2 cannot read it."""
-    tree = parse(source)
+    return scan_tree(parse(source), source)
+
+
+def scan_tree(tree: nodes.Template, source: str) -> list[CodeFinding]:
+    """Every construct of a template's tree (and escape of its source) that reaches for Python objects, in line order."""
     scan = _Scan(_assignments(tree))
     found = list(scan.run(tree)) + list(_escapes(source)) + list(_Work(scan).run(tree))
     unique = {(f.line, f.family, f.construct): f for f in found}
@@ -230,7 +239,7 @@ class _Scan:
             yield CodeFinding(PYTHON_GLOBALS, f"the global {node.name}, a Python object", node.lineno)
         elif node.name in CALLABLE_GLOBALS and id(node) not in called:
             yield CodeFinding(PYTHON_GLOBALS, f"the global {node.name} used as an object, not called", node.lineno)
-        elif node.name in PROCESS_NAMES - {"run", "read", "system", "open"} or node.name.startswith("__"):
+        elif node.name in ATTRIBUTE_PROCESS_NAMES or node.name.startswith("__"):
             yield CodeFinding(MODULES_AND_PROCESSES, f"the name {node.name}", node.lineno)
 
     def operator(self, node: nodes.Expr, called: set[int]) -> Iterator[CodeFinding]:

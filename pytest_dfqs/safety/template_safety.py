@@ -84,10 +84,11 @@ def special_tokens(header: GGUFHeader) -> dict[str, str]:
 
 def assess_template(key: str, source: str, tokens: dict[str, str], offset: int | None = None) -> TemplateAssessment:
     """A template's code scanned and its conversations rendered in the sandbox."""
-    from .template_code import Unparsable, referenced_names, scan_template  # jinja2: only for a model with a template
+    from .template_code import Unparsable, names_read, parse, scan_tree  # jinja2: only for a model with a template
 
     try:
-        code, unparsable, uses_tools = tuple(scan_template(source)), None, "tools" in referenced_names(source)
+        tree = parse(source)  # once: the scan and the names it reads walk the same tree
+        code, unparsable, uses_tools = tuple(scan_tree(tree, source)), None, "tools" in names_read(tree)
     except Unparsable as error:
         code, unparsable, uses_tools = (), str(error), False
     renderings = tuple(render_template(source, tokens, conversations(uses_tools)))

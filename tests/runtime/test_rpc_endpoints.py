@@ -12,18 +12,9 @@ import pytest
 
 from pytest_dfqs.runtime.rpc import CAPS_SIZE, HELLO, PROTOCOL_MAJOR, Endpoint, RpcEndpointError, hello, parse_endpoints
 from pytest_dfqs.runtime.rpc import rpc_backend_installed as rpc_available
-from tests.rpc_servers import RpcServer, free_port, start_rpc_server
+from tests.rpc_servers import RpcServer, free_port
 
 needs_rpc = pytest.mark.skipif(not rpc_available(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel builds one)")
-
-
-@pytest.fixture(scope="module")
-def rpc_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
-    folder = tmp_path_factory.mktemp("rpc")
-    servers = [start_rpc_server(folder) for _ in range(2)]
-    yield servers
-    for server in servers:
-        server.stop()
 
 
 def test_endpoints_are_host_and_port_each_once() -> None:

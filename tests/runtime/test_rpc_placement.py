@@ -6,25 +6,15 @@ names the placement, and endpoints that cannot serve are usage errors before any
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pytest_dfqs.runtime.rpc import rpc_backend_installed
 from tests.conftest import Certification, validate_certificate
-from tests.rpc_servers import RpcServer, free_port, start_rpc_server
+from tests.rpc_servers import RpcServer, free_port
 
 pytestmark = pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel)")
-
-
-@pytest.fixture(scope="module")
-def rpc_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RpcServer]]:
-    folder = tmp_path_factory.mktemp("rpc")
-    servers = [start_rpc_server(folder) for _ in range(2)]
-    yield servers
-    for server in servers:
-        server.stop()
 
 
 def test_a_local_golden_trace_verifies_on_two_rpc_servers(
