@@ -38,6 +38,7 @@ from .reports.terminal import (
     safety_lines,
     settings_line,
 )
+from .runtime.rpc import Placement
 from .safety.checks import safety_finding
 from .session import Case, CertificationSession, ClaimCase, ModelResult, SafetyCase, case_of, claim_case_of, overall, safety_case_of
 from .settings import Settings, judges_in_header
@@ -98,10 +99,25 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     lines = [settings_line(state.policy, state.catalogue.spec)]
     lines += _rootdir_note(config)
+    lines += _placement_note(Placement(state.models[0].rpc, state.models[0].tensor_split) if state.models[0].rpc else None)
     for model in state.models:
         lines += model_header_lines(model, judge=judges_in_header(config))
         if state.policy.tier != "static" and model.header_readable():
             lines.append(f"dfqs {plan_line(model, state.policy.tier)}")
+    return lines
+
+
+def _placement_note(placement: Placement | None) -> list[str]:
+    """Where the runtime puts the layers, and a warning for rpc-servers off this machine (RPC has no authentication)."""
+    if placement is None:
+        return []
+    lines = [f"dfqs: rpc: {placement.describe()}"]
+    remote = placement.remote_endpoints()
+    if remote:
+        lines.append(
+            f"dfqs: WARNING: rpc-server {', '.join(remote)} is not on this machine: llama.cpp's RPC has no authentication"
+            " (anyone who reaches the port can run graphs and read memory there); keep rpc-servers on a private network"
+        )
     return lines
 
 

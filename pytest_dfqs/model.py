@@ -19,6 +19,7 @@ from .modelfile.header import GGUFHeader, HeaderError, read_header
 from .modelfile.integrity import Digest, DigestCache, ExpectedDigest, Progress, expected_digest, file_identity, file_sha256
 from .remote.source import RemoteOrigin
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, ModelRuntime, RuntimeNotEvaluated, RuntimeOptions, SpareWorkers
+from .runtime.rpc import Placement
 from .safety.template_safety import TemplateAssessment, assess_header
 from .verdict import Finding
 
@@ -86,9 +87,11 @@ class ModelUnderTest:
         trace_options: TraceOptions = TraceOptions(),
         origin: RemoteOrigin | None = None,
         rpc: tuple[str, ...] = (),
+        tensor_split: tuple[float, ...] = (),
     ) -> None:
         self.path = path
-        self.rpc = rpc  # rpc-servers (HOST:PORT) the runtime places every layer on (--dfqs-rpc)
+        self.rpc = rpc  # rpc-servers (HOST:PORT) the runtime places the layers on (--dfqs-rpc)
+        self.tensor_split = tensor_split  # their shares, and this machine's (--dfqs-tensor-split)
         self.origin = origin  # a remote model's URL and what its header cost: only its header is on this machine
         self.label = label
         self.integrity = integrity
@@ -185,8 +188,10 @@ class ModelUnderTest:
 
     def runtime_options(self) -> RuntimeOptions:
         """Threads and context of the runtime tier; the context defaults to 4,096, at most the declared one."""
-        declared = self.facts().context_length or DEFAULT_CTX
-        return RuntimeOptions(self.threads, self._ctx or min(DEFAULT_CTX, declared), self._request_timeout, self.rpc)
+        facts = self.facts()
+        declared = facts.context_length or DEFAULT_CTX
+        placement = Placement(self.rpc, self.tensor_split, facts.block_count)
+        return RuntimeOptions(self.threads, self._ctx or min(DEFAULT_CTX, declared), self._request_timeout, placement)
 
     def runtime(self) -> ModelRuntime:
         """The model's llama.cpp worker, created on first use (it loads the model once)."""
@@ -208,8 +213,8 @@ class ModelUnderTest:
         """What the certificate says of the runtime: its settings, how often the model was loaded and asked."""
         options = self.runtime_options()
         here = self.worker_view()
-        placement = {"rpc": list(options.rpc)} if options.rpc else {}
-        return placement | {
+        placement = self._runtime.placement_record() if self._runtime is not None else None
+        return ({"rpc": list(self.rpc), "placement": placement} if self.rpc else {}) | {
             "threads": options.threads,
             "ctx": options.ctx,
             "workers_started": here["workers_started"] + self._remote.total("workers_started"),

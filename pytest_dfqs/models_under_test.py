@@ -49,6 +49,7 @@ def models_under_test(config: pytest.Config, settings: Settings) -> list[ModelUn
             ctx=settings.ctx,
             request_timeout=settings.request_timeout,
             rpc=settings.rpc,
+            tensor_split=settings.tensor_split,
             announce=announce,
             eval_options=EvalOptions(
                 settings.eval_budget,

@@ -23,7 +23,7 @@ from .modelfile.integrity import parse_checksums, validate_sha256
 from .remote.names import check_remote_name, is_remote
 from .runtime.client import DEFAULT_REQUEST_TIMEOUT_S, SpareWorkers
 from .runtime.host import physical_cores
-from .runtime.rpc import RpcEndpointError, hello, parse_endpoints, rpc_backend_installed
+from .runtime.rpc import RpcEndpointError, hello, parse_endpoints, parse_split, rpc_backend_installed
 
 if TYPE_CHECKING:
     from .claims.claims_file import ClaimsFile
@@ -104,6 +104,10 @@ RPC_HELP = (
     " their devices (llama.cpp splits by free memory). Each is asked the protocol's HELLO before any work. Needs"
     " llama-cpp-python built with the RPC backend; RPC has no authentication: private networks only."
 )
+TENSOR_SPLIT_HELP = (
+    "Shares of the model's layers for the --dfqs-rpc servers, in their order, e.g. 3,1; one more share puts that part"
+    " of the layers (the first ones) on this machine's CPU, e.g. 1,1,1. Default: llama.cpp's split by the servers' free memory."
+)
 SAFETY_CHOICES = ("fail", "warn")
 SAFETY_HELP = (
     "What a dangerous chat template (code that reaches for Python objects, or a rendering the sandbox stops) does:"
@@ -144,6 +148,7 @@ class Settings:
     safety: str = "fail"
     sarif: Path | None = None
     rpc: tuple[str, ...] = ()
+    tensor_split: tuple[float, ...] = ()
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -175,6 +180,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-recipe", action="append", dest="dfqs_recipes", metavar="FILE", default=None, help=RECIPE_HELP)
     group.addoption("--dfqs-resume", action="store_true", dest="dfqs_resume", default=False, help=RESUME_HELP)
     group.addoption("--dfqs-rpc", dest="dfqs_rpc", metavar="HOST:PORT[,...]", help=RPC_HELP)
+    group.addoption("--dfqs-tensor-split", dest="dfqs_tensor_split", metavar="SHARE,SHARE[,...]", help=TENSOR_SPLIT_HELP)
     group.addoption("--dfqs-safety", dest="dfqs_safety", metavar="fail|warn", help=SAFETY_HELP)
     group.addoption("--dfqs-sarif", dest="dfqs_sarif", metavar="PATH", help=SARIF_HELP)
     parser.addini("dfqs_tier", TIER_HELP, default="static")
@@ -195,6 +201,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
     parser.addini("dfqs_recipes", RECIPE_HELP, type="linelist", default=[])
     parser.addini("dfqs_rpc", RPC_HELP, default="")
+    parser.addini("dfqs_tensor_split", TENSOR_SPLIT_HELP, default="")
     parser.addini("dfqs_safety", SAFETY_HELP, default="fail")
     parser.addini("dfqs_sarif", SARIF_HELP, default="")
 
@@ -233,6 +240,7 @@ def read_settings(config: pytest.Config) -> Settings:
     safety, safety_from = _pick(config, "dfqs_safety", "dfqs_safety")
     sarif, sarif_from = _pick(config, "dfqs_sarif", "dfqs_sarif")
     rpc, rpc_from = _pick(config, "dfqs_rpc", "dfqs_rpc")
+    endpoints = _validate_rpc(str(rpc), rpc_from) if rpc else ()
     baseline = config.getoption("dfqs_baseline")
     trace_record, trace = config.getoption("dfqs_trace_record"), config.getoption("dfqs_trace")
     reference_model = config.getoption("dfqs_reference_model")
@@ -268,7 +276,8 @@ def read_settings(config: pytest.Config) -> Settings:
         download=bool(_pick(config, "dfqs_download", "dfqs_download")[0]),
         safety=_validate_choice(str(safety), SAFETY_CHOICES, safety_from),
         sarif=_validate_report(str(sarif), sarif_from) if sarif else None,
-        rpc=_validate_rpc(str(rpc), rpc_from) if rpc else (),
+        rpc=endpoints,
+        tensor_split=_validate_split(config, endpoints),
     )
     _validate_outputs_spare_inputs(settings)
     return settings
@@ -336,6 +345,18 @@ def _validate_rpc(value: str, where: str) -> tuple[str, ...]:
     except RpcEndpointError as error:
         raise pytest.UsageError(f"{where}: {error}") from None
     return tuple(str(endpoint) for endpoint in endpoints)
+
+
+def _validate_split(config: pytest.Config, endpoints: tuple[str, ...]) -> tuple[float, ...]:
+    split, where = _pick(config, "dfqs_tensor_split", "dfqs_tensor_split")
+    if not split:
+        return ()
+    if not endpoints:
+        raise pytest.UsageError(f"{where}: shares the layers among rpc-servers, and no --dfqs-rpc names one")
+    try:
+        return parse_split(str(split), len(endpoints))
+    except RpcEndpointError as error:
+        raise pytest.UsageError(f"{where}: {error}") from None
 
 
 def _validate_choice(value: str, choices: tuple[str, ...], where: str) -> str:

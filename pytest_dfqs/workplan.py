@@ -42,7 +42,7 @@ class Step:
 def work_plan(model: ModelUnderTest, tier: str) -> list[Step]:
     """The steps the runtime (and eval) tier will ask llama.cpp for on this model."""
     prompt = len(GENERATION_PROMPT) // CHARS_PER_TOKEN
-    runs = len(ROUTING_PROMPTS) * (1 + len(standard_loads(model.threads)))
+    runs = len(ROUTING_PROMPTS) * (1 + len(standard_loads(model.threads, bool(model.rpc))))
     steps = [Step("cpu-generation", prompt, GENERATED_TOKENS), Step("routing-determinism", runs * _routing_prompt(), runs * GENERATED)]
     declared = model.facts().context_length or 0
     if declared > EXTENDED_CONTEXT:

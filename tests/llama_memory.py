@@ -32,7 +32,7 @@ FIRST_TOKENS = 50  # decoded tokens cycle through ids 1..50, present in every fi
 def measure(path: Path, n_ctx: int) -> dict[str, Any]:
     llama_cpp.llama_log_set(LOG.callback, ctypes.c_void_p(0))
     worker = ModelWorker()
-    mark, before = len(LOG.memory_lines), heap_in_use()
+    mark, before = len(LOG.kept_lines), heap_in_use()
     worker.load(str(path))
     n_vocab = llama_cpp.llama_vocab_n_tokens(worker.vocab)
     tokens = [1 + index % min(FIRST_TOKENS, n_vocab - 1) for index in range(min(REFERENCE_BATCH, n_ctx) + 1)]

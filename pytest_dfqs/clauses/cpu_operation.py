@@ -22,7 +22,7 @@ def check_cpu_generation(model: ModelUnderTest) -> Finding:
     stats = runtime.request("stats")
     rates = throughput(run)
     evidence = {
-        "backend": "CPU (llama.cpp, n_gpu_layers = 0)",
+        "backend": runtime.backend,
         "system_info": loaded["system_info"],
         "load_seconds": loaded["load_seconds"],
         "peak_rss_bytes": stats["peak_rss_bytes"],
@@ -39,13 +39,13 @@ def check_cpu_generation(model: ModelUnderTest) -> Finding:
         return Finding(
             "cpu-generation",
             Status.NOT_MET,
-            f"generation on the CPU produced non-finite logits at {run['nonfinite_steps']} of {GENERATED_TOKENS} steps",
+            f"generation {runtime.where} produced non-finite logits at {run['nonfinite_steps']} of {GENERATED_TOKENS} steps",
             evidence,
         )
     return Finding(
         "cpu-generation",
         Status.MET,
-        f"loaded in {loaded['load_seconds']:.2f} s and generated {GENERATED_TOKENS} tokens on the CPU at"
+        f"loaded in {loaded['load_seconds']:.2f} s and generated {GENERATED_TOKENS} tokens {runtime.where} at"
         f" {rates['decode_tokens_per_sec']:.1f} tok/s ({rates['prompt_tokens_per_sec']:.0f} tok/s prompt),"
         f" {runtime.options.threads} threads, peak RSS {stats['peak_rss_bytes'] / 2**20:.0f} MiB",
         evidence,

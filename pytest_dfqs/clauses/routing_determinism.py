@@ -21,6 +21,11 @@ The decision rule:
   at least 0 and below NEAR_TIE_MARGIN, or, for a greedy token, the reference top-2 logit gap
   is below GREEDY_TIE_GAP. Any other divergence is NOT MET.
 
+With the layers on llama.cpp rpc-servers (--dfqs-rpc), the reference runs there, and one more load is the
+placement itself: the same prompts on this machine's CPU alone, in a worker of its own (when the model fits here;
+else only a golden trace recorded locally, DFQS-3.3's routing-trace, compares the placements). The servers compute
+with their own thread counts, so this load tolerates ties as the thread-count load does.
+
 Rows whose (token, position) occurs in more than one sequence of a batched run
 cannot be told apart in llama.cpp's graph; they are left out of the
 comparison and counted.
@@ -30,14 +35,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # numpy is imported where it is used: a header-only run never loads it (0.15 s of start-up)
     import numpy as np
 
 from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.runtime.client import ModelRuntime
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeUnavailable
+from pytest_dfqs.runtime.rpc import Placement
 from pytest_dfqs.runtime.traces import ROUTING_PROMPTS, TraceMismatch, decode_matrix, row_owners
 from pytest_dfqs.verdict import Finding, Status
 
@@ -59,10 +65,15 @@ class Load:
     n_ubatch: int = REFERENCE_BATCH
     together: bool = False
     tolerates_ties: bool = False
+    elsewhere: bool = False  # run on this machine's CPU alone, against a reference on the rpc-servers
 
 
-def standard_loads(threads: int) -> tuple[Load, ...]:
+PLACEMENT_LOAD = Load("placed on this machine's CPU vs on the rpc-servers", tolerates_ties=True, elsewhere=True)
+
+
+def standard_loads(threads: int, distributed: bool = False) -> tuple[Load, ...]:
     other_threads = 1 if threads > 1 else 2
+    placement = (PLACEMENT_LOAD,) if distributed else ()
     return (
         Load("repeat"),
         Load(f"{other_threads} vs {threads} threads", threads=other_threads, tolerates_ties=True),
@@ -70,7 +81,7 @@ def standard_loads(threads: int) -> tuple[Load, ...]:
         Load("n_batch 32 / n_ubatch 32", n_batch=32, n_ubatch=32, tolerates_ties=True),
         Load("n_ubatch 7", n_ubatch=7, tolerates_ties=True),
         Load("n_ubatch 1", n_ubatch=1, tolerates_ties=True),
-    )
+    ) + placement
 
 
 @dataclass(frozen=True)
@@ -258,23 +269,37 @@ def _trace(runtime: ModelRuntime, prompts: list[str], threads: int, load: Load) 
     return split_sequences(result)
 
 
-def run_loads(runtime: ModelRuntime, loads: tuple[Load, ...]) -> tuple[list[SequenceRun], Comparison, dict[str, int]]:
-    """The reference runs, and every load compared against them."""
+def run_loads(
+    runtime: ModelRuntime, loads: tuple[Load, ...], local: ModelRuntime | None = None
+) -> tuple[list[SequenceRun], Comparison, dict[str, int]]:
+    """The reference runs, and every load compared against them (the placement load on `local`, this machine's CPU)."""
     threads = runtime.options.threads
     reference = [_trace(runtime, [prompt], threads, Load("reference"))[0] for prompt in ROUTING_PROMPTS]
     total = Comparison()
     per_load: dict[str, int] = {}
     for load in loads:
+        on = local if load.elsewhere and local is not None else runtime
         runs = (
-            _trace(runtime, list(ROUTING_PROMPTS), threads, load)
+            _trace(on, list(ROUTING_PROMPTS), threads, load)
             if load.together
-            else [_trace(runtime, [prompt], load.threads or threads, load)[0] for prompt in ROUTING_PROMPTS]
+            else [_trace(on, [prompt], load.threads or threads, load)[0] for prompt in ROUTING_PROMPTS]
         )
         for index, (expected, observed) in enumerate(zip(reference, runs)):
             comparison = compare_runs(expected, observed, load, index)
             per_load[load.name] = per_load.get(load.name, 0) + len(comparison.divergences)
             total.add(comparison)
     return reference, total, per_load
+
+
+def _local_runtime(model: ModelUnderTest, runtime: ModelRuntime) -> tuple[ModelRuntime | None, str | None]:
+    """This machine's CPU alone, loaded, for the placement load; None and why when the model does not fit here."""
+    local = ModelRuntime(model.path, replace(runtime.options, placement=Placement()), announce=runtime.announce)
+    try:
+        local.loaded()
+    except RuntimeUnavailable as failure:
+        local.close()
+        return None, str(failure).split("\n")[0]
+    return local, None
 
 
 def check_routing_determinism(model: ModelUnderTest) -> Finding:
@@ -287,16 +312,33 @@ def check_routing_determinism(model: ModelUnderTest) -> Finding:
         )
     runtime = model.runtime()
     runtime.loaded()
-    loads = standard_loads(runtime.options.threads)
+    distributed = bool(runtime.options.placement.endpoints)
+    local, not_here = _local_runtime(model, runtime) if distributed else (None, None)
+    loads = tuple(load for load in standard_loads(runtime.options.threads, distributed) if not load.elsewhere or local)
     model.announce(f"{model.label}: tracing expert routing of {len(ROUTING_PROMPTS)} prompts under {len(loads)} standard loads")
-    reference, comparison, per_load = run_loads(runtime, loads)
+    try:
+        reference, comparison, per_load = run_loads(runtime, loads, local)
+    finally:
+        if local is not None:
+            local.close()
     if not reference[0].topk:
         return Finding(
             "routing-determinism",
             Status.ERROR,
             "llama.cpp's graph has no ffn_moe_topk-<layer> nodes for this architecture: routing cannot be traced",
         )
-    return _decide(reference, comparison, per_load, loads, facts.expert_count or 0)
+    finding = _decide(reference, comparison, per_load, loads, facts.expert_count or 0)
+    return _placement_noted(finding, runtime, not_here)
+
+
+def _placement_noted(finding: Finding, runtime: ModelRuntime, not_here: str | None) -> Finding:
+    """The placement the routing ran on, in the evidence; why this machine's CPU was not compared with it."""
+    placement = runtime.options.placement
+    if not placement.endpoints:
+        return finding
+    evidence = {**finding.evidence, "placement": placement.describe(), "local_placement_not_compared": not_here}
+    note = f"; on this machine's CPU alone not compared ({not_here}): a golden trace (--dfqs-trace) compares them" if not_here else ""
+    return Finding(finding.check, finding.status, f"{finding.summary}{note}", evidence)
 
 
 def _decide(

@@ -374,6 +374,6 @@ def check_llama_cpp_executes(model: ModelUnderTest) -> Finding:
         "llama-cpp-executes",
         Status.MET,
         f"llama.cpp loaded this one file {where}: {loaded['description']}, {loaded['n_params']:,} parameters,"
-        f" in {loaded['load_seconds']:.2f} s on the CPU",
+        f" in {loaded['load_seconds']:.2f} s {runtime.where}",
         evidence,
     )

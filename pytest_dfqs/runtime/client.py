@@ -42,6 +42,7 @@ from pytest_dfqs.verdict import Status
 
 from .host import available_memory
 from .preflight import PROJECTION_CONTEXTS, MemoryPlan, memory_plan, projection
+from .rpc import Placement, layers_per_device
 
 LOG_TAIL_LINES = 12
 PROGRESS_PREFIX = "dfqs-progress: "  # the worker's progress lines in its log (runtime.worker)
@@ -69,7 +70,7 @@ class RuntimeOptions:
     threads: int
     ctx: int
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
-    rpc: tuple[str, ...] = ()  # rpc-servers (HOST:PORT) the model is placed on, every layer; none: this machine's CPU
+    placement: Placement = Placement()  # where the layers go: this machine's CPU, or rpc-servers (--dfqs-rpc)
 
 
 @dataclass(frozen=True)
@@ -371,8 +372,9 @@ class ModelRuntime:
         self.preflight(self.options.ctx)
         self.loads_requested += 1
         worker = self._started()
-        rpc = list(self.options.rpc)
-        loaded = self._load(lambda: worker.request("load", path=str(self.alone_path()), n_gpu_layers=self.n_gpu_layers, rpc=rpc))
+        placement = self.options.placement.worker_args()
+        path = str(self.alone_path())
+        loaded = self._load(lambda: worker.request("load", path=path, n_gpu_layers=self.n_gpu_layers, placement=placement))
         return {**loaded, "llama_cpp_python": self.llama_cpp_python}
 
     def judged(self) -> MemoryPlan:
@@ -425,7 +427,7 @@ class ModelRuntime:
         short, long = PROJECTION_CONTEXTS
         if n_ctx > long:
             projected = projection(self._dry_run(short, n_batch), self._dry_run(long, n_batch), n_ctx)
-            if projected.total > available_memory():
+            if projected.shortfalls(available_memory()):
                 return projected  # a dry run at n_ctx would itself need much of that memory
         return self._dry_run(n_ctx, n_batch)
 
@@ -450,17 +452,28 @@ class ModelRuntime:
             "n_batch": n_batch,
             "n_ubatch": BATCH,
             "n_seq": PLANNED_SEQUENCES,
-            "rpc": list(self.options.rpc),
+            "placement": self.options.placement.worker_args(),
         }
 
     def preflight(self, n_ctx: int, n_batch: int = BATCH, advice: str = "lower --dfqs-ctx or free memory") -> None:
-        """NOT EVALUATED, with the plan and what the machine offers, when a context of `n_ctx` tokens cannot fit."""
+        """NOT EVALUATED, with the plan and what the machine (and each rpc-server) offers, when a context of `n_ctx`
+        tokens cannot fit."""
         plan, available = self.plan(n_ctx, n_batch), available_memory()
-        if plan.total > available:
+        evidence = {"memory_preflight": plan.evidence(available)}
+        if not plan.nodes:
+            if plan.total > available:
+                raise RuntimeNotEvaluated(
+                    f"a context of {n_ctx:,} tokens needs about {human_gib(plan.total)}, {human_gib(available)} available"
+                    f" ({plan.describe()}); {advice}",
+                    evidence,
+                )
+            return
+        short = plan.shortfalls(available)
+        if short:
             raise RuntimeNotEvaluated(
-                f"a context of {n_ctx:,} tokens needs about {human_gib(plan.total)}, {human_gib(available)} available"
-                f" ({plan.describe()}); {advice}",
-                {"memory_preflight": plan.evidence(available)},
+                f"a context of {n_ctx:,} tokens does not fit: {'; '.join(short)} (this machine: {plan.describe()});"
+                f" {advice}, or share the layers otherwise (--dfqs-tensor-split)",
+                evidence,
             )
 
     @staticmethod
@@ -489,6 +502,34 @@ class ModelRuntime:
                 shutil.rmtree(folder, ignore_errors=True)
                 self._alone = self.path
         return self._alone
+
+    @property
+    def where(self) -> str:
+        """Where the model runs, as a finding says it."""
+        endpoints = self.options.placement.endpoints
+        return f"over the rpc-servers {', '.join(endpoints)}" if endpoints else "on the CPU"
+
+    @property
+    def backend(self) -> str:
+        placement = self.options.placement
+        if placement.endpoints:
+            return f"RPC (llama.cpp, {placement.describe()}; n_gpu_layers = {placement.offloaded_layers()})"
+        return "CPU (llama.cpp, n_gpu_layers = 0)"
+
+    def placement_record(self) -> dict[str, Any] | None:
+        """Where the loaded model's layers are (None: this machine's CPU alone): the endpoints and the split asked
+        for, each server's devices and memory, the layers llama.cpp assigned to each, what the preflight planned."""
+        placement = self.options.placement
+        if not placement.endpoints:
+            return None
+        record = placement.record()
+        if self._loaded is not None:
+            record["devices"] = self._loaded["rpc_devices"]
+            record["layers"] = layers_per_device(self._loaded["lines"], self._loaded["rpc_devices"])
+        plan = self.plans.get((self.options.ctx, BATCH))
+        if plan is not None:
+            record["planned"] = [node.evidence() for node in plan.nodes]
+        return record
 
     def request(self, op: str, **args: Any) -> Any:
         self.loaded()

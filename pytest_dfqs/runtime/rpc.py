@@ -10,15 +10,20 @@ llama.cpp's (7 in llama-cpp-python 0.3.36), is refused naming it.
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
+import math
+import re
 import socket
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HELLO = 14
 CAPS_SIZE = 24  # RPC_CONN_CAPS_SIZE of the vendored transport.h
 PROTOCOL_MAJOR, PROTOCOL_MINOR = 7, 0  # the vendored ggml-rpc.h's RPC_PROTO_MAJOR_VERSION and MINOR
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+ALL_LAYERS = 999  # n_gpu_layers that puts every layer but the input layer on the devices given (the rpc-servers')
 
 
 class RpcEndpointError(Exception):
@@ -35,10 +40,89 @@ class Endpoint:
 
     @property
     def loopback(self) -> bool:
-        return self.host in LOOPBACK
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """The host is this machine by its loopback interface (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return host in LOOPBACK or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the runtime puts a model's layers: this machine's CPU alone (no endpoints), or llama.cpp rpc-servers.
+
+    `split` gives each endpoint its share of the layers, in order, and may give one more: this machine's CPU's, which
+    then keeps the first layers (llama.cpp puts the last n_gpu_layers on the devices); without a split llama.cpp
+    shares the layers among the servers by their free memory and keeps only the input layer here.
+    """
+
+    endpoints: tuple[str, ...] = ()
+    split: tuple[float, ...] = ()
+    n_layer: int | None = None  # the model's repeating layers (its block_count), which the CPU's share is counted in
+
+    @property
+    def local_share(self) -> float:
+        return self.split[-1] / sum(self.split) if len(self.split) == len(self.endpoints) + 1 else 0.0
+
+    def offloaded_layers(self) -> int:
+        """n_gpu_layers: the layers (repeating ones and the output layer) on the servers' devices; the rest stay here."""
+        if not self.local_share or self.n_layer is None:
+            return ALL_LAYERS
+        layers = self.n_layer + 1
+        return min(max(round(layers * (1 - self.local_share)), 1), layers - 1)
+
+    def worker_args(self) -> dict[str, Any] | None:
+        """What the worker's loads are told: None for this machine's CPU alone."""
+        if not self.endpoints:
+            return None
+        return {"rpc": list(self.endpoints), "split": list(self.split[: len(self.endpoints)]), "offloaded": self.offloaded_layers()}
+
+    def describe(self) -> str:
+        where = ", ".join(self.endpoints)
+        if not self.split:
+            return f"the layers on the rpc-servers {where}, shared by their free memory (the input layer stays here)"
+        shares = ":".join(f"{share:g}" for share in self.split[: len(self.endpoints)])
+        here = f", this machine's CPU keeping {self.local_share:.0%} of them" if self.local_share else ""
+        return f"the layers on the rpc-servers {where}, shared {shares}{here}"
+
+    def remote_endpoints(self) -> list[str]:
+        return [endpoint for endpoint in self.endpoints if not is_loopback(endpoint.rpartition(":")[0])]
+
+    def record(self) -> dict[str, Any]:
+        return {"endpoints": list(self.endpoints), "tensor_split": list(self.split) or None, "cpu_share": self.local_share}
+
+
+def parse_split(text: str, endpoints: int) -> tuple[float, ...]:
+    """One non-negative share per endpoint, then optionally one for this machine's CPU; a server's share above 0."""
+    try:
+        shares = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise RpcEndpointError(f"{text!r} is not a list of numbers, such as 3,1 or 1,1,2") from None
+    if len(shares) not in (endpoints, endpoints + 1):
+        raise RpcEndpointError(
+            f"{text!r} gives {len(shares)} shares for {endpoints} rpc-server(s): one per server, in --dfqs-rpc's order,"
+            " and optionally one more for this machine's CPU"
+        )
+    if not all(math.isfinite(share) and share >= 0 for share in shares) or not sum(shares[:endpoints]) > 0:
+        raise RpcEndpointError(f"{text!r}: shares are numbers >= 0 and the rpc-servers' are not all 0")
+    return shares
 
 
 RPC_LIBRARY = "libggml-rpc.so"
+HERE = "this machine"
+LAYER_ASSIGNED = re.compile(r"layer +(?P<layer>\d+) assigned to device (?P<device>[^,\s]+)")
+
+
+def layers_per_device(lines: list[str], devices: list[dict[str, Any]]) -> dict[str, int]:
+    """How many layers (the output layer counted as one) llama.cpp's load assigned to each rpc-server and to this
+    machine, from its own log lines ("load_tensors: layer 3 assigned to device RPC1")."""
+    endpoints = {device["name"]: device["endpoint"] for device in devices}
+    placed = {int(match["layer"]): endpoints.get(match["device"], HERE) for line in lines if (match := LAYER_ASSIGNED.search(line))}
+    return {where: list(placed.values()).count(where) for where in dict.fromkeys([HERE, *endpoints.values()])}
 
 
 def llama_cpp_libraries() -> Path | None:

@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from .rpc import LOOPBACK, RPC_LIBRARY, llama_cpp_libraries
+from .rpc import RPC_LIBRARY, is_loopback, llama_cpp_libraries
 
 CPU_DEVICE = 0  # GGML_BACKEND_DEVICE_TYPE_CPU
 DEFAULT_PORT = 50052  # llama.cpp's rpc-server's
@@ -56,7 +56,7 @@ def serve(host: str, port: int, threads: int, cache: str | None) -> None:
     devices = (ctypes.c_void_p * 1)(device)
     rpc.ggml_backend_rpc_start_server.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_void_p]
     rpc.ggml_backend_rpc_start_server.restype = None
-    if host not in LOOPBACK:
+    if not is_loopback(host):
         print(
             f"WARNING: host {host!r} is not the loopback: never expose the RPC server to an open network (no authentication)",
             file=sys.stderr,

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .bindings import imported_on_first_use, libggml, llama_cpp
+from .breakdown import memory_breakdown
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,10 +41,9 @@ GGML_TYPE_I32 = 26
 GGML_TYPE_F32 = 0
 ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_type
 REFERENCE_BATCH = 512
-ALL_LAYERS = 999  # n_gpu_layers that offloads every layer to the devices given (the rpc-servers')
 PROGRESS_PREFIX = "dfqs-progress: "  # a line of the worker's log that the client turns into a progress line
 PROGRESS_EVERY_S = 5.0
-MEMORY_LINE = b" MiB"  # llama.cpp's log lines that state buffer and cache sizes
+KEPT_LINES = (b" MiB", b" assigned to device ")  # llama.cpp's log lines that state buffer sizes and where layers go
 Context = llama_cpp.llama_context_p  # a llama_context pointer
 
 
@@ -76,23 +76,23 @@ def heap_in_use() -> int:
 
 
 class LlamaLog:
-    """llama.cpp's log, passed on as the bytes it wrote, with the lines that state memory sizes kept apart.
+    """llama.cpp's log, passed on as the bytes it wrote, with the lines that state memory sizes and placements kept apart.
 
     The names it quotes come from the model and need not be UTF-8 (llama-cpp-python's own
     callback decodes them as UTF-8 and drops the line when that fails).
     """
 
     def __init__(self) -> None:
-        self.memory_lines: list[str] = []
+        self.kept_lines: list[str] = []
         self.callback = llama_cpp.llama_log_callback(self._write)
 
     def _write(self, _level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
         os.write(2, text)
-        if MEMORY_LINE in text:
-            self.memory_lines.append(text.decode("utf-8", "replace").strip())
+        if any(kept in text for kept in KEPT_LINES):
+            self.kept_lines.append(text.decode("utf-8", "replace").strip())
 
     def since(self, mark: int) -> list[str]:
-        return self.memory_lines[mark:]
+        return self.kept_lines[mark:]
 
 
 LOG = LlamaLog()
@@ -259,6 +259,16 @@ def rpc_devices(endpoints: list[str]) -> list[dict[str, Any]]:
     return devices
 
 
+def device_split(devices: list[dict[str, Any]], endpoints: list[str], shares: list[float]) -> Any:
+    """llama_model_params.tensor_split: each endpoint's share divided among its devices (all zero: by free memory)."""
+    split = (ctypes.c_float * llama_cpp.llama_max_devices())()
+    for index, device in enumerate(devices[: len(split)]):
+        if shares:
+            share = shares[endpoints.index(device["endpoint"])]
+            split[index] = share / sum(other["endpoint"] == device["endpoint"] for other in devices)
+    return split
+
+
 def placed_on(devices: list[dict[str, Any]]) -> Any:
     """llama_model_params.devices: a NULL-terminated array of device handles (kept alive by the caller)."""
     return (ctypes.c_void_p * (len(devices) + 1))(*[device["handle"] for device in devices], None)
@@ -346,31 +356,44 @@ class ModelWorker:
         self.devices: list[dict[str, Any]] = []  # the rpc-servers' devices the model was placed on
         self._placement: Any = None  # their NULL-terminated array, alive as long as the model
 
-    def _load_model(self, path: str, what: str, rpc: list[str] | None = None, **settings: Any) -> Any:
-        """llama_model_load_from_file with these model parameters, every layer on the rpc-servers' devices when `rpc` names
-        some; its refusal raises, naming what was loaded."""
+    def _load_model(self, path: str, what: str, placement: dict[str, Any] | None = None, **settings: Any) -> Any:
+        """llama_model_load_from_file with these model parameters, the layers on the rpc-servers' devices when
+        `placement` names some (its `offloaded` layers, shared by its `split` or by their free memory); its refusal
+        raises, naming what was loaded."""
         llama_cpp.llama_backend_init()
         params = llama_cpp.llama_model_default_params()
         for name, value in settings.items():
             setattr(params, name, value)
-        if rpc:
-            self.devices = rpc_devices(rpc)
-            self._placement = placed_on(self.devices)
-            params.devices = ctypes.cast(self._placement, ctypes.c_void_p)
-            params.n_gpu_layers = ALL_LAYERS
+        if placement:
+            self.devices = rpc_devices(placement["rpc"])
+            self._placement = placed_on(self.devices), device_split(self.devices, placement["rpc"], placement["split"])
+            params.devices = ctypes.cast(self._placement[0], ctypes.c_void_p)
+            params.tensor_split = ctypes.cast(self._placement[1], ctypes.POINTER(ctypes.c_float))
+            params.n_gpu_layers = placement["offloaded"]
         model = llama_cpp.llama_model_load_from_file(path.encode(), params)
         if not model:
             raise RuntimeError(f"llama.cpp could not load {what} of {path} (its log says why)")
         return model
 
-    def plan_memory(self, path: str, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, rpc: list[str] | None = None) -> dict[str, Any]:
+    def placement_of(self, context: Context) -> list[dict[str, Any]]:
+        """llama.cpp's memory breakdown of a context per buffer, each buffer's device named by its rpc-server's
+        endpoint (None: this machine)."""
+        endpoints = {device["handle"]: device["endpoint"] for device in self.devices}
+        buffers = memory_breakdown(context) or []
+        return [{**{k: v for k, v in entry.items() if k != "device"}, "endpoint": endpoints.get(entry["device"])} for entry in buffers]
+
+    def plan_memory(
+        self, path: str, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, placement: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """llama.cpp's own dry run (`no_alloc`, as its --fit pass does): the model and a context, no buffers allocated.
 
         Returns the buffer and cache sizes llama.cpp logs for it, the weights' bytes, and the heap
         llama.cpp took for everything else (graph and scheduler metadata, vocabulary), which no log line states.
         """
-        mark, heap = len(LOG.memory_lines), heap_in_use()
-        model = self._load_model(path, "the model's metadata for a dry run", rpc, no_alloc=True, load_mode=llama_cpp.LLAMA_LOAD_MODE_NONE)
+        mark, heap = len(LOG.kept_lines), heap_in_use()
+        model = self._load_model(
+            path, "the model's metadata for a dry run", placement, no_alloc=True, load_mode=llama_cpp.LLAMA_LOAD_MODE_NONE
+        )
         self.leftovers.append(lambda: llama_cpp.llama_model_free(model))
         context = new_context(model, context_params(n_ctx, n_batch, n_ubatch, n_seq))
         overhead = heap_in_use() - heap
@@ -381,6 +404,8 @@ class ModelWorker:
             "n_vocab": llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model)),
             "overhead_bytes": max(overhead, 0),
             "lines": LOG.since(mark),
+            "buffers": self.placement_of(context),
+            "rpc_devices": self.rpc_devices(),
         }
 
     def tidy(self) -> None:
@@ -388,13 +413,14 @@ class ModelWorker:
         while self.leftovers:
             self.leftovers.pop(0)()
 
-    def load(self, path: str, n_gpu_layers: int = 0, rpc: list[str] | None = None) -> dict[str, Any]:
-        """Load the model; CPU only unless the GPU comparison asks for offloaded layers or `rpc` names rpc-servers."""
+    def load(self, path: str, n_gpu_layers: int = 0, placement: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Load the model; CPU only unless the GPU comparison asks for offloaded layers or `placement` names rpc-servers."""
         started = time.perf_counter()
-        model = self._load_model(path, "the model", rpc, n_gpu_layers=n_gpu_layers)
+        mark = len(LOG.kept_lines)
+        model = self._load_model(path, "the model", placement, n_gpu_layers=n_gpu_layers)
         self.model, self.loads = model, self.loads + 1
         self.vocab = llama_cpp.llama_model_get_vocab(model)
-        return {"load_seconds": time.perf_counter() - started, **self.describe()}
+        return {"load_seconds": time.perf_counter() - started, "lines": LOG.since(mark), **self.describe()}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -406,9 +432,12 @@ class ModelWorker:
             "system_info": llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip(),
             "gpu_offload_supported": bool(llama_cpp.llama_supports_gpu_offload()),
             "gpu_devices": accelerator_devices(),
-            "rpc_devices": [{key: value for key, value in device.items() if key != "handle"} for device in self.devices],
+            "rpc_devices": self.rpc_devices(),
             "chat_template": self._chat_template(),
         }
+
+    def rpc_devices(self) -> list[dict[str, Any]]:
+        return [{key: value for key, value in device.items() if key != "handle"} for device in self.devices]
 
     def _chat_template(self) -> str | None:
         template = llama_cpp.llama_model_chat_template(self.model, None)
