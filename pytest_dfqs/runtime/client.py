@@ -42,7 +42,7 @@ from pytest_dfqs.verdict import Status
 
 from .host import available_memory
 from .preflight import PROJECTION_CONTEXTS, MemoryPlan, memory_plan, projection
-from .rpc import Placement, layers_per_device
+from .rpc import Placement, RpcEndpointError, hello, layers_per_device, parse_endpoints
 
 LOG_TAIL_LINES = 12
 PROGRESS_PREFIX = "dfqs-progress: "  # the worker's progress lines in its log (runtime.worker)
@@ -54,6 +54,7 @@ GENERATION_PROMPT = (
     "Explain, in plain words, why that keeps the cost of each token low:"
 )  # the standard prompt of the CPU, GPU and throughput measurements
 BATCH = 512
+NODE_PROBE_TIMEOUT_S = 5  # how long an rpc-server may take to answer HELLO once the worker failed
 PLANNED_SEQUENCES = 4  # the most sequences one batch of a run holds (routing traces decode 3 prompts together)
 CRASH_SIGNALS = (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
 COMPLAINT = re.compile(
@@ -109,6 +110,10 @@ class WorkerFailed(RuntimeUnavailable):
         super().__init__(message)
         self.crash_signal = crash_signal
         self.complaint = complaint
+
+
+class NodeFailed(WorkerFailed):
+    """An rpc-server the model was placed on died or stalled: the infrastructure failed, not the model (ERROR)."""
 
 
 class WorkerUnavailable(WorkerFailed):
@@ -476,15 +481,16 @@ class ModelRuntime:
                 evidence,
             )
 
-    @staticmethod
-    def _load(answer: Callable[[], Any]) -> dict[str, Any]:
-        """A load's (or dry run's) answer from the worker; llama.cpp refusing or crashing on the file is the model's fault (NOT MET)."""
+    def _load(self, answer: Callable[[], Any]) -> dict[str, Any]:
+        """A load's (or dry run's) answer from the worker; llama.cpp refusing or crashing on the file is the model's
+        fault (NOT MET), unless an rpc-server it was placed on failed."""
         try:
             loaded: dict[str, Any] = answer()
         except RequestFailed as failure:
             quote = failure.complaint or failure.error
             raise ModelRejected(f"llama.cpp refuses to load this model: {quote}\nllama.cpp's log ends:\n{failure.log_tail}") from None
         except WorkerFailed as failure:
+            failure = self._blamed(failure)
             if failure.crash_signal is None:
                 raise  # killed from outside (the OOM killer, our time limit) or could not start: not the model's doing
             quote = failure.complaint or "no message in its log"
@@ -539,8 +545,29 @@ class ModelRuntime:
         try:
             return worker.request(op, **args)
         except WorkerFailed as failure:
-            self._failure = failure
-            raise
+            self._failure = self._blamed(failure)
+            raise self._failure from None
+
+    def _blamed(self, failure: WorkerFailed) -> WorkerFailed:
+        """The failure, put on the rpc-servers that no longer answer the protocol's HELLO when there are any: a node
+        that died or stalls is the infrastructure's fault; the worker is stopped (it waits on them otherwise)."""
+        endpoints = self.options.placement.endpoints
+        if not endpoints or isinstance(failure, NodeFailed):
+            return failure
+        silent = []
+        for endpoint in parse_endpoints(",".join(endpoints)):
+            try:
+                hello(endpoint, min(NODE_PROBE_TIMEOUT_S, self.options.request_timeout))
+            except RpcEndpointError as error:
+                silent.append(str(error))
+        if not silent:
+            return failure
+        if self._worker is not None:
+            self._worker.kill()
+        first_line = str(failure).split("\n")[0]
+        return NodeFailed(
+            f"an rpc-server the model is placed on failed (the infrastructure, not the model): {'; '.join(silent)} ({first_line})"
+        )
 
     def generate(self, prompt: str, n_predict: int, **overrides: Any) -> dict[str, Any]:
         """One untraced greedy run at the runtime's threads and context."""
