@@ -24,13 +24,13 @@ from tests.test_interrupts import FILL_STARTED, STOP_LIMIT_S, llama_workers_with
 
 pytestmark = pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel)")
 
-FAULT_INJECTION = '''
+FAULT_INJECTION = """
 import os, signal
 
 def pytest_runtest_setup(item):
     if "routing-determinism" in item.nodeid:
         os.kill(int(os.environ["DFQS_FAULT_PID"]), getattr(signal, os.environ["DFQS_FAULT_SIGNAL"]))
-'''
+"""
 REQUEST_TIMEOUT_S = 20
 
 
