@@ -9,12 +9,14 @@ before any work.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_dfqs.clauses.routing_determinism import PLACEMENT_LOAD
+from pytest_dfqs.evaluation.record import record_problems
 from pytest_dfqs.runtime.preflight import MARGIN_SHARE
 from pytest_dfqs.runtime.rpc import HERE, rpc_backend_installed
 from tests.conftest import Certification, validate_certificate
@@ -170,3 +172,28 @@ def test_a_split_without_rpc_servers_is_a_usage_error(certify: Certification, ru
     result = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tensor-split=1,1")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --dfqs-tensor-split: shares the layers among rpc-servers, and no --dfqs-rpc names one"])
+
+
+@pytest.mark.timeout(1800)
+def test_a_quick_evaluation_over_rpc_reports_the_five_metrics_and_the_placement(
+    certify: Certification, smollm2: Path, rpc_servers: list[RpcServer], tmp_path: Path
+) -> None:
+    record_path = tmp_path / "smollm2-rpc.json"
+    endpoints = endpoints_of(rpc_servers)
+    result = certify.run(
+        f"--dfqs-model={smollm2}",
+        "--dfqs-tier=eval",
+        "--dfqs-eval-budget=quick",
+        f"--dfqs-rpc={endpoints}",
+        f"--dfqs-metrics={record_path}",
+    )
+    assert result.ret == 0, result.stdout.str()
+    record = json.loads(record_path.read_text())
+    assert record_problems(record) == []
+    assert all(isinstance(record[name], float) for name in ("reasoning_score", "code_score", "cpu_tokens_per_sec"))
+    assert isinstance(record["failure_boundary_tokens"], int) and record["context_stability_curve"][0] == 1.0
+    conditions = record["conditions"]
+    assert conditions["backend"] == "RPC" and conditions["placement"]["endpoints"] == endpoints.split(",")
+    assert [device["endpoint"] for device in conditions["placement"]["devices"]] == endpoints.split(",")
+    assert sum(conditions["placement"]["layers"].values()) == 31 and "free_bytes" not in conditions["placement"]["devices"][0]
+    assert certify.clause("DFQS-11.1")["status"] == "MET"
