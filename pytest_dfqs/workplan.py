@@ -89,7 +89,7 @@ def plan_line(model: ModelUnderTest, tier: str) -> str:
     prompt, decode = sum(s.prompt_tokens for s in steps), sum(s.decode_tokens for s in steps)
     listed = "; ".join(f"{s.what} ~{human_count(s.prompt_tokens)} + {human_count(s.decode_tokens)}" for s in steps)
     return (
-        f"plan for {model.label}: 1 load (CPU, {model.threads} threads), then prompt + decode tokens: {listed};"
+        f"plan for {model.label}: 1 load ({'RPC' if model.rpc else 'CPU'}, {model.threads} threads), then prompt + decode tokens: {listed};"
         f" about {human_count(prompt)} prompt and up to {human_count(decode)} decode tokens"
     )
 

@@ -58,11 +58,12 @@ def judge_line(judged: Finding) -> str:
     if judged.status == Status.MET and plan:
         needs, available = plan["needs_bytes"], plan["available_bytes"]
         rest = needs - plan["weights_bytes"] - plan["cache_bytes"] - plan["compute_bytes"]
-        fits = "it fits" if needs <= available else "it does not fit"
+        fits = "it fits" if not plan.get("shortfalls", []) and needs <= available else "it does not fit"
+        nodes = "".join(f", node {node['endpoint']} {memory(node['needs_bytes'])}" for node in plan.get("nodes", []))
         return (
-            f"llama.cpp, no weight read: at a {plan['ctx']:,}-token context it needs about {memory(needs)}"
+            f"llama.cpp, no weight read: at a {plan['ctx']:,}-token context it needs about {memory(needs)}{' here' if nodes else ''}"
             f" (weights {memory(plan['weights_bytes'])}, caches {memory(plan['cache_bytes'])}, compute {memory(plan['compute_bytes'])},"
-            f" logits, metadata and margin {memory(rest)}); this machine has {memory(available)} available: {fits}"
+            f" logits, metadata and margin {memory(rest)}){nodes}; this machine has {memory(available)} available: {fits}"
         )
     if judged.status == Status.NOT_MET:
         return f"llama.cpp, no weight read: it refuses this file: {judged.summary.splitlines()[0].removeprefix(REFUSAL)}"

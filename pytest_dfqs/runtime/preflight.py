@@ -154,7 +154,7 @@ class MemoryPlan:
             "overhead_bytes": self.overhead,
             "margin_bytes": self.margin,
             "projected_from_ctx": list(self.projected_from) if self.projected_from else None,
-        } | ({"nodes": [node.evidence() for node in self.nodes]} if self.nodes else {})
+        } | ({"nodes": [node.evidence() for node in self.nodes], "shortfalls": self.shortfalls(available)} if self.nodes else {})
 
 
 def _host_shortfall(nodes: list[NodePlan]) -> str:
