@@ -102,6 +102,7 @@ class ModelUnderTest:
         self._cache = cache
         self._progress = progress
         self._runtime: ModelRuntime | None = None
+        self._placement: dict[str, Any] | None = None  # where an unloaded runtime had placed the layers (rpc-servers)
         self.eval_options = eval_options
         self.trace_options = trace_options
         self._remote = RemoteWork()  # what xdist workers did with this model
@@ -213,7 +214,7 @@ class ModelUnderTest:
         """What the certificate says of the runtime: its settings, how often the model was loaded and asked."""
         options = self.runtime_options()
         here = self.worker_view()
-        placement = self._runtime.placement_record() if self._runtime is not None else None
+        placement = self._runtime.placement_record() if self._runtime is not None else self._placement
         return ({"rpc": list(self.rpc), "placement": placement} if self.rpc else {}) | {
             "threads": options.threads,
             "ctx": options.ctx,
@@ -229,6 +230,7 @@ class ModelUnderTest:
             self._unloaded.append(
                 {"workers_started": runtime.workers_started, "loads": runtime.loads_requested, "requests": runtime.requests_made}
             )
+            self._placement = runtime.placement_record()
             runtime.close()
             self._runtime = None
 
