@@ -65,24 +65,31 @@ def start_run(model: Path, folder: Path, marker: str, *args: str) -> subprocess.
     )
 
 
-@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_during_a_fill_stops_the_run_within_seconds(moe_model: Path, tmp_path: Path, signum: signal.Signals) -> None:
+def interrupted_during_the_fill(model: Path, folder: Path, signum: signal.Signals, *args: str) -> str:
+    """A run of decode-past-64k signalled once llama.cpp is inside its fill: it stops within STOP_LIMIT_S, exit 2,
+    no process of it left; its output after the signal."""
     marker = str(uuid.uuid4())
-    report = tmp_path / "certificate.json"
-    run = start_run(moe_model, tmp_path, marker, "-k", "decode-past-64k")
+    run = start_run(model, folder, marker, "-k", "decode-past-64k", *args)
     assert run.stdout is not None
     output = read_until(run.stdout, FILL_STARTED)
-    assert run.poll() is None, "".join(output)
+    assert run.poll() is None and llama_workers_with(marker), "".join(output)
     time.sleep(1.0)  # llama.cpp is inside the fill now
     sent = time.monotonic()
     os.killpg(run.pid, signum)
     rest, _ = run.communicate(timeout=60)
     stopped_after = time.monotonic() - sent
-    print(f"{signum.name}: pytest returned {stopped_after:.2f} s after the signal")
+    print(f"{signum.name}{' ' if args else ''}{' '.join(args)}: pytest returned {stopped_after:.2f} s after the signal")
     assert run.returncode == pytest.ExitCode.INTERRUPTED, "".join(output) + rest
     assert stopped_after < STOP_LIMIT_S, rest
     assert processes_with(marker) == []
+    return rest
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_a_fill_stops_the_run_within_seconds(moe_model: Path, tmp_path: Path, signum: signal.Signals) -> None:
+    report = tmp_path / "certificate.json"
+    rest = interrupted_during_the_fill(moe_model, tmp_path, signum)
     certificate = json.loads(report.read_text())
     validate_certificate(certificate)
     assert certificate["interrupted"] and not certificate["complete"] and certificate["verdict"] == "INCOMPLETE"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from pytest_dfqs.runtime.rpc import rpc_backend_installed
 from tests.conftest import Certification, validate_certificate
 from tests.rpc_servers import RpcServer, start_rpc_server
-from tests.test_interrupts import FILL_STARTED, STOP_LIMIT_S, llama_workers_with, processes_with, read_until, start_run
+from tests.test_interrupts import interrupted_during_the_fill
 
 pytestmark = pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel)")
 
@@ -107,19 +106,6 @@ def test_a_stalled_server_ends_the_checks_within_the_request_timeout(
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds leftover processes through /proc")
 def test_ctrl_c_over_rpc_stops_the_run_within_seconds(moe_model: Path, tmp_path: Path, own_servers: list[RpcServer]) -> None:
-    marker = str(uuid.uuid4())
     endpoints = ",".join(server.endpoint for server in own_servers)
-    run = start_run(moe_model, tmp_path, marker, "-k", "decode-past-64k", f"--dfqs-rpc={endpoints}")
-    assert run.stdout is not None
-    output = read_until(run.stdout, FILL_STARTED)
-    assert run.poll() is None and llama_workers_with(marker), "".join(output)
-    time.sleep(1.0)  # llama.cpp is inside the fill now, its graphs computed by the rpc-servers
-    sent = time.monotonic()
-    os.killpg(run.pid, signal.SIGINT)
-    rest, _ = run.communicate(timeout=60)
-    stopped_after = time.monotonic() - sent
-    print(f"SIGINT over RPC: pytest returned {stopped_after:.2f} s after the signal")
-    assert run.returncode == pytest.ExitCode.INTERRUPTED, "".join(output) + rest
-    assert stopped_after < STOP_LIMIT_S, rest
-    assert processes_with(marker) == []
+    interrupted_during_the_fill(moe_model, tmp_path, signal.SIGINT, f"--dfqs-rpc={endpoints}")
     assert all(server.process.poll() is None for server in own_servers)  # the servers serve on: they are the user's
