@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.runtime.rpc import CAPS_SIZE, HELLO, PROTOCOL_MAJOR, Endpoint, RpcEndpointError, hello, parse_endpoints
+from pytest_dfqs.runtime.rpc import CAPS_SIZE, HELLO, PROTOCOL_MAJOR, RPC_LIBRARY, Endpoint, RpcEndpointError, hello, parse_endpoints
 from pytest_dfqs.runtime.rpc import rpc_backend_installed as rpc_available
 from tests.rpc_servers import RpcServer, free_port
 
@@ -67,3 +69,33 @@ def test_a_server_that_is_not_an_rpc_server_is_refused(tmp_path: Path) -> None:
     for endpoint in _answering(b"HTTP/1.1 400 Bad Request\r\n\r\n"):
         with pytest.raises(RpcEndpointError, match="answers HELLO with .* bytes, not an rpc-server of protocol 7.x"):
             hello(endpoint, timeout=2)
+
+
+def default_wheel() -> Path | None:
+    """llama-cpp-python's default build (no RPC backend), as pip cached it when it compiled it; None if it did not."""
+    cache = Path(os.environ.get("PIP_CACHE_DIR", Path.home() / ".cache" / "pip")) / "wheels"
+    for wheel in sorted(cache.glob("**/llama_cpp_python-*.whl")):
+        with zipfile.ZipFile(wheel) as archive:
+            if not any(name.endswith(RPC_LIBRARY) for name in archive.namelist()):
+                return wheel
+    return None
+
+
+DEFAULT_WHEEL = default_wheel()  # found now: pytester moves HOME
+
+
+@pytest.mark.skipif(DEFAULT_WHEEL is None, reason="no default llama-cpp-python wheel in pip's cache")
+def test_a_build_without_the_rpc_backend_is_a_usage_error_saying_how_to_get_one(
+    pytester: pytest.Pytester, runtime_moe_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default wheel (what `pip install llama-cpp-python` builds), unpacked and put first on the path."""
+    assert DEFAULT_WHEEL is not None
+    unpacked = pytester.path / "default-build"
+    with zipfile.ZipFile(DEFAULT_WHEEL) as archive:
+        archive.extractall(unpacked)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(unpacked), os.environ.get("PYTHONPATH", "")]))
+    result = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-rpc=127.0.0.1:50052")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ['ERROR: --dfqs-rpc: this llama-cpp-python has no RPC backend: reinstall it built with it, CMAKE_ARGS="-DGGML_RPC=on" *']
+    )
