@@ -37,6 +37,7 @@ class EvalOptions:
     resume: bool = False
     allow_unsandboxed_code: bool = False  # run model-written code without OS isolation where the machine offers none
     prompt_mode: str = "few-shot"  # few-shot or chat (the model's template; few-shot when it has none)
+    prefix_reuse: bool = True  # prompts continue the KV cache of an earlier prompt sharing their beginning
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,9 @@ class ModelUnderTest:
         facts = self.facts()
         declared = facts.context_length or DEFAULT_CTX
         placement = Placement(self.rpc, self.tensor_split, facts.block_count)
-        return RuntimeOptions(self.threads, self._ctx or min(DEFAULT_CTX, declared), self._request_timeout, placement)
+        return RuntimeOptions(
+            self.threads, self._ctx or min(DEFAULT_CTX, declared), self._request_timeout, placement, self.eval_options.prefix_reuse
+        )
 
     def runtime(self) -> ModelRuntime:
         """The model's llama.cpp worker, created on first use (it loads the model once)."""

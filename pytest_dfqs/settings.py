@@ -104,11 +104,17 @@ RPC_HELP = (
     " their devices (llama.cpp splits by free memory). Each is asked the protocol's HELLO before any work. Needs"
     " llama-cpp-python built with the RPC backend; RPC has no authentication: private networks only."
 )
+PREFIX_REUSE_HELP = (
+    "on (default) or off: the eval tier's prompts continue the KV cache of an earlier prompt sharing their beginning"
+    " (the few-shot exemplars of a kind, a chat's system turn), as llama-server's prompt cache does. Recorded in the"
+    " conditions: records made with and without it are not comparable."
+)
 TENSOR_SPLIT_HELP = (
     "Shares of the model's layers for the --dfqs-rpc servers, in their order, e.g. 3,1; one more share puts that part"
     " of the layers (the first ones) on this machine's CPU, e.g. 1,1,1. Default: llama.cpp's split by the servers' free memory."
 )
 SAFETY_CHOICES = ("fail", "warn")
+SWITCH = ("on", "off")
 SAFETY_HELP = (
     "What a dangerous chat template (code that reaches for Python objects, or a rendering the sandbox stops) does:"
     " fail (default: the run exits 1, the DFQS verdict unchanged) or warn (reported only)."
@@ -149,6 +155,7 @@ class Settings:
     sarif: Path | None = None
     rpc: tuple[str, ...] = ()
     tensor_split: tuple[float, ...] = ()
+    prefix_reuse: bool = True
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -169,6 +176,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-eval-budget", dest="dfqs_eval_budget", metavar="BUDGET", help=BUDGET_HELP)
     group.addoption("--dfqs-prompt-mode", dest="dfqs_prompt_mode", metavar="MODE", help=PROMPT_MODE_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
+    group.addoption("--dfqs-prefix-reuse", dest="dfqs_prefix_reuse", metavar="on|off", help=PREFIX_REUSE_HELP)
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
     group.addoption("--dfqs-trace-record", dest="dfqs_trace_record", metavar="PATH", help=TRACE_RECORD_HELP)
     group.addoption("--dfqs-trace", dest="dfqs_trace", metavar="PATH", help=TRACE_HELP)
@@ -197,6 +205,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_eval_budget", BUDGET_HELP, default="standard")
     parser.addini("dfqs_prompt_mode", PROMPT_MODE_HELP, default=FEW_SHOT)
     parser.addini("dfqs_metrics", METRICS_HELP, default="")
+    parser.addini("dfqs_prefix_reuse", PREFIX_REUSE_HELP, default="on")
     parser.addini("dfqs_allow_unsandboxed_code", UNSANDBOXED_HELP, type="bool", default=False)
     parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
     parser.addini("dfqs_recipes", RECIPE_HELP, type="linelist", default=[])
@@ -240,6 +249,7 @@ def read_settings(config: pytest.Config) -> Settings:
     safety, safety_from = _pick(config, "dfqs_safety", "dfqs_safety")
     sarif, sarif_from = _pick(config, "dfqs_sarif", "dfqs_sarif")
     rpc, rpc_from = _pick(config, "dfqs_rpc", "dfqs_rpc")
+    reuse, reuse_from = _pick(config, "dfqs_prefix_reuse", "dfqs_prefix_reuse")
     endpoints = _validate_rpc(str(rpc), rpc_from) if rpc else ()
     baseline = config.getoption("dfqs_baseline")
     trace_record, trace = config.getoption("dfqs_trace_record"), config.getoption("dfqs_trace")
@@ -278,6 +288,7 @@ def read_settings(config: pytest.Config) -> Settings:
         sarif=_validate_report(str(sarif), sarif_from) if sarif else None,
         rpc=endpoints,
         tensor_split=_validate_split(config, endpoints),
+        prefix_reuse=_validate_choice(str(reuse), SWITCH, reuse_from) == "on",
     )
     _validate_outputs_spare_inputs(settings)
     return settings

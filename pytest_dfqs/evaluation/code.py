@@ -26,7 +26,7 @@ from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated
 
 from .budget import Budget
 from .journal import NO_JOURNAL, Journal
-from .prompt_mode import CHAT, FEW_SHOT, chat_prompt
+from .prompt_mode import CHAT, FEW_SHOT, chat_prompt, prompt_totals, prompt_work
 from .sandbox import SandboxResult, run_sandboxed, unsandboxed_problem
 
 SET_ID = "openai-humaneval"
@@ -74,6 +74,7 @@ def _outcome(runtime: ModelRuntime, problem: Problem, model_path: Path, mode: st
         "completion": reply.text,
         "format": found,
         "ended": reply.ended,
+        **prompt_work(reply),
     }
 
 
@@ -146,5 +147,6 @@ def measure_code(runtime: ModelRuntime, budget: Budget, model_path: Path, mode: 
         "score": passed / len(outcomes),
         "format_failures": sum(o["format"] not in ANSWERED for o in outcomes),
         "budget_hits": sum(o["ended"] == "budget" for o in outcomes),
+        **prompt_totals(outcomes),
         "outcomes": outcomes,
     }

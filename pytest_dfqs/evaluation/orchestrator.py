@@ -195,6 +195,7 @@ def _conditions(
         "llama_cpp_build": loaded["system_info"],
         "threads": options.threads,
         "ctx": options.ctx,
+        "prefix_reuse": options.prefix_reuse,
         "sampling": {"decoding": "greedy", "temperature": 0.0, "top_k": 1},
         "seed": SEED,
         "cpu": cpu_model(),

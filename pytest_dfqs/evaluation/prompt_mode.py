@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated
+from pytest_dfqs.runtime.client import Completion, ModelRuntime, RuntimeNotEvaluated
 
 from .budget import CHAT, FEW_SHOT
 
@@ -62,3 +62,14 @@ def chat_prompt(runtime: ModelRuntime, messages: list[dict[str, str]]) -> str:
     if rendered is None:
         raise RuntimeNotEvaluated("chat mode: llama.cpp cannot render the model's chat template; use --dfqs-prompt-mode few-shot")
     return str(rendered)
+
+
+def prompt_work(reply: Completion) -> dict[str, int]:
+    """What one reply's prompt cost: its tokens, and those an earlier prompt's cache held (--dfqs-prefix-reuse)."""
+    return {"prompt_tokens": reply.prompt_tokens, "reused_tokens": reply.reused_tokens}
+
+
+def prompt_totals(outcomes: list[dict[str, Any]]) -> dict[str, int]:
+    """Prompt tokens llama.cpp computed and those it reused, over the outcomes (a journal's older ones count none)."""
+    reused = sum(outcome.get("reused_tokens", 0) for outcome in outcomes)
+    return {"prompt_tokens_computed": sum(outcome.get("prompt_tokens", 0) for outcome in outcomes) - reused, "prompt_tokens_reused": reused}

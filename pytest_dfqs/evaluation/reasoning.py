@@ -43,7 +43,7 @@ from pytest_dfqs.runtime.client import Completion, ModelRuntime
 
 from .budget import Budget
 from .journal import NO_JOURNAL, Journal
-from .prompt_mode import CHAT, chat_prompt
+from .prompt_mode import CHAT, chat_prompt, prompt_totals, prompt_work
 
 SET_ID = "dfqs-reasoning-v2"
 SET_FILE = CONFORMANCE_DIR / "prompts" / "reasoning-v2.jsonl"
@@ -230,6 +230,7 @@ def _outcome(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -
         "format": found,
         "ended": reply.ended,
         "correct": answer == item.answer.lower(),
+        **prompt_work(reply),
     }
 
 
@@ -256,6 +257,7 @@ def measure_reasoning(runtime: ModelRuntime, budget: Budget, mode: str, journal:
         **scored(outcomes),
         **format_failures(outcomes),
         "per_kind": per_kind(outcomes),
+        **prompt_totals(outcomes),
         "outcomes": outcomes,
     }
 

@@ -72,6 +72,7 @@ class RuntimeOptions:
     ctx: int
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     placement: Placement = Placement()  # where the layers go: this machine's CPU, or rpc-servers (--dfqs-rpc)
+    prefix_reuse: bool = True  # a completion continues the KV cache of an earlier prompt sharing its beginning
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,10 @@ class Completion:
     text: str
     ended: str
     tokens: int
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # of the prompt's tokens, those an earlier prompt's cache held (not decoded again)
+    ids: tuple[int, ...] = ()  # the tokens produced
+    gaps: tuple[float, ...] = ()  # the top-2 logit gap of each greedy choice (one more than ids at an eog)
 
 
 class RuntimeUnavailable(Exception):
@@ -580,9 +585,24 @@ class ModelRuntime:
         kept up to the `end` pattern's first match; how it ended says whether the token budget cut it short."""
         options = self.options
         reply = self.request(
-            "complete", prompt=prompt, max_tokens=max_tokens, stop=stop, end=end, n_ctx=options.ctx, n_threads=options.threads
+            "complete",
+            prompt=prompt,
+            max_tokens=max_tokens,
+            stop=stop,
+            end=end,
+            n_ctx=options.ctx,
+            n_threads=options.threads,
+            reuse=options.prefix_reuse,
         )
-        return Completion(str(reply["text"]), str(reply["ended"]), int(reply["tokens"]))
+        return Completion(
+            str(reply["text"]),
+            str(reply["ended"]),
+            int(reply["tokens"]),
+            prompt_tokens=int(reply["prompt_tokens"]),
+            reused_tokens=int(reply["reused_tokens"]),
+            ids=tuple(int(token) for token in reply["ids"]),
+            gaps=tuple(float(gap) for gap in reply["gaps"]),
+        )
 
     def render_chat(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """The conversation, ready for the reply, as llama.cpp's built-in templates render the model's chat template (no

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .bindings import imported_on_first_use, libggml, llama_cpp
 from .breakdown import memory_breakdown
+from .prompt_cache import SLOTS, PromptSlots, SlotChoice
 
 if TYPE_CHECKING:
     import numpy as np
@@ -351,6 +352,7 @@ class ModelWorker:
         self.vocab = None
         self.loads = 0
         self.recorder = RoutingRecorder()
+        self.slots: PromptSlots | None = None  # the prompt cache of `complete`'s context, when it reuses prefixes
         self.contexts: dict[tuple[int, int, int, int, bool], Context] = {}
         self.leftovers: list[Callable[[], None]] = []  # what `tidy` frees once an answer is out
         self.devices: list[dict[str, Any]] = []  # the rpc-servers' devices the model was placed on
@@ -460,8 +462,9 @@ class ModelWorker:
         return self.contexts[key]
 
     def fresh_context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool, n_threads: int) -> Context:
-        """The context for these settings, at `n_threads`, with an empty memory."""
+        """The context for these settings, at `n_threads`, with an empty memory (the prompt slots' cache gone with it)."""
         context = self.context(n_ctx, n_batch, n_ubatch, n_seq, trace)
+        self.slots = None
         llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
         return context
@@ -535,20 +538,28 @@ class ModelWorker:
         if not all(sequences):
             raise ValueError("a prompt tokenized to no tokens")
         items = [(seq, pos, token) for seq, tokens in enumerate(sequences) for pos, token in enumerate(tokens)]
+        last = self._feed(context, items, n_batch, all_logits, next_tokens)
+        return [last[seq] for seq in range(len(sequences))]
+
+    def _feed(
+        self, context: Context, items: list[tuple[int, int, int]], n_batch: int, all_logits: bool, next_tokens: NextTokens | None = None
+    ) -> dict[int, np.ndarray]:
+        """Feed (sequence, position, token) items in order, n_batch at a time; the logits after each sequence's last one."""
+        ends = {seq: pos for seq, pos, _ in items}  # the items of a sequence come in position order
         last: dict[int, np.ndarray] = {}
         reported = time.monotonic()
         for start in range(0, len(items), n_batch):
             chunk = items[start : start + n_batch]
-            self._decode(context, chunk, [all_logits or pos == len(sequences[seq]) - 1 for seq, pos, _ in chunk])
+            self._decode(context, chunk, [all_logits or pos == ends[seq] for seq, pos, _ in chunk])
             if time.monotonic() - reported >= PROGRESS_EVERY_S:  # a long fill tells how far it is
                 reported = time.monotonic()
                 os.write(2, f"\n{PROGRESS_PREFIX}{start + len(chunk):,} of {len(items):,} prompt tokens decoded\n".encode())
             for index, (seq, pos, _) in enumerate(chunk):
                 if next_tokens is not None and all_logits:
                     next_tokens.add(seq, pos, self._logits(context, index))
-                if pos == len(sequences[seq]) - 1:
+                if pos == ends[seq]:
                     last[seq] = self._logits(context, index).copy()  # rows are overwritten by the next decode
-        return [last[seq] for seq in range(len(sequences))]
+        return last
 
     def _decode(self, context: Context, items: list[tuple[int, int, int]], wants_logits: list[bool]) -> None:
         batch = llama_cpp.llama_batch_init(len(items), 0, 1)
@@ -595,18 +606,25 @@ class ModelWorker:
                     next_tokens.add(seq, position, logits[seq])
         return generated, gaps, time.perf_counter() - started, nonfinite
 
-    def complete(self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int, end: str | None = None) -> dict[str, Any]:
+    def complete(
+        self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int, end: str | None = None, reuse: bool = False
+    ) -> dict[str, Any]:
         """Greedy completion until end of generation, a stop string (cut before it), `end` (a pattern, kept up to its
-        match's end) or max_tokens; the text and how it ended: eog, stop, end or budget."""
-        context = self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads)
+        match's end) or max_tokens; the text and how it ended: eog, stop, end or budget. With `reuse`, the prompt
+        continues the cache of an earlier prompt sharing its beginning (`prompt_cache`): `reused_tokens` were not decoded."""
         tokens = self.tokenize(prompt)[: n_ctx - max_tokens]
+        context, choice = self._completion_context(tokens, max_tokens, n_ctx, n_threads, reuse)
         finished = re.compile(end) if end else None
         started = time.perf_counter()
-        logits = self._decode_prompts(context, [tokens], REFERENCE_BATCH, all_logits=False)[0]
+        fed = [(choice.slot, pos, tokens[pos]) for pos in range(choice.reused, len(tokens))]
+        logits = self._feed(context, fed, REFERENCE_BATCH, all_logits=False)[choice.slot]
         produced: list[int] = []
+        gaps: list[float] = []  # the top-2 logit gap of each greedy choice: where two runs part, how near a tie it was
         text, ended = "", "budget"
         for step in range(max_tokens):
-            token = int(np.argmax(logits))
+            second, token = (int(i) for i in np.argpartition(logits, -2)[-2:])
+            token, second = (token, second) if logits[token] >= logits[second] else (second, token)
+            gaps.append(float(logits[token] - logits[second]))
             if llama_cpp.llama_vocab_is_eog(self.vocab, token):
                 ended = "eog"
                 break
@@ -615,15 +633,32 @@ class ModelWorker:
             text, ended = _cut(text, stop, finished)
             if ended != "budget":
                 break
-            self._decode(context, [(0, len(tokens) + step, token)], [True])
+            self._decode(context, [(choice.slot, len(tokens) + step, token)], [True])
             logits = self._logits(context, 0).copy()
+        if self.slots is not None and reuse:
+            self.slots.hold(choice.slot, tokens)
         return {
             "text": text,
             "ended": ended,
             "tokens": len(produced),
+            "ids": produced,
             "prompt_tokens": len(tokens),
+            "reused_tokens": choice.reused,
+            "gaps": gaps,
             "seconds": time.perf_counter() - started,
         }
+
+    def _completion_context(
+        self, tokens: list[int], max_tokens: int, n_ctx: int, n_threads: int, reuse: bool
+    ) -> tuple[Context, SlotChoice]:
+        """A fresh one-sequence context, or, with `reuse`, the prompt slots' context and the slot for `tokens`."""
+        if not reuse:
+            return self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads), SlotChoice(0, 0)
+        context = self.context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, SLOTS, False)
+        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
+        if self.slots is None or self.slots.context is not context:
+            self.slots = PromptSlots(context, self.model, n_ctx)
+        return context, self.slots.place(tokens, max_tokens)
 
     def continuation_logprobs(self, context_tokens: list[int], continuation: list[int], n_ctx: int, n_threads: int) -> dict[str, Any]:
         """Log-probability of each continuation token given everything before it, and whether greedy picks it."""

@@ -1,0 +1,47 @@
+"""The eval tier's few-shot reasoning prompts asked with and without the worker's prompt cache, and where the two
+runs' greedy replies part: the item, both outputs, and the top-2 logit gap of the run without the cache there.
+
+llama.cpp's CPU kernels round differently for other batch shapes: the same prompt fed as one batch or as two (the
+shared exemplars, then the rest) gives logits up to 0.43 apart on SmolLM2 (measured), so a greedy choice whose top-2
+gap is below about twice that can flip. A parting at a larger gap would be a fault of the cache, not rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_dfqs.evaluation.reasoning import FEW_SHOT_STOP, MAX_TOKENS, Item, load_set
+from pytest_dfqs.runtime.client import Completion, ModelRuntime, RuntimeOptions
+
+ROUNDING_GAP = 1.0  # a parting below this top-2 gap is rounding (twice the 0.43 measured between batch shapes, rounded up)
+
+
+@dataclass(frozen=True)
+class Parting:
+    item: str
+    step: int
+    gap: float
+    without: str
+    with_cache: str
+
+
+def replies(path: Path, reuse: bool, items: int, ctx: int = 4096) -> list[Completion]:
+    """Greedy few-shot replies to the prompt set's first `items` items, as the eval tier asks them."""
+    prompts = load_set()
+    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=ctx, prefix_reuse=reuse))
+    try:
+        return [runtime.complete(prompts.prompt(item), MAX_TOKENS[item.kind], FEW_SHOT_STOP) for item in prompts.items[:items]]
+    finally:
+        runtime.close()
+
+
+def partings(items: list[Item], without: list[Completion], with_cache: list[Completion]) -> list[Parting]:
+    """Where each pair of replies parts (none where they agree)."""
+    found = []
+    for item, a, b in zip(items, without, with_cache):
+        if a.ids == b.ids:
+            continue
+        step = next((i for i, (x, y) in enumerate(zip(a.ids, b.ids)) if x != y), min(len(a.ids), len(b.ids)))
+        found.append(Parting(item.id, step, a.gaps[step], a.text, b.text))
+    return found
