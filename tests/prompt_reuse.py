@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_dfqs.evaluation.reasoning import FEW_SHOT_STOP, MAX_TOKENS, Item, load_set
+from pytest_dfqs.evaluation.budget import FEW_SHOT
+from pytest_dfqs.evaluation.reasoning import Item, ask, load_set
 from pytest_dfqs.runtime.client import Completion, ModelRuntime, RuntimeOptions
 
 ROUNDING_GAP = 1.0  # a parting below this top-2 gap is rounding (twice the 0.43 measured between batch shapes, rounded up)
@@ -31,7 +32,7 @@ def replies(path: Path, reuse: bool, items: int, ctx: int = 4096) -> list[Comple
     prompts = load_set()
     runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=ctx, prefix_reuse=reuse))
     try:
-        return [runtime.complete(prompts.prompt(item), MAX_TOKENS[item.kind], FEW_SHOT_STOP) for item in prompts.items[:items]]
+        return [ask(runtime, prompts, item, FEW_SHOT) for item in prompts.items[:items]]
     finally:
         runtime.close()
 

@@ -88,8 +88,11 @@ class PromptSet:
 
     def prompt(self, item: Item) -> str:
         """The few-shot completion prompt: the kind's worked exemplars, then the question, the working left to the model."""
-        shown = "".join(f"Question: {e.question}\nWorking: {e.working}\nAnswer: {e.answer}\n\n" for e in self.exemplars[item.kind])
-        return f"{shown}Question: {item.question}\nWorking:"
+        return f"{self.shown(item.kind)}Question: {item.question}\nWorking:"
+
+    def shown(self, kind: str) -> str:
+        """The worked exemplars of a kind: the beginning every few-shot prompt of the kind shares."""
+        return "".join(f"Question: {e.question}\nWorking: {e.working}\nAnswer: {e.answer}\n\n" for e in self.exemplars[kind])
 
 
 def chat_messages(item: Item) -> list[dict[str, str]]:
@@ -215,7 +218,7 @@ def ask(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -> Com
     """The model's greedy reply to `item` in `mode`, within the kind's token budget."""
     if mode == CHAT:
         return runtime.complete(chat_prompt(runtime, chat_messages(item)), MAX_TOKENS[item.kind], [], ANSWER_END)
-    return runtime.complete(prompts.prompt(item), MAX_TOKENS[item.kind], FEW_SHOT_STOP, ANSWER_END)
+    return runtime.complete(prompts.prompt(item), MAX_TOKENS[item.kind], FEW_SHOT_STOP, ANSWER_END, prompts.shown(item.kind))
 
 
 def _outcome(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -> dict[str, Any]:

@@ -580,9 +580,10 @@ class ModelRuntime:
         run: dict[str, Any] = self.request("evaluate", prompts=[prompt], n_predict=n_predict, **{**args, **overrides})
         return run
 
-    def complete(self, prompt: str, max_tokens: int, stop: list[str], end: str | None = None) -> Completion:
+    def complete(self, prompt: str, max_tokens: int, stop: list[str], end: str | None = None, prefix: str | None = None) -> Completion:
         """Greedy completion of `prompt` at the runtime's threads and context: cut before the first stop string, or
-        kept up to the `end` pattern's first match; how it ended says whether the token budget cut it short."""
+        kept up to the `end` pattern's first match; how it ended says whether the token budget cut it short. A `prefix`
+        the prompt begins with, shared by other prompts, is computed once and kept when prefix reuse is on."""
         options = self.options
         reply = self.request(
             "complete",
@@ -593,6 +594,7 @@ class ModelRuntime:
             n_ctx=options.ctx,
             n_threads=options.threads,
             reuse=options.prefix_reuse,
+            prefix=prefix,
         )
         return Completion(
             str(reply["text"]),

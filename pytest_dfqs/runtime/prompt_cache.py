@@ -1,41 +1,47 @@
-"""Prompts that share a beginning share its KV cache: llama-server's prompt cache, in the worker (worker side).
+"""A prompt's declared shared beginning computed once and kept: the few-shot exemplars of a kind (worker side).
 
-One context holds SLOTS sequences; each slot keeps the prompt it last decoded (its tokens, their KV cells). A new
-prompt goes to the slot whose tokens share its longest beginning (ties and no sharing: the slot used longest ago), the
-slot's cells past that beginning are removed (`llama_memory_seq_rm`) and only the rest of the prompt is decoded. Few-
-shot reasoning prompts of one kind share their exemplars (88% of their tokens), chat prompts their system turn.
+A caller that knows which beginning its prompts share (the eval tier's exemplars of one reasoning kind: 88% of each
+prompt) names it. One context holds SLOTS sequences, each in a KV stream of its own (`kv_unified` off: a sequence's
+attention sees its own cells only, laid out the same whatever the other slots hold); a slot keeps one prefix. A prompt
+whose prefix a slot holds continues it; otherwise the slot used longest ago is cleared and the prefix decoded there
+alone first. Either way the prompt is computed the same way, the prefix as one batch and the rest after it, so a reply
+depends on its prompt only, never on which prompts came before (a resumed evaluation equals an uninterrupted one). It
+is not the same computation as one batch of the whole prompt: llama.cpp's CPU kernels round differently for other
+batch shapes, which the conditions record (`prefix_reuse`).
 
-The cache is only kept where llama.cpp can keep it: a sliding-window model has dropped the cells before its window, so
-a slot whose oldest cell is past what the new prompt's first new token attends to is decoded anew (the rule
-llama-server applies); a removal llama.cpp refuses clears the slot. Slots give way, oldest first, to a prompt and its
-reply that would not fit in the context's cells otherwise.
+A sliding-window model drops the cells before its window: a slot whose oldest cell is gone decodes its prefix anew.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from .bindings import llama_cpp
 
-SLOTS = 4  # one per reasoning kind; the context's n_seq_max
-MIN_SHARED = 16  # a shared beginning shorter than this is not worth a slot's cache: the slot used longest ago is taken
+SLOTS = 4  # one per reasoning kind: the context's n_seq_max
+STREAM_CELLS = 1024  # the largest KV stream per slot: the runtime's context is divided among the slots up to this
+MIN_SHARED = 16  # a shared beginning shorter than this is not worth a slot
 
 
 @dataclass(frozen=True)
 class SlotChoice:
-    """Where a prompt goes: its slot (the sequence id) and how many of its tokens the slot already holds."""
+    """Where a prompt goes: its slot (the sequence id), and whether the slot held its prefix already."""
 
     slot: int
-    reused: int
+    held: bool
+
+
+def stream_cells(n_ctx: int) -> int:
+    """Cells per slot: the runtime's context shared among the slots (no more memory than one context of n_ctx)."""
+    return min(STREAM_CELLS, n_ctx // SLOTS)
 
 
 class PromptSlots:
-    """The slots of one context and the tokens each holds."""
+    """The slots of one context and the prefix each holds."""
 
-    def __init__(self, context: Any, model: Any, n_ctx: int) -> None:
-        self.context, self.n_ctx = context, n_ctx
+    def __init__(self, context: Any, model: Any) -> None:
+        self.context = context
         self.memory = llama_cpp.llama_get_memory(context)
         self.window = llama_cpp.llama_model_n_swa(model)  # 0: no sliding window
         self.held: list[list[int]] = [[] for _ in range(SLOTS)]
@@ -43,44 +49,25 @@ class PromptSlots:
         self.clock = 0
         llama_cpp.llama_memory_clear(self.memory, True)
 
-    def place(self, tokens: list[int], room: int) -> SlotChoice:
-        """The slot for `tokens` (needing `room` cells more for the reply), its cells past the shared beginning removed."""
+    def place(self, prefix: list[int]) -> SlotChoice:
+        """The slot holding `prefix`, or the slot used longest ago, cleared (the caller decodes the prefix there)."""
         self.clock += 1
-        shared = [min(len(os.path.commonprefix([held, tokens])), len(tokens) - 1) for held in self.held]  # one token decoded
-        sharing = [slot for slot in range(SLOTS) if shared[slot] >= MIN_SHARED]
-        if sharing:
-            slot = max(sharing, key=lambda s: shared[s])
-            reused = self._keep(slot, shared[slot])
-        else:
-            slot = min(range(SLOTS), key=lambda s: self.last_used[s])
-            reused = self._keep(slot, 0)
+        holding = [slot for slot in range(SLOTS) if self.held[slot] == prefix and self._intact(slot)]
+        slot = holding[0] if holding else min(range(SLOTS), key=lambda s: self.last_used[s])
         self.last_used[slot] = self.clock
-        self._make_room(slot, len(tokens) - reused + room)
-        return SlotChoice(slot, reused)
+        if not holding:
+            llama_cpp.llama_memory_seq_rm(self.memory, slot, -1, -1)
+            self.held[slot] = []
+        return SlotChoice(slot, bool(holding))
 
-    def hold(self, slot: int, tokens: list[int]) -> None:
-        """After the reply: the slot keeps the prompt's cells only (the reply's are removed)."""
-        if not llama_cpp.llama_memory_seq_rm(self.memory, slot, len(tokens), -1):
-            self._clear(slot)
-            return
-        self.held[slot] = list(tokens)
+    def hold(self, slot: int, prefix: list[int]) -> None:
+        """After the reply: the slot keeps the prefix's cells only; where llama.cpp cannot remove the rest, nothing."""
+        if llama_cpp.llama_memory_seq_rm(self.memory, slot, len(prefix), -1):
+            self.held[slot] = list(prefix)
+        else:
+            llama_cpp.llama_memory_seq_rm(self.memory, slot, -1, -1)
+            self.held[slot] = []
 
-    def _keep(self, slot: int, count: int) -> int:
-        """Keep the slot's first `count` cells, where llama.cpp can; how many it kept."""
-        if count and self.window and llama_cpp.llama_memory_seq_pos_min(self.memory, slot) > max(0, count - self.window):
-            count = 0  # the window's cells before the new tokens are gone
-        if count == 0 or not llama_cpp.llama_memory_seq_rm(self.memory, slot, count, -1):
-            self._clear(slot)
-            return 0
-        self.held[slot] = self.held[slot][:count]
-        return count
-
-    def _make_room(self, slot: int, cells: int) -> None:
-        """Clear other slots, oldest first, until the context has `cells` free beside what is held."""
-        others = sorted((s for s in range(SLOTS) if s != slot and self.held[s]), key=lambda s: self.last_used[s])
-        while others and sum(len(held) for held in self.held) + cells > self.n_ctx:
-            self._clear(others.pop(0))
-
-    def _clear(self, slot: int) -> None:
-        llama_cpp.llama_memory_seq_rm(self.memory, slot, -1, -1)
-        self.held[slot] = []
+    def _intact(self, slot: int) -> bool:
+        """Every cell of the slot's prefix is still there (a sliding window may have dropped the first ones)."""
+        return not self.window or llama_cpp.llama_memory_seq_pos_min(self.memory, slot) == 0

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .bindings import imported_on_first_use, libggml, llama_cpp
 from .breakdown import memory_breakdown
-from .prompt_cache import SLOTS, PromptSlots, SlotChoice
+from .prompt_cache import MIN_SHARED, SLOTS, PromptSlots, stream_cells
 
 if TYPE_CHECKING:
     import numpy as np
@@ -275,10 +275,11 @@ def placed_on(devices: list[dict[str, Any]]) -> Any:
     return (ctypes.c_void_p * (len(devices) + 1))(*[device["handle"] for device in devices], None)
 
 
-def context_params(n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int) -> llama_cpp.llama_context_params:
+def context_params(n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, unified: bool = True) -> llama_cpp.llama_context_params:
+    """One KV cache for all sequences, batches split in order; or (`unified` off) a KV stream per sequence."""
     params: llama_cpp.llama_context_params = llama_cpp.llama_context_default_params()
     params.n_ctx, params.n_batch, params.n_ubatch = n_ctx, n_batch, n_ubatch
-    params.n_seq_max, params.kv_unified = n_seq, True  # one cache, batches split in order
+    params.n_seq_max, params.kv_unified = n_seq, unified
     return params
 
 
@@ -353,7 +354,7 @@ class ModelWorker:
         self.loads = 0
         self.recorder = RoutingRecorder()
         self.slots: PromptSlots | None = None  # the prompt cache of `complete`'s context, when it reuses prefixes
-        self.contexts: dict[tuple[int, int, int, int, bool], Context] = {}
+        self.contexts: dict[tuple[int, int, int, int, bool, bool], Context] = {}
         self.leftovers: list[Callable[[], None]] = []  # what `tidy` frees once an answer is out
         self.devices: list[dict[str, Any]] = []  # the rpc-servers' devices the model was placed on
         self._placement: Any = None  # their NULL-terminated array, alive as long as the model
@@ -448,23 +449,23 @@ class ModelWorker:
     def stats(self) -> dict[str, Any]:
         return {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "loads": self.loads, "pid": os.getpid()}
 
-    def context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool) -> Context:
+    def context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool, unified: bool = True) -> Context:
         """The context for these settings; only one is kept, its KV cache can be large."""
-        key = (n_ctx, n_batch, n_ubatch, n_seq, trace)
+        key = (n_ctx, n_batch, n_ubatch, n_seq, trace, unified)
         if key not in self.contexts:
             for old in self.contexts.values():
                 llama_cpp.llama_free(old)
             self.contexts.clear()
-            params = context_params(n_ctx, n_batch, n_ubatch, n_seq)
+            self.slots = None
+            params = context_params(n_ctx, n_batch, n_ubatch, n_seq, unified)
             if trace:
                 params.cb_eval = self.recorder.callback
             self.contexts[key] = new_context(self.model, params)
         return self.contexts[key]
 
     def fresh_context(self, n_ctx: int, n_batch: int, n_ubatch: int, n_seq: int, trace: bool, n_threads: int) -> Context:
-        """The context for these settings, at `n_threads`, with an empty memory (the prompt slots' cache gone with it)."""
+        """The context for these settings, at `n_threads`, with an empty memory."""
         context = self.context(n_ctx, n_batch, n_ubatch, n_seq, trace)
-        self.slots = None
         llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(context), True)
         return context
@@ -607,17 +608,27 @@ class ModelWorker:
         return generated, gaps, time.perf_counter() - started, nonfinite
 
     def complete(
-        self, prompt: str, max_tokens: int, stop: list[str], n_ctx: int, n_threads: int, end: str | None = None, reuse: bool = False
+        self,
+        prompt: str,
+        max_tokens: int,
+        stop: list[str],
+        n_ctx: int,
+        n_threads: int,
+        end: str | None = None,
+        reuse: bool = False,
+        prefix: str | None = None,
     ) -> dict[str, Any]:
         """Greedy completion until end of generation, a stop string (cut before it), `end` (a pattern, kept up to its
-        match's end) or max_tokens; the text and how it ended: eog, stop, end or budget. With `reuse`, the prompt
-        continues the cache of an earlier prompt sharing its beginning (`prompt_cache`): `reused_tokens` were not decoded."""
+        match's end) or max_tokens; the text and how it ended: eog, stop, end or budget. With `reuse`, a `prefix` the
+        prompt begins with is decoded on its own and kept for the next prompt that begins with it (`prompt_cache`):
+        `reused_tokens` are the prefix's tokens when a slot held them already."""
         tokens = self.tokenize(prompt)[: n_ctx - max_tokens]
-        context, choice = self._completion_context(tokens, max_tokens, n_ctx, n_threads, reuse)
+        shared = self._declared_prefix(tokens, prefix, max_tokens, n_ctx) if reuse else []
+        context, seq, reused = self._prompt_start(shared, n_ctx, n_threads)
         finished = re.compile(end) if end else None
         started = time.perf_counter()
-        fed = [(choice.slot, pos, tokens[pos]) for pos in range(choice.reused, len(tokens))]
-        logits = self._feed(context, fed, REFERENCE_BATCH, all_logits=False)[choice.slot]
+        fed = [(seq, pos, tokens[pos]) for pos in range(len(shared), len(tokens))]
+        logits = self._feed(context, fed, REFERENCE_BATCH, all_logits=False)[seq]
         produced: list[int] = []
         gaps: list[float] = []  # the top-2 logit gap of each greedy choice: where two runs part, how near a tie it was
         text, ended = "", "budget"
@@ -633,32 +644,43 @@ class ModelWorker:
             text, ended = _cut(text, stop, finished)
             if ended != "budget":
                 break
-            self._decode(context, [(choice.slot, len(tokens) + step, token)], [True])
+            self._decode(context, [(seq, len(tokens) + step, token)], [True])
             logits = self._logits(context, 0).copy()
-        if self.slots is not None and reuse:
-            self.slots.hold(choice.slot, tokens)
+        if shared and self.slots is not None:
+            self.slots.hold(seq, shared)
         return {
             "text": text,
             "ended": ended,
             "tokens": len(produced),
             "ids": produced,
             "prompt_tokens": len(tokens),
-            "reused_tokens": choice.reused,
+            "reused_tokens": reused,
             "gaps": gaps,
             "seconds": time.perf_counter() - started,
         }
 
-    def _completion_context(
-        self, tokens: list[int], max_tokens: int, n_ctx: int, n_threads: int, reuse: bool
-    ) -> tuple[Context, SlotChoice]:
-        """A fresh one-sequence context, or, with `reuse`, the prompt slots' context and the slot for `tokens`."""
-        if not reuse:
-            return self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads), SlotChoice(0, 0)
-        context = self.context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, SLOTS, False)
+    def _declared_prefix(self, tokens: list[int], prefix: str | None, max_tokens: int, n_ctx: int) -> list[int]:
+        """The prompt's tokens that the prefix's own tokens begin with too (a tokenizer may merge across the prefix's
+        end: the last token can differ), when they are MIN_SHARED or more and the prompt and its reply fit a slot."""
+        if not prefix or len(tokens) + max_tokens > stream_cells(n_ctx):
+            return []
+        shared = len(os.path.commonprefix([self.tokenize(prefix), tokens[:-1]]))
+        return tokens[:shared] if shared >= MIN_SHARED else []
+
+    def _prompt_start(self, shared: list[int], n_ctx: int, n_threads: int) -> tuple[Context, int, int]:
+        """The context, sequence and reused token count a prompt starts from: a fresh one-sequence context without a
+        shared prefix; else the prompt slots' context, the prefix's slot, its prefix decoded there unless it was held."""
+        if not shared:
+            return self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads), 0, 0
+        context = self.context(SLOTS * stream_cells(n_ctx), REFERENCE_BATCH, REFERENCE_BATCH, SLOTS, False, unified=False)
         llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
-        if self.slots is None or self.slots.context is not context:
-            self.slots = PromptSlots(context, self.model, n_ctx)
-        return context, self.slots.place(tokens, max_tokens)
+        if self.slots is None:
+            self.slots = PromptSlots(context, self.model)
+        choice = self.slots.place(shared)
+        if choice.held:
+            return context, choice.slot, len(shared)
+        self._feed(context, [(choice.slot, pos, token) for pos, token in enumerate(shared)], REFERENCE_BATCH, all_logits=False)
+        return context, choice.slot, 0
 
     def continuation_logprobs(self, context_tokens: list[int], continuation: list[int], n_ctx: int, n_threads: int) -> dict[str, Any]:
         """Log-probability of each continuation token given everything before it, and whether greedy picks it."""

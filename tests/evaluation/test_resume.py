@@ -44,14 +44,21 @@ def journal_lines(folder: Path) -> int:
     return len(journals[0].read_text().splitlines()) if journals else 0
 
 
+def results(step: dict[str, Any]) -> dict[str, Any]:
+    """A step's details without its account of work: a resumed run reuses fewer cached exemplars (the first item of
+    each kind after the resume decodes them), its replies are the same."""
+    kept = {key: value for key, value in step.items() if key not in ("prompt_tokens_computed", "prompt_tokens_reused")}
+    return kept | {"outcomes": [{k: v for k, v in outcome.items() if k != "reused_tokens"} for outcome in step["outcomes"]]}
+
+
 def measured(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The metrics record without what timing changes, and the certificate's runtime account."""
     record = json.loads((folder / "metrics.json").read_text())
     certificate = json.loads((folder / "certificate.json").read_text())
     details = record["details"]
     comparable = {
-        "reasoning": details["reasoning"],
-        "code": details["code"],
+        "reasoning": results(details["reasoning"]),
+        "code": results(details["code"]),
         "context_stability": details["context_stability"],
         "curve": record["context_stability_curve"],
         "scores": [record["reasoning_score"], record["code_score"], record["failure_boundary_tokens"]],

@@ -1,8 +1,9 @@
-"""The worker's prompt cache: a completion continues the KV cache of an earlier prompt sharing its beginning.
+"""The worker's prompt cache: a declared shared beginning (a reasoning kind's exemplars) computed once and kept.
 
-On SmolLM2 and on Gemma 3 (a sliding-window model) with the eval tier's own few-shot reasoning prompts: the tokens
-reused are each kind's exemplars, each kind keeps its slot while the kinds alternate, a context too small for every
-slot gives way, and where a reply differs from the one computed from an empty cache it parts at a near tie.
+On SmolLM2 and on Gemma 3 (a sliding-window model) with the eval tier's own few-shot reasoning prompts: each kind's
+exemplars are reused while the kinds alternate; a reply depends on its prompt only (asked in another order, the same
+tokens); where it differs from the reply to the whole prompt in one batch it parts at a near tie; a context too small
+for the slots computes whole prompts, exactly as without the cache.
 """
 
 from __future__ import annotations
@@ -11,23 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.evaluation.reasoning import load_set
+from pytest_dfqs.evaluation.budget import FEW_SHOT
+from pytest_dfqs.evaluation.reasoning import ask, load_set
+from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from tests.prompt_reuse import ROUNDING_GAP, partings, replies
 
 ITEMS = 12  # three of each kind, the kinds alternating as the prompt set orders them
 
 
 @pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])
-def test_reused_exemplars_part_from_an_empty_cache_only_at_near_ties(fixture: str, request: pytest.FixtureRequest) -> None:
+def test_each_kinds_exemplars_are_reused_and_replies_part_only_at_near_ties(fixture: str, request: pytest.FixtureRequest) -> None:
     path: Path = request.getfixturevalue(fixture)
     items = load_set().items[:ITEMS]
     fresh, reused = replies(path, False, ITEMS), replies(path, True, ITEMS)
     assert all(reply.reused_tokens == 0 for reply in fresh)
-    first_of_kind = {[item.kind for item in items].index(kind) for kind in {item.kind for item in items}}
+    kinds = [item.kind for item in items]
     for index, reply in enumerate(reused):
         assert reply.prompt_tokens == fresh[index].prompt_tokens
-        if index in first_of_kind:
-            assert reply.reused_tokens == 0  # nothing of its kind was cached yet
+        if kinds.index(kinds[index]) == index:
+            assert reply.reused_tokens == 0  # nothing of its kind was held yet
         else:  # the kind's exemplars came from its slot, though other kinds were asked in between
             assert reply.reused_tokens >= 0.6 * reply.prompt_tokens, (index, reply)
     parted = partings(items, fresh, reused)
@@ -37,10 +40,23 @@ def test_reused_exemplars_part_from_an_empty_cache_only_at_near_ties(fixture: st
     assert len(parted) < ITEMS // 2
 
 
-def test_a_context_too_small_for_every_slot_gives_way(smollm2: Path) -> None:
-    """768 cells hold two of the kinds' prompts at most: older slots are cleared before a decode would find no room
-    (llama_decode fails then), the replies those of an empty cache up to near ties."""
-    items = load_set().items[:ITEMS]
-    fresh, reused = replies(smollm2, False, ITEMS, ctx=768), replies(smollm2, True, ITEMS, ctx=768)
-    assert [reply.prompt_tokens for reply in reused] == [reply.prompt_tokens for reply in fresh]
-    assert all(parting.gap < ROUNDING_GAP for parting in partings(items, fresh, reused))
+def test_a_reply_depends_on_its_prompt_only_not_on_what_was_asked_before(smollm2: Path) -> None:
+    """The property a resumed evaluation needs: the items asked in reverse order give the same tokens."""
+    prompts = load_set()
+    items = prompts.items[:ITEMS]
+    in_order = replies(smollm2, True, ITEMS)
+    runtime = ModelRuntime(smollm2, RuntimeOptions(threads=2, ctx=4096, prefix_reuse=True))
+    try:
+        backwards = [ask(runtime, prompts, item, FEW_SHOT) for item in reversed(items)][::-1]
+    finally:
+        runtime.close()
+    assert [reply.ids for reply in backwards] == [reply.ids for reply in in_order]
+    assert sum(reply.reused_tokens for reply in backwards) == sum(reply.reused_tokens for reply in in_order) > 0
+
+
+def test_a_context_too_small_for_the_slots_computes_whole_prompts(smollm2: Path) -> None:
+    """At 1,024 tokens a slot's stream has 256 cells, too few for a prompt and its reply: every prompt is computed
+    whole, as without the cache, token for token."""
+    fresh, reused = replies(smollm2, False, ITEMS, ctx=1024), replies(smollm2, True, ITEMS, ctx=1024)
+    assert all(reply.reused_tokens == 0 for reply in reused)
+    assert [reply.ids for reply in reused] == [reply.ids for reply in fresh]
