@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.measure import run_measured
-from pytest_dfqs.evaluation.reasoning import load_set
+from pytest_dfqs.evaluation.reasoning import extract_answer, load_set
 from tests.prompt_reuse import ROUNDING_GAP, partings, replies
 
 pytestmark = pytest.mark.benchmark
@@ -36,12 +36,18 @@ def test_reasoning_computes_at_most_a_quarter_of_its_prompt_tokens(benchmark, fi
     with_s = time.perf_counter() - started
     prompt = sum(reply.prompt_tokens for reply in cached)
     computed = prompt - sum(reply.reused_tokens for reply in cached)
-    parted = partings(load_set().items[:ITEMS], fresh, cached)
+    items = load_set().items[:ITEMS]
+    parted = partings(items, fresh, cached)
     share, speedup = computed / prompt, without_s / with_s
+    scores = [
+        sum(extract_answer(item, reply.text)[0] == item.answer.lower() for item, reply in zip(items, run)) / ITEMS
+        for run in (fresh, cached)
+    ]
     benchmark.extra_info.update({"computed_share": share, "speedup": speedup, "parted": len(parted)})
     print(
         f"\n{path.name}: {prompt / ITEMS:.0f} prompt tokens per item, {computed / ITEMS:.0f} computed with the cache ({share:.0%});"
-        f" reasoning {without_s:.1f} s without, {with_s:.1f} s with (x{speedup:.2f}); {len(parted)} of {ITEMS} replies part:"
+        f" reasoning {without_s:.1f} s without, {with_s:.1f} s with (x{speedup:.2f}); score {scores[0]:.3f} / {scores[1]:.3f};"
+        f" {len(parted)} of {ITEMS} replies part:"
     )
     for parting in parted:
         print(f"  {parting.item} at token {parting.step}, top-2 gap {parting.gap:.3f}: {parting.without!r} / {parting.with_cache!r}")
