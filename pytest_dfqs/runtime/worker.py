@@ -633,9 +633,9 @@ class ModelWorker:
         gaps: list[float] = []  # the top-2 logit gap of each greedy choice: where two runs part, how near a tie it was
         text, ended = "", "budget"
         for step in range(max_tokens):
-            second, token = (int(i) for i in np.argpartition(logits, -2)[-2:])
-            token, second = (token, second) if logits[token] >= logits[second] else (second, token)
-            gaps.append(float(logits[token] - logits[second]))
+            token = int(np.argmax(logits))
+            runner_up, best = np.partition(logits, -2)[-2:]
+            gaps.append(float(best - runner_up))
             if llama_cpp.llama_vocab_is_eog(self.vocab, token):
                 ended = "eog"
                 break
