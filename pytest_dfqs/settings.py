@@ -105,9 +105,9 @@ RPC_HELP = (
     " llama-cpp-python built with the RPC backend; RPC has no authentication: private networks only."
 )
 PREFIX_REUSE_HELP = (
-    "on (default) or off: the eval tier's prompts continue the KV cache of an earlier prompt sharing their beginning"
-    " (the few-shot exemplars of a kind, a chat's system turn), as llama-server's prompt cache does. Recorded in the"
-    " conditions: records made with and without it are not comparable."
+    "on (default) or off: the eval tier computes each reasoning kind's few-shot exemplars once, alone, and keeps their"
+    " KV cache for the kind's prompts (a reply depends on its prompt only). Recorded in the conditions: records made"
+    " with and without it are not comparable."
 )
 TENSOR_SPLIT_HELP = (
     "Shares of the model's layers for the --dfqs-rpc servers, in their order, e.g. 3,1; one more share puts that part"

@@ -18,7 +18,6 @@ from typing import Any
 from pytest_dfqs import __version__
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.host import cpu_model
-from pytest_dfqs.runtime.rpc import Placement, layers_per_device
 
 from .budget import BUDGETS, Budget
 from .code import MAX_TOKENS as CODE_TOKENS
@@ -145,14 +144,13 @@ def _resuming(journal: Journal) -> str:
     return f"; resuming {len(journal.entries)} items from {journal.path}" if journal.resumed else ""
 
 
-def placement_conditions(placement: Placement, loaded: dict[str, Any]) -> dict[str, Any]:
-    """Where the layers were, as a condition: the rpc-servers, the split asked for, each server's devices and their
-    size, the layers each held (not their free memory, which changes between runs); nothing for this machine alone."""
-    if not placement.endpoints:
+def placement_conditions(record: dict[str, Any] | None) -> dict[str, Any]:
+    """Where the layers were, as a condition: the runtime's placement record (`ModelRuntime.placement_record`) without
+    what changes between runs (each device's free memory, the preflight's plan); nothing for this machine alone."""
+    if record is None:
         return {}
-    devices = [{key: device[key] for key in ("endpoint", "name", "total_bytes")} for device in loaded["rpc_devices"]]
-    layers = layers_per_device(loaded["lines"], loaded["rpc_devices"])
-    return {"placement": {**placement.record(), "devices": devices, "layers": layers}}
+    devices = [{key: device[key] for key in ("endpoint", "name", "total_bytes")} for device in record["devices"]]
+    return {"placement": {key: value for key, value in record.items() if key != "planned"} | {"devices": devices}}
 
 
 def _conditions(
@@ -190,7 +188,7 @@ def _conditions(
         "budget": budget.name,
         "runtime": "llama.cpp",
         "backend": "RPC" if options.placement.endpoints else "CPU",
-        **placement_conditions(options.placement, loaded),
+        **placement_conditions(model.runtime().placement_record()),
         "llama_cpp_python": loaded["llama_cpp_python"],
         "llama_cpp_build": loaded["system_info"],
         "threads": options.threads,

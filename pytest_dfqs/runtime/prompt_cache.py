@@ -41,7 +41,6 @@ class PromptSlots:
     """The slots of one context and the prefix each holds."""
 
     def __init__(self, context: Any, model: Any) -> None:
-        self.context = context
         self.memory = llama_cpp.llama_get_memory(context)
         self.window = llama_cpp.llama_model_n_swa(model)  # 0: no sliding window
         self.held: list[list[int]] = [[] for _ in range(SLOTS)]

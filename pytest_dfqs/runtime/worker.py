@@ -407,7 +407,7 @@ class ModelWorker:
             "n_vocab": llama_cpp.llama_vocab_n_tokens(llama_cpp.llama_model_get_vocab(model)),
             "overhead_bytes": max(overhead, 0),
             "lines": LOG.since(mark),
-            "buffers": self.placement_of(context),
+            "buffers": self.placement_of(context) if placement else [],  # the per-server plan reads it, a local one does not
             "rpc_devices": self.rpc_devices(),
         }
 
