@@ -37,7 +37,7 @@ class EvalOptions:
     resume: bool = False
     allow_unsandboxed_code: bool = False  # run model-written code without OS isolation where the machine offers none
     prompt_mode: str = "few-shot"  # few-shot or chat (the model's template; few-shot when it has none)
-    prefix_reuse: bool = True  # prompts continue the KV cache of an earlier prompt sharing their beginning
+    prefix_reuse: bool = True  # each reasoning kind's few-shot exemplars computed once and kept (--dfqs-prefix-reuse)
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def chat_prompt(runtime: ModelRuntime, messages: list[dict[str, str]]) -> str:
 
 
 def prompt_work(reply: Completion) -> dict[str, int]:
-    """What one reply's prompt cost: its tokens, and those an earlier prompt's cache held (--dfqs-prefix-reuse)."""
+    """What one reply's prompt cost: its tokens, and those of its prefix kept from an earlier prompt (--dfqs-prefix-reuse)."""
     return {"prompt_tokens": reply.prompt_tokens, "reused_tokens": reply.reused_tokens}
 
 

@@ -72,7 +72,7 @@ class RuntimeOptions:
     ctx: int
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     placement: Placement = Placement()  # where the layers go: this machine's CPU, or rpc-servers (--dfqs-rpc)
-    prefix_reuse: bool = True  # a completion continues the KV cache of an earlier prompt sharing its beginning
+    prefix_reuse: bool = True  # a completion's declared prefix is computed once and kept (runtime.prompt_cache)
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class Completion:
     ended: str
     tokens: int
     prompt_tokens: int = 0
-    reused_tokens: int = 0  # of the prompt's tokens, those an earlier prompt's cache held (not decoded again)
+    reused_tokens: int = 0  # of the prompt's tokens, those of its prefix a slot held already (not decoded again)
     ids: tuple[int, ...] = ()  # the tokens produced
     gaps: tuple[float, ...] = ()  # the top-2 logit gap of each greedy choice (one more than ids at an eog)
 
