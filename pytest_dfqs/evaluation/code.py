@@ -45,6 +45,7 @@ class Problem:
     prompt: str
     test: str
     entry_point: str
+    solution: str = ""  # HumanEval's canonical solution: never shown to the model; the work plan's expected reply length
 
     def program(self, completion: str) -> str:
         return f"{self.prompt}{completion}\n\n{self.test}\n\ncheck({self.entry_point})\n"
@@ -114,7 +115,7 @@ def load_problems() -> tuple[list[Problem], str]:
     path = humaneval_file()
     raw = path.read_bytes()
     records = [json.loads(line) for line in gzip.decompress(raw).decode("utf-8").splitlines() if line.strip()]
-    problems = [Problem(r["task_id"], r["prompt"], r["test"], r["entry_point"]) for r in records]
+    problems = [Problem(r["task_id"], r["prompt"], r["test"], r["entry_point"], r["canonical_solution"]) for r in records]
     return problems, hashlib.sha256(raw).hexdigest()
 
 

@@ -91,6 +91,8 @@ def evaluate(model: ModelUnderTest, budget: Budget, benchmark: Any = None) -> di
                 "lengths": stability.lengths,
                 "quality": stability.quality,
                 "retrieved": stability.retrieved,
+                "recall": stability.recall,
+                "prompt_tokens_computed": stability.prompt_tokens_computed,
                 "failure": stability.failure,
                 "memory_limit": stability.memory_limit,
                 "failure_boundary_is_lower_bound": lower_bound,

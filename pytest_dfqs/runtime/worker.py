@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .bindings import imported_on_first_use, libggml, llama_cpp
 from .breakdown import memory_breakdown
-from .prompt_cache import MIN_SHARED, SLOTS, PromptSlots, stream_cells
+from .prompt_cache import SLOTS, PromptSlots, declared_prefix, stream_cells
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +44,7 @@ ACCELERATOR_TYPES = {1: "GPU", 2: "integrated GPU"}  # enum ggml_backend_dev_typ
 REFERENCE_BATCH = 512
 PROGRESS_PREFIX = "dfqs-progress: "  # a line of the worker's log that the client turns into a progress line
 PROGRESS_EVERY_S = 5.0
+HAYSTACK_SEQUENCES = 2  # the haystack, and the copy a question is asked in
 KEPT_LINES = (b" MiB", b" assigned to device ")  # llama.cpp's log lines that state buffer sizes and where layers go
 Context = llama_cpp.llama_context_p  # a llama_context pointer
 
@@ -351,10 +352,13 @@ class ModelWorker:
     def __init__(self) -> None:
         self.model = None
         self.vocab = None
+        self.vocab_model = None  # a vocabulary-only load, for the work plan before the model is loaded
         self.loads = 0
         self.recorder = RoutingRecorder()
         self.slots: PromptSlots | None = None  # the prompt cache of `complete`'s context, when it reuses prefixes
         self.contexts: dict[tuple[int, int, int, int, bool, bool], Context] = {}
+        self.haystack: tuple[int, int, int, int, bool, bool] | None = None  # the context key of `haystack_begin`'s text
+        self.haystack_end = 0  # how many tokens it holds
         self.leftovers: list[Callable[[], None]] = []  # what `tidy` frees once an answer is out
         self.devices: list[dict[str, Any]] = []  # the rpc-servers' devices the model was placed on
         self._placement: Any = None  # their NULL-terminated array, alive as long as the model
@@ -471,13 +475,21 @@ class ModelWorker:
         return context
 
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
-        raw = text.encode("utf-8")
-        capacity = len(raw) + 16
-        tokens = (llama_cpp.llama_token * capacity)()
-        count = llama_cpp.llama_tokenize(self.vocab, raw, len(raw), tokens, capacity, add_special, True)
-        if count < 0:
-            raise RuntimeError(f"tokenizing needs {-count} tokens")
-        return list(tokens[:count])
+        return tokenized(self.vocab, text, add_special)
+
+    def planned_tokens(self, path: str, texts: list[str], conversations: list[list[dict[str, str]]]) -> dict[str, Any]:
+        """The model's own tokens of `texts`, and of `conversations` as llama.cpp renders its chat template (None where
+        it cannot), for the work plan: from the loaded model, else from a vocabulary-only load of `path` (kept)."""
+        if self.model is None and self.vocab_model is None:
+            self.vocab_model = self._load_model(path, "the model's vocabulary", vocab_only=True)
+        model = self.model or self.vocab_model
+        vocab = llama_cpp.llama_model_get_vocab(model)
+        template = llama_cpp.llama_model_chat_template(model, None)
+        rendered = [apply_template(template, messages) if template else None for messages in conversations]
+        return {
+            "texts": [tokenized(vocab, text, True) for text in texts],
+            "conversations": [tokenized(vocab, text, True) if text is not None else None for text in rendered],
+        }
 
     def detokenize(self, tokens: list[int]) -> str:
         """The text of `tokens`; a buffer too small (a vocabulary entry can be any length) is grown to what llama.cpp asks."""
@@ -660,12 +672,8 @@ class ModelWorker:
         }
 
     def _declared_prefix(self, tokens: list[int], prefix: str | None, max_tokens: int, n_ctx: int) -> list[int]:
-        """The prompt's tokens that the prefix's own tokens begin with too (a tokenizer may merge across the prefix's
-        end: the last token can differ), when they are MIN_SHARED or more and the prompt and its reply fit a slot."""
-        if not prefix or len(tokens) + max_tokens > stream_cells(n_ctx):
-            return []
-        shared = len(os.path.commonprefix([self.tokenize(prefix), tokens[:-1]]))
-        return tokens[:shared] if shared >= MIN_SHARED else []
+        """The prompt's tokens its declared `prefix` shares with it (`prompt_cache.declared_prefix`)."""
+        return tokens[: declared_prefix(tokens, self.tokenize(prefix), max_tokens, n_ctx)] if prefix else []
 
     def _prompt_start(self, shared: list[int], n_ctx: int, n_threads: int) -> tuple[Context, int, int]:
         """The context, sequence and reused token count a prompt starts from: a fresh one-sequence context without a
@@ -682,22 +690,55 @@ class ModelWorker:
         self._feed(context, [(choice.slot, pos, token) for pos, token in enumerate(shared)], REFERENCE_BATCH, all_logits=False)
         return context, choice.slot, 0
 
-    def continuation_logprobs(self, context_tokens: list[int], continuation: list[int], n_ctx: int, n_threads: int) -> dict[str, Any]:
-        """Log-probability of each continuation token given everything before it, and whether greedy picks it."""
-        context = self.fresh_context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads)
-        sequence = context_tokens + continuation[:-1]
-        scored_from = len(context_tokens) - 1
+    def haystack_begin(self, n_ctx: int, n_threads: int) -> None:
+        """An empty context of `n_ctx` tokens for one long text grown in sequence 0 (the context stability curve's
+        one pass), with a second sequence where questions are asked and removed again."""
+        self.haystack = (n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, HAYSTACK_SEQUENCES, False, True)
+        self.fresh_context(*self.haystack[:-1], n_threads)
+        self.haystack_end = 0
+
+    def _haystack(self) -> Context:
+        if self.haystack is None or self.haystack not in self.contexts:
+            raise RuntimeError("the haystack's context is gone (another request replaced it): haystack_begin first")
+        return self.contexts[self.haystack]
+
+    def haystack_grow(self, tokens: list[int]) -> int:
+        """Append `tokens` to the haystack; its length after them."""
+        context = self._haystack()
+        self._feed(context, [(0, self.haystack_end + index, token) for index, token in enumerate(tokens)], REFERENCE_BATCH, False)
+        self.haystack_end += len(tokens)
+        return self.haystack_end
+
+    def haystack_ask(self, question: list[int], answer: list[int]) -> dict[str, Any]:
+        """The log-probability of each answer token after the haystack and `question`, and whether greedy picks it.
+
+        The question goes into a copy of the haystack's sequence (llama.cpp's `llama_memory_seq_cp`: the cells are
+        shared, not copied, in a unified cache), which is removed whole afterwards, so the haystack grows on as if it
+        had never been asked: a cache that cannot drop a sequence's last cells (DeepSeek-V4's compressed one) can
+        still drop a whole sequence."""
+        context = self._haystack()
+        memory = llama_cpp.llama_get_memory(context)
+        llama_cpp.llama_memory_seq_cp(memory, 0, 1, -1, -1)
+        try:
+            return self._score(context, self.haystack_end, question, answer)
+        finally:
+            llama_cpp.llama_memory_seq_rm(memory, 1, -1, -1)
+
+    def _score(self, context: Context, start: int, question: list[int], answer: list[int]) -> dict[str, Any]:
+        """Decode `question` and the answer but its last token in sequence 1 from position `start`, scoring the answer."""
+        sequence = question + answer[:-1]
+        scored_from = len(question) - 1
         logprobs, greedy = [], []
-        for start in range(0, len(sequence), REFERENCE_BATCH):
-            chunk = [(0, position, sequence[position]) for position in range(start, min(start + REFERENCE_BATCH, len(sequence)))]
-            self._decode(context, chunk, [position >= scored_from for _, position, _ in chunk])
-            for index, (_, position, _) in enumerate(chunk):
-                if position >= scored_from:
-                    row = self._logits(context, index).astype(np.float64)
-                    target = continuation[position - scored_from]
-                    top = row.max()
-                    logprobs.append(float(row[target] - top - np.log(np.exp(row - top).sum())))
-                    greedy.append(int(row.argmax()) == target)
+        for begin in range(0, len(sequence), REFERENCE_BATCH):
+            chunk = [(1, start + index, sequence[index]) for index in range(begin, min(begin + REFERENCE_BATCH, len(sequence)))]
+            self._decode(context, chunk, [position - start >= scored_from for _, position, _ in chunk])
+            for row, (_, position, _) in enumerate(chunk):
+                if position - start >= scored_from:
+                    logits = self._logits(context, row).astype(np.float64)
+                    target = answer[position - start - scored_from]
+                    top = logits.max()
+                    logprobs.append(float(logits[target] - top - np.log(np.exp(logits - top).sum())))
+                    greedy.append(int(logits.argmax()) == target)
         return {"logprobs": logprobs, "greedy_matches": greedy}
 
     def tokenizer_roundtrip(self, texts: list[str]) -> list[dict[str, Any]]:
@@ -716,6 +757,16 @@ class ModelWorker:
         text = apply_template(template, messages)
         form = next((name for name in builtin_templates() if text is not None and apply_template(name.encode(), messages) == text), None)
         return {"template": True, "text": text, "form": form}
+
+
+def tokenized(vocab: Any, text: str, add_special: bool) -> list[int]:
+    raw = text.encode("utf-8")
+    capacity = len(raw) + 16
+    tokens = (llama_cpp.llama_token * capacity)()
+    count = llama_cpp.llama_tokenize(vocab, raw, len(raw), tokens, capacity, add_special, True)
+    if count < 0:
+        raise RuntimeError(f"tokenizing needs {-count} tokens")
+    return list(tokens[:count])
 
 
 def builtin_templates() -> list[str]:
@@ -774,8 +825,11 @@ def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None
         "stats": worker.stats,
         "evaluate": worker.evaluate,
         "tokenize": worker.tokenize,
+        "planned_tokens": worker.planned_tokens,
         "complete": worker.complete,
-        "continuation_logprobs": worker.continuation_logprobs,
+        "haystack_begin": worker.haystack_begin,
+        "haystack_grow": worker.haystack_grow,
+        "haystack_ask": worker.haystack_ask,
         "tokenizer_roundtrip": worker.tokenizer_roundtrip,
         "render_chat": worker.render_chat,
     }

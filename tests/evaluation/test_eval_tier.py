@@ -62,7 +62,9 @@ def test_smollm2_quick_evaluation_reports_the_five_metrics(smollm2_record: tuple
     assert record["cpu_tokens_per_sec"] > 10
     assert record["details"]["reasoning"]["items"] == 40 and record["details"]["code"]["problems"] == 10
     assert record["details"]["context_stability"]["lengths"] == [512, 1024, 2048]
-    assert record["details"]["context_stability"]["retrieved"][0] == 1.0  # SmolLM2 recalls the planted code at 512
+    stability = record["details"]["context_stability"]
+    assert stability["recall"][0] >= 0.5 and stability["retrieved"][0] > 0  # SmolLM2 finds planted codes at 512 among others
+    assert record["conditions"]["prompt_sets"]["context"]["id"] == "dfqs-context-v2"
     assert record["details"]["throughput"]["measured_with"] == "pytest-benchmark"
     assert record["conditions"]["budget"] == "quick" and record["conditions"]["sampling"]["decoding"] == "greedy"
     assert path.with_name("smollm2-stability.png").stat().st_size > 10_000
