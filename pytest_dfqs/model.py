@@ -111,6 +111,7 @@ class ModelUnderTest:
         self.benchmark: Any = None  # pytest-benchmark's fixture, when the eval tier's test has it
         self.findings: dict[str, Finding] = {}  # check id -> finding, filled by clauses.registry
         self.metrics_record: dict[str, Any] | None = None  # filled by evaluation.orchestrator
+        self.planned_vocabulary: Any = None  # the work plan's texts in the model's tokens, filled by workplan
         self.check_journal: Any = None  # the runtime checks' journal, opened by clauses.registry
         self._header: GGUFHeader | HeaderError | None = None
         self._templates: tuple[TemplateAssessment, ...] | None = None

@@ -542,6 +542,20 @@ class ModelRuntime:
             record["planned"] = [node.evidence() for node in plan.nodes]
         return record
 
+    def planned_tokens(self, texts: dict[str, list[str]], conversations: dict[str, list[list[dict[str, str]]]]) -> dict[str, Any]:
+        """The work plan's prompts in the model's own tokens (`ModelWorker.planned_tokens`), before the model is loaded:
+        llama.cpp judges the header first, so a file it refuses is never tokenized; a worker that fails doing it is
+        stopped (the load starts another)."""
+        self.judged()
+        worker = self._started()
+        try:
+            answer: dict[str, Any] = worker.request("planned_tokens", path=str(self.alone_path()), texts=texts, conversations=conversations)
+        except WorkerFailed:
+            worker.close()
+            self._worker = None
+            raise
+        return answer
+
     def request(self, op: str, **args: Any) -> Any:
         self.loaded()
         self.requests_made += 1

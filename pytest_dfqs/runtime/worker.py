@@ -477,18 +477,26 @@ class ModelWorker:
     def tokenize(self, text: str, add_special: bool = True) -> list[int]:
         return tokenized(self.vocab, text, add_special)
 
-    def planned_tokens(self, path: str, texts: list[str], conversations: list[list[dict[str, str]]]) -> dict[str, Any]:
-        """The model's own tokens of `texts`, and of `conversations` as llama.cpp renders its chat template (None where
-        it cannot), for the work plan: from the loaded model, else from a vocabulary-only load of `path` (kept)."""
+    def planned_tokens(
+        self, path: str, texts: dict[str, list[str]], conversations: dict[str, list[list[dict[str, str]]]]
+    ) -> dict[str, Any]:
+        """The model's own tokens (without special ones) of `texts`, and of `conversations` as llama.cpp renders its chat
+        template (None where it cannot), by name, with the special tokens a prompt begins with: for the work plan,
+        from the loaded model, else from a vocabulary-only load of `path` (kept)."""
         if self.model is None and self.vocab_model is None:
             self.vocab_model = self._load_model(path, "the model's vocabulary", vocab_only=True)
         model = self.model or self.vocab_model
         vocab = llama_cpp.llama_model_get_vocab(model)
         template = llama_cpp.llama_model_chat_template(model, None)
-        rendered = [apply_template(template, messages) if template else None for messages in conversations]
+
+        def rendered(messages: list[dict[str, str]]) -> list[int] | None:
+            text = apply_template(template, messages) if template else None
+            return None if text is None else tokenized(vocab, text, False)
+
         return {
-            "texts": [tokenized(vocab, text, True) for text in texts],
-            "conversations": [tokenized(vocab, text, True) if text is not None else None for text in rendered],
+            "special": len(tokenized(vocab, "", True)),
+            "texts": {name: [tokenized(vocab, text, False) for text in listed] for name, listed in texts.items()},
+            "conversations": {name: [rendered(messages) for messages in asked] for name, asked in conversations.items()},
         }
 
     def detokenize(self, tokens: list[int]) -> str:

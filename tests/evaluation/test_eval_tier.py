@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.evaluation.record import REQUIRED, record_problems
+from pytest_dfqs.modelfile.units import human_count
 from pytest_dfqs.runtime.host import cpu_model
 from tests.conftest import Certification
 
@@ -51,6 +52,21 @@ def smollm2_record(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> t
     done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:]
     return record, done.stdout
+
+
+def test_the_plan_counts_the_prompt_tokens_the_evaluation_computes(smollm2_record: tuple[Path, str]) -> None:
+    """The header's plan, in SmolLM2's own tokens (its vocabulary read before the load) with the exemplars kept per
+    kind, against what the evaluation reports it computed and reused."""
+    path, output = smollm2_record
+    details = json.loads(path.read_text())["details"]
+    plan = next(line for line in output.splitlines() if line.startswith("dfqs plan for"))
+    reasoning, code = details["reasoning"], details["code"]
+    assert "(in the model's own tokens)" in plan
+    assert f"reasoning_score (40 items) ~{human_count(reasoning['prompt_tokens_computed'])}" in plan
+    assert f"(+{human_count(reasoning['prompt_tokens_reused'])} reused)" in plan
+    assert f"code_score (10 problems) ~{human_count(code['prompt_tokens_computed'])} + " in plan
+    assert f"context_stability_curve (3 lengths) ~{human_count(details['context_stability']['prompt_tokens_computed'])} + 0" in plan
+    assert "routing-determinism" not in plan  # SmolLM2 is dense: DFQS-3.3 does not apply
 
 
 def test_smollm2_quick_evaluation_reports_the_five_metrics(smollm2_record: tuple[Path, str]) -> None:

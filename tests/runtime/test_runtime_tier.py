@@ -23,9 +23,9 @@ def test_moe_models_meet_every_runtime_clause(certify: Certification, request: p
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            f"dfqs plan for {path.name}: 1 load (CPU, 2 threads), then prompt + decode tokens: cpu-generation ~* + 32;"
-            " routing-determinism ~* + 336; about * prompt and up to * decode tokens",
-            f"dfqs: {path.name}: at * prompt and * decode tokens/s the planned work left takes up to * s",
+            f"dfqs plan for {path.name}: 1 load (CPU, 2 threads), then prompt + decode tokens (in the model's own tokens):"
+            " cpu-generation ~* + 32; routing-determinism ~* + 336; about * prompt tokens computed and up to * decode tokens",
+            f"dfqs: {path.name}: at * prompt and * decode tokens/s the planned work left takes about * s",
             "verdict: INCOMPLETE at tier runtime*",
             "undecided: DFQS-11.1, DFQS-11.2 (tier eval not run)",
         ]
@@ -106,6 +106,10 @@ def test_a_file_llama_cpp_refuses_is_not_met_in_its_words(certify: Certification
         summary = findings(certify, clause)[check]["summary"]
         assert summary.startswith("llama.cpp refuses to load this model: check_tensor_dims: tensor 'blk.0.ffn_norm.weight' not found")
     assert "llama.cpp's log ends" in findings(certify, "DFQS-3.1")["llama-cpp-executes"]["summary"]
+    result.stdout.fnmatch_lines(  # the plan cannot be counted in the tokens of a model llama.cpp refuses: it says so
+        ["dfqs plan for no-norm.gguf: * tokens (estimated at 4 characters a token: llama.cpp refuses to load this model: *): cpu-*"]
+    )
+    assert certify.certificate()["models"][0]["runtime"]["workers_started"] == 1
 
 
 def test_at_the_static_tier_the_single_file_clause_awaits_llama_cpp(certify: Certification, runtime_moe_model: Path) -> None:
