@@ -8,9 +8,11 @@ tokens: llama.cpp reads the vocabulary alone (no weight) before the model is
 loaded, a fraction of a second even for the reference; when it cannot, they
 are estimated at CHARS_PER_TOKEN characters a token, and the plan says so.
 Once the CPU generation check has measured the model's prompt and decode
-speeds, the plan becomes an estimate of the time left, counting the replies the
-prompt sets' own answers suggest (a worked exemplar's length, HumanEval's
-canonical solution) rather than every budget spent.
+speeds, the plan becomes an estimate of the time left (`Speeds`: a charge per
+prompt token, per llama_decode call and per sandboxed program; at the eval tier
+calibrated on one full batch and a few warm decoded tokens), counting the
+replies the prompt sets' own answers suggest (a worked exemplar's length,
+HumanEval's canonical solution) rather than every budget spent.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ from .clauses.routing_determinism import GENERATED, standard_loads
 from .evaluation.budget import BUDGETS, CHAT, Budget
 from .evaluation.code import MAX_TOKENS as CODE_TOKENS
 from .evaluation.code import instruction, load_problems
-from .evaluation.context_stability import context_lengths, fact_texts, facts, planned_prompt_tokens
+from .evaluation.context_stability import context_lengths, fact_texts, facts, planned_questions
 from .evaluation.reasoning import MAX_TOKENS as REASONING_TOKENS
 from .evaluation.reasoning import chat_messages, load_set
 from .evaluation.routing_pressure import OTHER_TOKENS, PREDICTED, pressure_points
+from .evaluation.sandbox import sandbox_seconds
 from .evaluation.throughput import WARM_UP_TOKENS
 from .model import ModelUnderTest
 from .modelfile.units import human_count
-from .runtime.client import GENERATION_PROMPT, RuntimeUnavailable
+from .runtime.client import BATCH, GENERATION_PROMPT, RuntimeUnavailable
 from .runtime.prompt_cache import declared_prefix
 from .runtime.traces import ROUTING_PROMPTS
 
@@ -42,14 +45,34 @@ CHARS_PER_TOKEN = 4  # the estimate when llama.cpp cannot read the vocabulary
 @dataclass(frozen=True)
 class Step:
     what: str
-    prompt_tokens: int  # computed
+    batches: tuple[int, ...]  # the prompt tokens it computes, in llama.cpp's batches
     decode_tokens: int  # the budget: at most this many
     reused_tokens: int = 0  # prompt tokens a kept prefix saves
-    expected_decode: int | None = None  # what the ETA counts; None: the budget
+    replies: int = 0  # the tokens the time estimate expects it to decode, one llama_decode call each
+    programs: int = 0  # model-written programs run in the sandbox
 
     @property
-    def decode_expected(self) -> int:
-        return self.decode_tokens if self.expected_decode is None else min(self.expected_decode, self.decode_tokens)
+    def prompt_tokens(self) -> int:
+        return sum(self.batches)
+
+
+@dataclass(frozen=True)
+class Speeds:
+    """What the time estimate charges, in seconds: a prompt token in a batch, a llama_decode call (on a CPU mostly one
+    pass over the weights), a sandboxed program. A reply's token is a call of one token."""
+
+    per_token: float
+    per_call: float
+    per_program: float = 0.0
+
+    def seconds(self, step: Step) -> float:
+        calls = len(step.batches) + step.replies
+        return (step.prompt_tokens + step.replies) * self.per_token + calls * self.per_call + step.programs * self.per_program
+
+
+def chunks(tokens: int) -> list[int]:
+    """A prompt of `tokens`, in the batches llama.cpp is given (BATCH tokens at most)."""
+    return [min(BATCH, tokens - start) for start in range(0, tokens, BATCH)]
 
 
 @dataclass(frozen=True)
@@ -70,12 +93,16 @@ def work_plan(model: ModelUnderTest, tier: str) -> list[Step]:
     """The steps the runtime (and eval) tier will ask llama.cpp for on this model."""
     words = vocabulary(model, tier)
     generation = words.special + len(words.texts["generation"][0])
-    steps = [Step("cpu-generation", generation, GENERATED_TOKENS)]
+    steps = [Step("cpu-generation", tuple(chunks(generation)), GENERATED_TOKENS, replies=GENERATED_TOKENS)]
     if model.facts().is_moe:  # DFQS-3.3 does not apply to a dense model
-        runs = len(ROUTING_PROMPTS) * (1 + len(standard_loads(model.threads, bool(model.rpc))))
-        steps.append(Step("routing-determinism", runs * _routing_prompt(words), runs * GENERATED))
+        loads = 1 + len(standard_loads(model.threads, bool(model.rpc)))
+        routing = _routing_prompt(words)
+        batch = chunks(len(ROUTING_PROMPTS) * routing)  # a load's prompts are one batch, then decoded together
+        decoded = loads * GENERATED  # a load's prompts are extended together: a call per step
+        steps.append(Step("routing-determinism", tuple(batch * loads), decoded * len(ROUTING_PROMPTS), replies=decoded))
     if (model.facts().context_length or 0) > EXTENDED_CONTEXT:
-        steps.append(Step("decode-past-64k", EXTENDED_CONTEXT + 1, FAR_DECODED))
+        far = EXTENDED_CONTEXT + 1
+        steps.append(Step("decode-past-64k", tuple(chunks(far)), FAR_DECODED, replies=FAR_DECODED))
     if tier == "eval":
         steps += _eval_steps(model, words, generation)
     return steps
@@ -140,12 +167,13 @@ def _routing_prompt(words: Vocabulary) -> int:
 def _eval_steps(model: ModelUnderTest, words: Vocabulary, generation: int) -> list[Step]:
     budget = BUDGETS[model.eval_options.budget]
     lengths = context_lengths(model.facts().context_length, budget.max_context)
-    rounds = budget.throughput_rounds + 1
+    decoded = WARM_UP_TOKENS + budget.throughput_tokens * budget.throughput_rounds
+    throughput = Step("cpu_tokens_per_sec", tuple(chunks(generation) * (budget.throughput_rounds + 1)), decoded, replies=decoded)
     return [
         _reasoning_step(model, words),
         _code_step(model, words),
         _context_step(words, lengths, budget),
-        Step("cpu_tokens_per_sec", rounds * generation, budget.throughput_rounds * budget.throughput_tokens + WARM_UP_TOKENS),
+        throughput,
         *_routing_pressure_steps(model, words),
     ]
 
@@ -155,32 +183,37 @@ def _reasoning_step(model: ModelUnderTest, words: Vocabulary) -> Step:
     once when prefix reuse is on and the prompt fits a slot (`prompt_cache.declared_prefix`), the rest per item."""
     prompts = load_set()
     kinds = [item.kind for item in prompts.items[: BUDGETS[model.eval_options.budget].reasoning_items]]
-    budgets = [REASONING_TOKENS[kind] for kind in kinds]
+    budget = sum(REASONING_TOKENS[kind] for kind in kinds)
     label = f"reasoning_score ({len(kinds)} items)"
     chat = _chat(words, "reasoning")
     if chat is not None:
-        return Step(label, sum(len(tokens) for tokens in chat), sum(budgets))
-    computed, reused, held = 0, 0, set()
+        return Step(label, tuple(batch for tokens in chat for batch in chunks(len(tokens))), budget)
+    expected = {kind: len(tokens) // len(prompts.exemplars[kind]) + 1 for kind, tokens in zip(prompts.exemplars, words.texts["replies"])}
     prefixes = dict(zip(prompts.exemplars, words.texts["prefixes"]))
     ctx, reuse = model.runtime_options().ctx, model.eval_options.prefix_reuse
-    for kind, text, most in zip(kinds, words.texts["reasoning"], budgets):
+    batches: list[int] = []
+    reused, held = 0, set()
+    for kind, text in zip(kinds, words.texts["reasoning"]):
         prompt = words.prompt(text)
-        shared = declared_prefix(prompt, words.prompt(prefixes[kind]), most, ctx) if reuse else 0
-        saved = shared if shared and kind in held else 0
-        held |= {kind} if shared else set()
-        computed, reused = computed + len(prompt) - saved, reused + saved
-    expected = {kind: len(tokens) // len(prompts.exemplars[kind]) + 1 for kind, tokens in zip(prompts.exemplars, words.texts["replies"])}
-    return Step(label, computed, sum(budgets), reused, sum(expected[kind] for kind in kinds))
+        shared = declared_prefix(prompt, words.prompt(prefixes[kind]), REASONING_TOKENS[kind], ctx) if reuse else 0
+        if shared and kind in held:
+            reused += shared
+        else:
+            batches += chunks(shared)  # a kept prefix is decoded alone, the rest after it
+            held |= {kind} if shared else set()
+        batches += chunks(len(prompt) - shared)
+    return Step(label, tuple(batches), budget, reused, sum(expected[kind] for kind in kinds))
 
 
 def _code_step(model: ModelUnderTest, words: Vocabulary) -> Step:
     """The budget's HumanEval problems: a prompt each (rendered in chat mode), a reply of about the canonical
-    solution's length."""
+    solution's length, its program run in the sandbox."""
     mode = CHAT if _chat(words, "code") is not None else "few-shot"
     prompts = _chat(words, "code") or [words.prompt(tokens) for tokens in words.texts["code"]]
-    expected = sum(len(tokens) + 1 for tokens in words.texts["solutions"])
+    replies = sum(len(solution) + 1 for solution in words.texts["solutions"])
+    batches = tuple(batch for prompt in prompts for batch in chunks(len(prompt)))
     problems = len(prompts)
-    return Step(f"code_score ({problems} problems)", sum(len(p) for p in prompts), problems * CODE_TOKENS[mode], 0, expected)
+    return Step(f"code_score ({problems} problems)", batches, problems * CODE_TOKENS[mode], 0, replies, problems)
 
 
 def _chat(words: Vocabulary, name: str) -> list[list[int]] | None:
@@ -197,8 +230,8 @@ def _context_step(words: Vocabulary, lengths: list[int], budget: Budget) -> Step
     pieces = words.texts["facts"]
     told = [len(tokens) for tokens in pieces[0::3]]
     asked = [len(question) + len(answer) for question, answer in zip(pieces[1::3], pieces[2::3])]
-    prompt = planned_prompt_tokens(lengths, budget.depths, told, asked, words.special)
-    return Step(f"context_stability_curve ({len(lengths)} lengths)", prompt, 0)
+    grown, questions = planned_questions(lengths, budget.depths, told, asked, words.special)
+    return Step(f"context_stability_curve ({len(lengths)} lengths)", tuple(chunks(grown) + questions), 0)
 
 
 def _routing_pressure_steps(model: ModelUnderTest, words: Vocabulary) -> list[Step]:
@@ -209,8 +242,9 @@ def _routing_pressure_steps(model: ModelUnderTest, words: Vocabulary) -> list[St
     prompts = len(ROUTING_PROMPTS)
     runs = prompts * (1 + len(points.fills) + len(points.sequences))
     others = sum(count - 1 for count in points.sequences) * OTHER_TOKENS
-    prompt_tokens = runs * _routing_prompt(words) + prompts * (sum(points.fills) + others)
-    return [Step(f"routing under pressure ({len(points.fills)} fills, {len(points.sequences)} batches)", prompt_tokens, runs * PREDICTED)]
+    batches = chunks(runs * _routing_prompt(words) + prompts * (sum(points.fills) + others))  # in tokens, not in their batches
+    what = f"routing under pressure ({len(points.fills)} fills, {len(points.sequences)} batches)"
+    return [Step(what, tuple(batches), runs * PREDICTED, replies=runs * PREDICTED)]
 
 
 def plan_line(model: ModelUnderTest, tier: str) -> str:
@@ -236,14 +270,35 @@ def _reused(tokens: int) -> str:
 
 
 def eta_line(model: ModelUnderTest, tier: str, prompt_per_sec: float, decode_per_sec: float) -> str:
-    steps = work_plan(model, tier)[1:]  # the CPU generation check that measured the speeds is done
-    seconds = sum(s.prompt_tokens for s in steps) / max(prompt_per_sec, 1e-9) + sum(s.decode_expected for s in steps) / max(
-        decode_per_sec, 1e-9
-    )
+    steps = work_plan(model, tier)
+    speeds = calibrated(model, tier, steps[0], prompt_per_sec, decode_per_sec)
+    seconds = sum(speeds.seconds(step) for step in steps[1:])  # the CPU generation check that measured the speeds is done
     return (
         f"{model.label}: at {prompt_per_sec:,.0f} prompt and {decode_per_sec:,.1f} decode tokens/s the planned work left"
         f" takes about {_duration(seconds)}"
     )
+
+
+CALIBRATION_DECODED = 16  # tokens decoded one at a time after the eval tier's calibration batch, warm
+
+
+def calibrated(model: ModelUnderTest, tier: str, generation: Step, prompt_per_sec: float, decode_per_sec: float) -> Speeds:
+    """The time estimate's charges. From the speed check alone (a short prompt and the model's first reply, both cold)
+    at the runtime tier; at the eval tier, whose steps feed hundreds of batches and replies, from one full batch and a
+    few tokens decoded after it, warm (a prompt token's share and a call's share of a batch), and one sandboxed program.
+    Attention's growth with the positions before a token is not modelled: long fills take longer than planned."""
+    per_decoded = 1 / max(decode_per_sec, 1e-9)
+    per_token = max(1 / max(prompt_per_sec, 1e-9) - per_decoded / generation.prompt_tokens, 0.0)
+    plain = Speeds(per_token, per_decoded - per_token)
+    if tier != "eval":
+        return plain
+    text = [token for tokens in vocabulary(model, tier).texts["reasoning"] for token in tokens]
+    try:
+        batch, per_decoded = model.runtime().prompt_timing((text * (BATCH // max(len(text), 1) + 1))[:BATCH], CALIBRATION_DECODED)
+    except RuntimeUnavailable:
+        return plain
+    per_token = max((batch - per_decoded) / (BATCH - 1), 0.0)
+    return Speeds(per_token, max(per_decoded - per_token, 0.0), sandbox_seconds())
 
 
 def _duration(seconds: float) -> str:

@@ -167,13 +167,15 @@ def _target(fact: Fact, ask_room: int, fact_room: int) -> int:
     return int(fact.depth * (fact.length - ask_room - fact_room))
 
 
-def planned_prompt_tokens(lengths: list[int], depths: tuple[float, ...], told: list[int], asked: list[int], start: int) -> int:
-    """The prompt tokens the pass computes (`told` and `asked`: each fact's tokens, and its question's with its answer's):
-    the haystack to the longest length's asking point, and at each length a question for every fact before it."""
+def planned_questions(
+    lengths: list[int], depths: tuple[float, ...], told: list[int], asked: list[int], start: int
+) -> tuple[int, list[int]]:
+    """What the pass computes (`told` and `asked`: each fact's tokens, and its question's with its answer's): the
+    haystack's length at the longest length's asking point, and at each length a batch per question for every fact
+    before it (its tokens)."""
     ask_room = max(asked)
     spans = layout(facts(lengths, depths), told, ask_room, start, lengths[-1])
-    questions = sum(asked[index] - 1 for length in lengths for index, _, end in spans if end <= length - ask_room)
-    return lengths[-1] - ask_room + questions
+    return lengths[-1] - ask_room, [asked[index] - 1 for length in lengths for index, _, end in spans if end <= length - ask_room]
 
 
 def haystack(runtime: ModelRuntime, lengths: list[int], depths: tuple[float, ...], top: int) -> Haystack:

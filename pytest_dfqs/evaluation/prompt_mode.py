@@ -65,11 +65,17 @@ def chat_prompt(runtime: ModelRuntime, messages: list[dict[str, str]]) -> str:
 
 
 def prompt_work(reply: Completion) -> dict[str, int]:
-    """What one reply's prompt cost: its tokens, and those of its prefix kept from an earlier prompt (--dfqs-prefix-reuse)."""
-    return {"prompt_tokens": reply.prompt_tokens, "reused_tokens": reply.reused_tokens}
+    """What one reply cost: its prompt's tokens, those of its prefix kept from an earlier prompt (--dfqs-prefix-reuse),
+    the tokens it decoded."""
+    return {"prompt_tokens": reply.prompt_tokens, "reused_tokens": reply.reused_tokens, "decoded_tokens": reply.tokens}
 
 
 def prompt_totals(outcomes: list[dict[str, Any]]) -> dict[str, int]:
-    """Prompt tokens llama.cpp computed and those it reused, over the outcomes (a journal's older ones count none)."""
+    """Prompt tokens llama.cpp computed and those it reused, and the tokens it decoded, over the outcomes (a journal's
+    older ones count none)."""
     reused = sum(outcome.get("reused_tokens", 0) for outcome in outcomes)
-    return {"prompt_tokens_computed": sum(outcome.get("prompt_tokens", 0) for outcome in outcomes) - reused, "prompt_tokens_reused": reused}
+    return {
+        "prompt_tokens_computed": sum(outcome.get("prompt_tokens", 0) for outcome in outcomes) - reused,
+        "prompt_tokens_reused": reused,
+        "decoded_tokens": sum(outcome.get("decoded_tokens", 0) for outcome in outcomes),
+    }

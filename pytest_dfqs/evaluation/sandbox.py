@@ -171,3 +171,9 @@ def _ending(code: int, errors: str, seconds: float, layers: tuple[str, ...]) -> 
         return SandboxResult("killed", f"signal {signal.Signals(number).name}", seconds, in_force)
     lines = [line for line in errors.strip().splitlines() if line.strip() and not line.startswith(JAIL_LINE)]
     return SandboxResult("failed", lines[-1][:300] if lines else f"exit status {code}", seconds, in_force)
+
+
+def sandbox_seconds() -> float:
+    """How long one program takes in the sandbox, walls included, when it does nothing: the work plan's charge per
+    HumanEval problem."""
+    return run_sandboxed("pass\n").seconds

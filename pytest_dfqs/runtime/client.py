@@ -556,6 +556,12 @@ class ModelRuntime:
             raise
         return answer
 
+    def prompt_timing(self, tokens: list[int], decoded: int) -> tuple[float, float]:
+        """Seconds the loaded model takes for `tokens` as one batch, and per token for `decoded` more decoded one at a
+        time after them (`ModelWorker.prompt_timing`)."""
+        batch, per_decoded = self.request("prompt_timing", tokens=tokens, decoded=decoded, n_threads=self.options.threads)
+        return float(batch), float(per_decoded)
+
     def request(self, op: str, **args: Any) -> Any:
         self.loaded()
         self.requests_made += 1

@@ -499,6 +499,18 @@ class ModelWorker:
             "conversations": {name: [rendered(messages) for messages in asked] for name, asked in conversations.items()},
         }
 
+    def prompt_timing(self, tokens: list[int], decoded: int, n_threads: int) -> list[float]:
+        """Seconds llama.cpp takes for `tokens` as one batch, and per token for `decoded` more decoded one at a time
+        after them: a batch's and a reply's cost, warm (the work plan's time estimate)."""
+        context = self.fresh_context(len(tokens) + decoded, REFERENCE_BATCH, REFERENCE_BATCH, 1, False, n_threads)
+        begun = time.perf_counter()
+        self._feed(context, [(0, position, token) for position, token in enumerate(tokens)], REFERENCE_BATCH, False)
+        batch = time.perf_counter() - begun
+        begun = time.perf_counter()
+        for step in range(decoded):
+            self._decode(context, [(0, len(tokens) + step, tokens[step])], [True])
+        return [batch, (time.perf_counter() - begun) / max(decoded, 1)]
+
     def detokenize(self, tokens: list[int]) -> str:
         """The text of `tokens`; a buffer too small (a vocabulary entry can be any length) is grown to what llama.cpp asks."""
         array = (llama_cpp.llama_token * len(tokens))(*tokens)
@@ -834,6 +846,7 @@ def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None
         "evaluate": worker.evaluate,
         "tokenize": worker.tokenize,
         "planned_tokens": worker.planned_tokens,
+        "prompt_timing": worker.prompt_timing,
         "complete": worker.complete,
         "haystack_begin": worker.haystack_begin,
         "haystack_grow": worker.haystack_grow,

@@ -59,7 +59,7 @@ def measured(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     comparable = {
         "reasoning": results(details["reasoning"]),
         "code": results(details["code"]),
-        "context_stability": details["context_stability"],
+        "context_stability": {key: value for key, value in details["context_stability"].items() if key != "prompt_tokens_computed"},
         "curve": record["context_stability_curve"],
         "scores": [record["reasoning_score"], record["code_score"], record["failure_boundary_tokens"]],
         "conditions": record["conditions"],
