@@ -2,10 +2,11 @@
 
 - decode throughput of independent sequences extended together, at 1, 2, 4 and 8 sequences, on SmolLM2, Gemma 3
   and the tiny deepseek4: what batching the eval tier's items could gain on this CPU (the eval tier decodes one
-  item at a time);
+  item at a time unless --dfqs-eval-sequences says otherwise);
 - the context stability curve in one pass at the standard budget on SmolLM2: prompt tokens computed against a probe
   per length and depth (dfqs-context-v1), and its wall time;
-- the quick eval tier end to end, prefix reuse on (the default) against off, on SmolLM2 and the tiny deepseek4.
+- the quick eval tier end to end, prefix reuse on (the default) against off, on SmolLM2 and the tiny deepseek4;
+- the quick budget's reasoning step one item at a time against 4 and 8 extended together (--dfqs-eval-sequences).
 
 Run with: pytest benchmarks/test_eval_scale_speed.py -m benchmark -s
 """
@@ -21,9 +22,11 @@ from benchmarks.test_prefix_reuse_speed import eval_tier
 from pytest_dfqs.evaluation.budget import BUDGETS
 from pytest_dfqs.evaluation.context_stability import context_lengths, measure
 from pytest_dfqs.runtime.client import GENERATION_PROMPT, ModelRuntime, RuntimeOptions
+from tests.prompt_reuse import replies
 
 pytestmark = pytest.mark.benchmark
 SEQUENCES = (1, 2, 4, 8)
+ITEMS = 40  # the quick budget's reasoning items
 DECODED = 32
 
 
@@ -92,3 +95,20 @@ def test_the_quick_eval_tier_with_reuse_against_without(benchmark, fixture: str,
         f" code_score {old['code_score']:.3f} / {new['code_score']:.3f}"
     )
     assert new["conditions"]["prefix_reuse"] is True and old["conditions"]["prefix_reuse"] is False
+
+
+@pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])
+def test_the_reasoning_step_by_sequences(benchmark, fixture: str, request: pytest.FixtureRequest) -> None:
+    """The quick budget's 40 reasoning items, prefix reuse on, one at a time against 4 and 8 extended together."""
+    path: Path = request.getfixturevalue(fixture)
+    seconds = {}
+    for sequences in (1, 4, 8):
+        started = time.perf_counter()
+        if sequences == 8:
+            benchmark.pedantic(lambda: replies(path, True, ITEMS, sequences=8), rounds=1, iterations=1)
+        else:
+            replies(path, True, ITEMS, sequences=sequences)
+        seconds[sequences] = time.perf_counter() - started
+    gains = {count: seconds[1] / value for count, value in seconds.items()}
+    benchmark.extra_info.update({f"x{count}": gain for count, gain in gains.items()})
+    print(f"\n{path.name} reasoning step: " + ", ".join(f"{count} seq {seconds[count]:.1f} s (x{gains[count]:.2f})" for count in seconds))

@@ -38,6 +38,7 @@ class EvalOptions:
     allow_unsandboxed_code: bool = False  # run model-written code without OS isolation where the machine offers none
     prompt_mode: str = "few-shot"  # few-shot or chat (the model's template; few-shot when it has none)
     prefix_reuse: bool = True  # each reasoning kind's few-shot exemplars computed once and kept (--dfqs-prefix-reuse)
+    sequences: int = 1  # reasoning and HumanEval replies extended together (--dfqs-eval-sequences)
 
 
 @dataclass(frozen=True)
@@ -195,7 +196,12 @@ class ModelUnderTest:
         declared = facts.context_length or DEFAULT_CTX
         placement = Placement(self.rpc, self.tensor_split, facts.block_count)
         return RuntimeOptions(
-            self.threads, self._ctx or min(DEFAULT_CTX, declared), self._request_timeout, placement, self.eval_options.prefix_reuse
+            self.threads,
+            self._ctx or min(DEFAULT_CTX, declared),
+            self._request_timeout,
+            placement,
+            self.eval_options.prefix_reuse,
+            self.eval_options.sequences,
         )
 
     def runtime(self) -> ModelRuntime:

@@ -60,6 +60,7 @@ def models_under_test(config: pytest.Config, settings: Settings) -> list[ModelUn
                 settings.allow_unsandboxed_code,
                 settings.prompt_mode,
                 settings.prefix_reuse,
+                settings.eval_sequences,
             ),
             trace_options=TraceOptions(
                 _per_model_path(settings.trace_record, label, len(paths)),

@@ -34,6 +34,7 @@ MAX_THREADS = 4 * (os.cpu_count() or 1)
 MIN_CTX = 256  # room for the runtime checks' prompts
 MAX_CTX = (1 << 31) - 1
 MAX_REQUEST_TIMEOUT_S = 7 * 24 * 3600
+MAX_EVAL_SEQUENCES = 16
 DEFAULT_HEADER_TIMEOUT_S = 120
 RPC_HELLO_TIMEOUT_S = 10
 
@@ -109,6 +110,11 @@ PREFIX_REUSE_HELP = (
     " KV cache for the kind's prompts (a reply depends on its prompt only). Recorded in the conditions: records made"
     " with and without it are not comparable."
 )
+EVAL_SEQUENCES_HELP = (
+    "How many reasoning and HumanEval replies the eval tier extends together in one batch, a finished one making room for"
+    f" the next (1-{MAX_EVAL_SEQUENCES}; default 1: one at a time, each reply depending on its prompt only). Recorded in the"
+    " conditions: records made with other values are not comparable."
+)
 TENSOR_SPLIT_HELP = (
     "Shares of the model's layers for the --dfqs-rpc servers, in their order, e.g. 3,1; one more share puts that part"
     " of the layers (the first ones) on this machine's CPU, e.g. 1,1,1. Default: llama.cpp's split by the servers' free memory."
@@ -156,6 +162,7 @@ class Settings:
     rpc: tuple[str, ...] = ()
     tensor_split: tuple[float, ...] = ()
     prefix_reuse: bool = True
+    eval_sequences: int = 1
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -177,6 +184,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--dfqs-prompt-mode", dest="dfqs_prompt_mode", metavar="MODE", help=PROMPT_MODE_HELP)
     group.addoption("--dfqs-metrics", dest="dfqs_metrics", metavar="PATH", help=METRICS_HELP)
     group.addoption("--dfqs-prefix-reuse", dest="dfqs_prefix_reuse", metavar="on|off", help=PREFIX_REUSE_HELP)
+    group.addoption("--dfqs-eval-sequences", dest="dfqs_eval_sequences", metavar="N", help=EVAL_SEQUENCES_HELP)
     group.addoption("--dfqs-baseline", dest="dfqs_baseline", metavar="RECORD", help=BASELINE_HELP)
     group.addoption("--dfqs-trace-record", dest="dfqs_trace_record", metavar="PATH", help=TRACE_RECORD_HELP)
     group.addoption("--dfqs-trace", dest="dfqs_trace", metavar="PATH", help=TRACE_HELP)
@@ -206,6 +214,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("dfqs_prompt_mode", PROMPT_MODE_HELP, default=FEW_SHOT)
     parser.addini("dfqs_metrics", METRICS_HELP, default="")
     parser.addini("dfqs_prefix_reuse", PREFIX_REUSE_HELP, default="on")
+    parser.addini("dfqs_eval_sequences", EVAL_SEQUENCES_HELP, default="1")
     parser.addini("dfqs_allow_unsandboxed_code", UNSANDBOXED_HELP, type="bool", default=False)
     parser.addini("dfqs_claims", CLAIMS_HELP, type="linelist", default=[])
     parser.addini("dfqs_recipes", RECIPE_HELP, type="linelist", default=[])
@@ -250,6 +259,7 @@ def read_settings(config: pytest.Config) -> Settings:
     sarif, sarif_from = _pick(config, "dfqs_sarif", "dfqs_sarif")
     rpc, rpc_from = _pick(config, "dfqs_rpc", "dfqs_rpc")
     reuse, reuse_from = _pick(config, "dfqs_prefix_reuse", "dfqs_prefix_reuse")
+    sequences, sequences_from = _pick(config, "dfqs_eval_sequences", "dfqs_eval_sequences")
     endpoints = _validate_rpc(str(rpc), rpc_from) if rpc else ()
     baseline = config.getoption("dfqs_baseline")
     trace_record, trace = config.getoption("dfqs_trace_record"), config.getoption("dfqs_trace")
@@ -289,6 +299,7 @@ def read_settings(config: pytest.Config) -> Settings:
         rpc=endpoints,
         tensor_split=_validate_split(config, endpoints),
         prefix_reuse=_validate_choice(str(reuse), SWITCH, reuse_from) == "on",
+        eval_sequences=_validate_count(str(sequences), sequences_from, 1, MAX_EVAL_SEQUENCES),
     )
     _validate_outputs_spare_inputs(settings)
     return settings

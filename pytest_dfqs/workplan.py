@@ -36,7 +36,7 @@ from .evaluation.throughput import WARM_UP_TOKENS
 from .model import ModelUnderTest
 from .modelfile.units import human_count
 from .runtime.client import BATCH, GENERATION_PROMPT, RuntimeUnavailable
-from .runtime.prompt_cache import declared_prefix
+from .runtime.shared_prefix import declared_prefix
 from .runtime.traces import ROUTING_PROMPTS
 
 CHARS_PER_TOKEN = 4  # the estimate when llama.cpp cannot read the vocabulary
@@ -149,7 +149,11 @@ def planned_texts(model: ModelUnderTest, tier: str) -> tuple[dict[str, list[str]
         "solutions": [problem.solution for problem in problems],
         "facts": [text for fact in facts(lengths, budget.depths) for text in fact_texts(fact)],
     }
-    conversations = {"reasoning": [chat_messages(item) for item in items], "code": [instruction(problem) for problem in problems]}
+    conversations = {
+        "reasoning": [chat_messages(item) for item in items],
+        "system": [chat_messages(items[0])[:1]],  # the system turn every chat prompt begins with
+        "code": [instruction(problem) for problem in problems],
+    }
     return texts, conversations if model.eval_options.prompt_mode == CHAT else {}
 
 
@@ -179,30 +183,32 @@ def _eval_steps(model: ModelUnderTest, words: Vocabulary, generation: int) -> li
 
 
 def _reasoning_step(model: ModelUnderTest, words: Vocabulary) -> Step:
-    """The budget's items: in chat mode their rendered conversations; in few-shot mode each kind's exemplars computed
-    once when prefix reuse is on and the prompt fits a slot (`prompt_cache.declared_prefix`), the rest per item."""
+    """The budget's items, each prompt's shared beginning computed once when prefix reuse is on and the prompt fits a
+    slot (`shared_prefix.declared_prefix`): a kind's exemplars in few-shot mode, the system turn in chat mode."""
     prompts = load_set()
     kinds = [item.kind for item in prompts.items[: BUDGETS[model.eval_options.budget].reasoning_items]]
-    budget = sum(REASONING_TOKENS[kind] for kind in kinds)
-    label = f"reasoning_score ({len(kinds)} items)"
+    expected = {kind: len(tokens) // len(prompts.exemplars[kind]) + 1 for kind, tokens in zip(prompts.exemplars, words.texts["replies"])}
     chat = _chat(words, "reasoning")
     if chat is not None:
-        return Step(label, tuple(batch for tokens in chat for batch in chunks(len(tokens))), budget)
-    expected = {kind: len(tokens) // len(prompts.exemplars[kind]) + 1 for kind, tokens in zip(prompts.exemplars, words.texts["replies"])}
-    prefixes = dict(zip(prompts.exemplars, words.texts["prefixes"]))
+        system = _chat(words, "system") or [[]]
+        asked = [(kind, "system", prompt, system[0]) for kind, prompt in zip(kinds, chat)]
+    else:
+        prefixes = {kind: words.prompt(tokens) for kind, tokens in zip(prompts.exemplars, words.texts["prefixes"])}
+        asked = [(kind, kind, words.prompt(text), prefixes[kind]) for kind, text in zip(kinds, words.texts["reasoning"])]
     ctx, reuse = model.runtime_options().ctx, model.eval_options.prefix_reuse
     batches: list[int] = []
     reused, held = 0, set()
-    for kind, text in zip(kinds, words.texts["reasoning"]):
-        prompt = words.prompt(text)
-        shared = declared_prefix(prompt, words.prompt(prefixes[kind]), REASONING_TOKENS[kind], ctx) if reuse else 0
-        if shared and kind in held:
+    for kind, key, prompt, prefix in asked:
+        shared = declared_prefix(prompt, prefix, REASONING_TOKENS[kind], ctx) if reuse else 0
+        if shared and key in held:
             reused += shared
         else:
             batches += chunks(shared)  # a kept prefix is decoded alone, the rest after it
-            held |= {kind} if shared else set()
+            held |= {key} if shared else set()
         batches += chunks(len(prompt) - shared)
-    return Step(label, tuple(batches), budget, reused, sum(expected[kind] for kind in kinds))
+    budget = sum(REASONING_TOKENS[kind] for kind in kinds)
+    label = f"reasoning_score ({len(kinds)} items)"
+    return Step(label, tuple(batches), budget, reused, sum(expected[kind] for kind in kinds) if chat is None else budget)
 
 
 def _code_step(model: ModelUnderTest, words: Vocabulary) -> Step:
@@ -290,11 +296,12 @@ def calibrated(model: ModelUnderTest, tier: str, generation: Step, prompt_per_se
     per_decoded = 1 / max(decode_per_sec, 1e-9)
     per_token = max(1 / max(prompt_per_sec, 1e-9) - per_decoded / generation.prompt_tokens, 0.0)
     plain = Speeds(per_token, per_decoded - per_token)
-    if tier != "eval":
+    words = vocabulary(model, tier)
+    text = [token for tokens in words.texts.get("reasoning", []) for token in tokens]
+    if tier != "eval" or words.estimated or not text:  # stand-in tokens are no token ids
         return plain
-    text = [token for tokens in vocabulary(model, tier).texts["reasoning"] for token in tokens]
     try:
-        batch, per_decoded = model.runtime().prompt_timing((text * (BATCH // max(len(text), 1) + 1))[:BATCH], CALIBRATION_DECODED)
+        batch, per_decoded = model.runtime().prompt_timing((text * (BATCH // len(text) + 1))[:BATCH], CALIBRATION_DECODED)
     except RuntimeUnavailable:
         return plain
     per_token = max((batch - per_decoded) / (BATCH - 1), 0.0)

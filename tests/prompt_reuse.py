@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_dfqs.evaluation.budget import FEW_SHOT
-from pytest_dfqs.evaluation.reasoning import Item, ask, load_set
+from pytest_dfqs.evaluation.reasoning import Item, ask, load_set, question
 from pytest_dfqs.runtime.client import Completion, ModelRuntime, RuntimeOptions
 
 ROUNDING_GAP = 1.0  # a parting below this top-2 gap is rounding (twice the 0.43 measured between batch shapes, rounded up)
@@ -27,12 +27,16 @@ class Parting:
     with_cache: str
 
 
-def replies(path: Path, reuse: bool, items: int, ctx: int = 4096) -> list[Completion]:
-    """Greedy few-shot replies to the prompt set's first `items` items, as the eval tier asks them."""
+def replies(path: Path, reuse: bool, items: int, ctx: int = 4096, sequences: int = 1) -> list[Completion]:
+    """Greedy few-shot replies to the prompt set's first `items` items, as the eval tier asks them: one at a time, or
+    all asked at once, `sequences` of them extended together."""
     prompts = load_set()
-    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=ctx, prefix_reuse=reuse))
+    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=ctx, prefix_reuse=reuse, sequences=sequences))
+    asked = prompts.items[:items]
     try:
-        return [ask(runtime, prompts, item, FEW_SHOT) for item in prompts.items[:items]]
+        if sequences > 1:
+            return runtime.complete_many([question(runtime, prompts, item, FEW_SHOT) for item in asked])
+        return [ask(runtime, prompts, item, FEW_SHOT) for item in asked]
     finally:
         runtime.close()
 

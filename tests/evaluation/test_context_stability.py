@@ -8,7 +8,10 @@ depth; the memory limit.
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +121,27 @@ def test_lengths_beyond_memory_are_not_attempted(runtime_moe_model: Path) -> Non
     assert result.lengths == [512] and result.failure is None
     assert result.memory_limit["length"] == 1 << 36 and result.memory_limit["needs_bytes"] > result.memory_limit["available_bytes"]
     assert result.boundary() == (512, True)
+
+
+def test_a_worker_that_dies_mid_pass_ends_the_curve_there_with_what_was_measured(runtime_moe_model: Path) -> None:
+    """llama.cpp killed (SIGKILL) as the haystack grows past 512 tokens, once that length's questions are answered:
+    the curve keeps 512 and the failure boundary is the length it could not reach."""
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=2048))
+    answered: list[str] = []
+    forward = runtime.request
+
+    def request(op: str, **args: Any) -> Any:
+        if op == "haystack_grow" and answered:
+            os.kill(runtime.loaded()["pid"], signal.SIGKILL)
+        if op == "haystack_ask":
+            answered.append(op)
+        return forward(op, **args)
+
+    runtime.request = request  # type: ignore[method-assign]
+    try:
+        result = measure(runtime, [512, 1024, 2048], (0.25, 0.75))
+    finally:
+        runtime.close()
+    assert result.lengths == [512] and len(result.quality) == 1 and answered
+    assert result.failure is not None and result.failure["length"] == 1024 and "SIGKILL" in result.failure["error"]
+    assert result.boundary() == (1024, False)

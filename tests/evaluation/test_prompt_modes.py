@@ -81,6 +81,8 @@ def test_smollm2_in_its_chat_template_every_reply_is_accounted_for(smollm2_runti
     assert reasoning["format_failures"] == len(failures) == sum(reasoning["format_failure_reasons"].values())
     assert reasoning["budget_hits"] == sum(o["ended"] == "budget" for o in reasoning["outcomes"])
     assert all(o["correct"] is False for o in reasoning["outcomes"] if o["extracted"] is None)
+    reused = [o["reused_tokens"] for o in reasoning["outcomes"]]  # the system turn, computed once and kept
+    assert reused[0] == 0 and min(reused[1:]) >= 16 and len(set(reused[1:])) == 1, reused
     code = measure_code(smollm2_runtime, QUICK, smollm2, CHAT)
     assert code["mode"] == CHAT and code["problems"] == 10
     blocks = [o for o in code["outcomes"] if o["format"] == "code block"]
