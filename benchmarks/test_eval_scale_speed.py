@@ -5,7 +5,8 @@
   item at a time unless --dfqs-eval-sequences says otherwise);
 - the context stability curve in one pass at the standard budget on SmolLM2: prompt tokens computed against a probe
   per length and depth (dfqs-context-v1), and its wall time;
-- the quick eval tier end to end, prefix reuse on (the default) against off, on SmolLM2 and the tiny deepseek4;
+- the quick eval tier end to end, neither prefix reuse nor batching, prefix reuse (the default), and reuse with 8
+  sequences, on SmolLM2 and the tiny deepseek4;
 - the quick budget's reasoning step one item at a time against 4 and 8 extended together (--dfqs-eval-sequences).
 
 Run with: pytest benchmarks/test_eval_scale_speed.py -m benchmark -s
@@ -13,12 +14,14 @@ Run with: pytest benchmarks/test_eval_scale_speed.py -m benchmark -s
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks.test_prefix_reuse_speed import eval_tier
+from benchmarks.measure import run_measured
 from pytest_dfqs.evaluation.budget import BUDGETS
 from pytest_dfqs.evaluation.context_stability import context_lengths, measure
 from pytest_dfqs.runtime.client import GENERATION_PROMPT, ModelRuntime, RuntimeOptions
@@ -82,19 +85,35 @@ def test_the_curve_in_one_pass_computes_a_fifth_of_the_probes(benchmark, smollm2
     assert share <= 0.25
 
 
+def eval_tier(model: Path, folder: Path, *options: str) -> tuple[float, dict]:
+    """Wall seconds and metrics record of one quick eval tier run with `options`."""
+    record = folder / f"metrics{''.join(options)}.json"
+    args = ["-m", "pytest", f"--dfqs-model={model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", f"--dfqs-metrics={record}"]
+    wall, _, _ = run_measured([sys.executable, *args, *options, "-p", "no:cacheprovider"], folder)
+    return wall, json.loads(record.read_text())
+
+
 @pytest.mark.parametrize("fixture", ["smollm2", "deepseek4_model"])
-def test_the_quick_eval_tier_with_reuse_against_without(benchmark, fixture: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_the_quick_eval_tier_with_reuse_and_batching_against_neither(
+    benchmark, fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     path: Path = request.getfixturevalue(fixture)
-    without, old = eval_tier(path, tmp_path, "off")
-    with_reuse, new = benchmark.pedantic(lambda: eval_tier(path, tmp_path, "on"), rounds=1, iterations=1)
-    speedup = without / with_reuse
-    benchmark.extra_info.update({"without_s": without, "with_s": with_reuse, "speedup": speedup})
-    print(
-        f"\n{path.name} quick eval tier: {without:.0f} s with reuse off, {with_reuse:.0f} s on (x{speedup:.2f});"
-        f" reasoning_score {old['reasoning_score']:.3f} / {new['reasoning_score']:.3f},"
-        f" code_score {old['code_score']:.3f} / {new['code_score']:.3f}"
+    runs = {"neither": eval_tier(path, tmp_path, "--dfqs-prefix-reuse=off"), "reuse": eval_tier(path, tmp_path, "--dfqs-prefix-reuse=on")}
+    runs["reuse and 8 sequences"] = benchmark.pedantic(
+        lambda: eval_tier(path, tmp_path, "--dfqs-prefix-reuse=on", "--dfqs-eval-sequences=8"), rounds=1, iterations=1
     )
-    assert new["conditions"]["prefix_reuse"] is True and old["conditions"]["prefix_reuse"] is False
+    base = runs["neither"][0]
+    benchmark.extra_info.update({name: base / wall for name, (wall, _) in runs.items()})
+    print(
+        f"\n{path.name} quick eval tier: "
+        + "; ".join(
+            f"{name} {wall:.0f} s (x{base / wall:.2f}, scores {rec['reasoning_score']:.3f}, {rec['code_score']:.3f})"
+            for name, (wall, rec) in runs.items()
+        )
+    )
+    assert (
+        runs["reuse and 8 sequences"][1]["conditions"]["eval_sequences"] == 8 and runs["neither"][1]["conditions"]["prefix_reuse"] is False
+    )
 
 
 @pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])
