@@ -15,17 +15,33 @@ import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .bindings import imported_on_first_use, llama_cpp
 from .shared_prefix import SLOTS, declared_prefix
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from .worker import ModelWorker
 else:
     np = imported_on_first_use("numpy")
+
+Items = list[tuple[int, int, int]]  # (sequence, position, token)
+
+
+class Decoder(Protocol):
+    """What the batch asks of the model worker (`ModelWorker`)."""
+
+    vocab: Any
+
+    def tokenize(self, text: str, add_special: bool = True) -> list[int]: ...
+
+    def detokenize(self, tokens: list[int]) -> str: ...
+
+    def _feed(self, context: Any, items: Items, n_batch: int, all_logits: bool) -> dict[int, Any]: ...
+
+    def _decode(self, context: Any, items: Items, wants_logits: list[bool]) -> None: ...
+
+    def _logits(self, context: Any, row: int) -> Any: ...
 
 
 @dataclass
@@ -62,7 +78,7 @@ class Reply:
 class ContinuousBatch:
     """The sequences of one context: `sequences` for replies, SLOTS more holding prefixes."""
 
-    def __init__(self, worker: ModelWorker, context: Any, n_ctx: int, n_batch: int, sequences: int, reuse: bool) -> None:
+    def __init__(self, worker: Decoder, context: Any, n_ctx: int, n_batch: int, sequences: int, reuse: bool) -> None:
         self.worker, self.context, self.n_ctx, self.n_batch, self.reuse = worker, context, n_ctx, n_batch, reuse
         self.memory = llama_cpp.llama_get_memory(context)
         self.sequences = sequences

@@ -24,7 +24,9 @@ def test_four_sequences_reply_as_one_at_a_time_but_for_near_ties(fixture: str, r
     alone, together = replies(path, True, ITEMS), replies(path, True, ITEMS, sequences=4)
     items = load_set().items[:ITEMS]
     parted = partings(items, alone, together)
-    print(f"\n{path.name}: {len(parted)} of {ITEMS} replies part: " + "; ".join(f"{p.item} at {p.step} (gap {p.gap:.3f})" for p in parted))
+    print(f"\n{path.name}: {len(parted)} of {ITEMS} replies part (item, token, top-2 gap, one at a time / four together):")
+    for parting in parted:
+        print(f"  {parting.item} at {parting.step} (gap {parting.gap:.3f}): {parting.without!r} / {parting.with_cache!r}")
     assert all(parting.gap < ROUNDING_GAP for parting in parted)
     assert len(parted) < ITEMS // 2
     for item, reply in zip(items, together):
