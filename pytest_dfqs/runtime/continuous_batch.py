@@ -4,9 +4,10 @@ Up to `sequences` prompts are active at once, each in a sequence of its own in o
 decodes the next token of every active reply in one batch, and a finished reply frees its sequence for the next
 prompt at once. With prefix reuse, a prompt's declared beginning is decoded once into a holder sequence (one per
 prefix, SLOTS of them, the one used longest ago given up first) and copied into the prompt's sequence
-(`llama_memory_seq_cp`: the cells are shared, not copied). Each reply keeps its own stop rules and budget, as
-`ModelWorker.complete` does; the batch's shape differs from one prompt alone, so llama.cpp's kernels may round a
-near-tied greedy choice the other way (the eval tier records `eval_sequences` in its conditions).
+(`llama_memory_seq_cp`: the cells are shared, not copied). Each reply keeps its own stop rules and budget
+(`advance`, which `ModelWorker.complete` uses for its one reply too); the batch's shape differs from one prompt alone,
+so llama.cpp's kernels may round a near-tied greedy choice the other way (the eval tier records `eval_sequences` in
+its conditions).
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ class Reply:
     ended: str = "budget"
     started: float = field(default_factory=time.perf_counter)
 
+    def last(self) -> tuple[int, int, int]:
+        """The reply's last token as the next batch decodes it: (sequence, position, token)."""
+        return self.seq, len(self.tokens) + len(self.produced) - 1, self.produced[-1]
+
     def result(self) -> dict[str, Any]:
         return {
             "text": self.text,
@@ -73,6 +78,22 @@ class Reply:
             "gaps": self.gaps,
             "seconds": time.perf_counter() - self.started,
         }
+
+
+def advance(reply: Reply, decoder: Decoder, cut: Any) -> bool:
+    """The reply's next greedy token from its logits, with the top-2 logit gap of the choice; True when the reply is
+    done: end of generation, a stop string or its end pattern (`cut`), or its budget."""
+    if len(reply.produced) >= reply.max_tokens:
+        return True
+    token = int(np.argmax(reply.logits))
+    runner_up, best = np.partition(reply.logits, -2)[-2:]
+    reply.gaps.append(float(best - runner_up))
+    if llama_cpp.llama_vocab_is_eog(decoder.vocab, token):
+        reply.ended = "eog"
+        return True
+    reply.produced.append(token)
+    reply.text, reply.ended = cut(decoder.detokenize(reply.produced), reply.stop, reply.end)
+    return reply.ended != "budget" or len(reply.produced) == reply.max_tokens
 
 
 class ContinuousBatch:
@@ -97,7 +118,7 @@ class ContinuousBatch:
                 reply = pending.popleft()
                 self._start(reply, prefixes[reply.index])
                 active.append(reply)
-            for reply in [reply for reply in active if self._choose(reply, cut)]:
+            for reply in [reply for reply in active if advance(reply, self.worker, cut)]:
                 results[reply.index] = reply.result()
                 llama_cpp.llama_memory_seq_rm(self.memory, reply.seq, -1, -1)
                 self.free.append(reply.seq)
@@ -159,22 +180,8 @@ class ContinuousBatch:
         first, last = llama_cpp.llama_memory_seq_pos_min(self.memory, seq), llama_cpp.llama_memory_seq_pos_max(self.memory, seq)
         return bool(first == 0 and last == length - 1)
 
-    def _choose(self, reply: Reply, cut: Any) -> bool:
-        """The reply's next greedy token from its logits; True when the reply is done (end of generation, a stop
-        string, its end pattern, or its budget)."""
-        token = int(np.argmax(reply.logits))
-        runner_up, best = np.partition(reply.logits, -2)[-2:]
-        reply.gaps.append(float(best - runner_up))
-        if llama_cpp.llama_vocab_is_eog(self.worker.vocab, token):
-            reply.ended = "eog"
-            return True
-        reply.produced.append(token)
-        reply.text, reply.ended = cut(self.worker.detokenize(reply.produced), reply.stop, reply.end)
-        return reply.ended != "budget" or len(reply.produced) == reply.max_tokens
-
     def _step(self, active: list[Reply]) -> None:
         """Every active reply's last token decoded in one batch; each reply's next logits."""
-        items = [(reply.seq, len(reply.tokens) + len(reply.produced) - 1, reply.produced[-1]) for reply in active]
-        self.worker._decode(self.context, items, [True] * len(items))
+        self.worker._decode(self.context, [reply.last() for reply in active], [True] * len(active))
         for row, reply in enumerate(active):
             reply.logits = self.worker._logits(self.context, row).copy()

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .bindings import imported_on_first_use, libggml, llama_cpp
 from .breakdown import memory_breakdown
-from .continuous_batch import ContinuousBatch
+from .continuous_batch import ContinuousBatch, Reply, advance
 from .prompt_cache import PromptSlots
 from .shared_prefix import SLOTS, declared_prefix, stream_cells
 
@@ -660,39 +660,15 @@ class ModelWorker:
         tokens = self.tokenize(prompt)[: n_ctx - max_tokens]
         shared = self._declared_prefix(tokens, prefix, max_tokens, n_ctx) if reuse else []
         context, seq, reused = self._prompt_start(shared, n_ctx, n_threads)
-        finished = re.compile(end) if end else None
-        started = time.perf_counter()
+        reply = Reply(0, tokens, max_tokens, stop, re.compile(end) if end else None, seq=seq, reused=reused)
         fed = [(seq, pos, tokens[pos]) for pos in range(len(shared), len(tokens))]
-        logits = self._feed(context, fed, REFERENCE_BATCH, all_logits=False)[seq]
-        produced: list[int] = []
-        gaps: list[float] = []  # the top-2 logit gap of each greedy choice: where two runs part, how near a tie it was
-        text, ended = "", "budget"
-        for step in range(max_tokens):
-            token = int(np.argmax(logits))
-            runner_up, best = np.partition(logits, -2)[-2:]
-            gaps.append(float(best - runner_up))
-            if llama_cpp.llama_vocab_is_eog(self.vocab, token):
-                ended = "eog"
-                break
-            produced.append(token)
-            text = self.detokenize(produced)
-            text, ended = _cut(text, stop, finished)
-            if ended != "budget":
-                break
-            self._decode(context, [(seq, len(tokens) + step, token)], [True])
-            logits = self._logits(context, 0).copy()
+        reply.logits = self._feed(context, fed, REFERENCE_BATCH, all_logits=False)[seq]
+        while not advance(reply, self, _cut):
+            self._decode(context, [reply.last()], [True])
+            reply.logits = self._logits(context, 0).copy()
         if shared and self.slots is not None:
             self.slots.hold(seq, shared)
-        return {
-            "text": text,
-            "ended": ended,
-            "tokens": len(produced),
-            "ids": produced,
-            "prompt_tokens": len(tokens),
-            "reused_tokens": reused,
-            "gaps": gaps,
-            "seconds": time.perf_counter() - started,
-        }
+        return reply.result()
 
     def complete_many(
         self, requests: list[dict[str, Any]], n_ctx: int, n_threads: int, sequences: int, reuse: bool = False
