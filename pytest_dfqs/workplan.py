@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Any
 
 from .clauses.cpu_operation import GENERATED_TOKENS
 from .clauses.extended_context import EXTENDED_CONTEXT, FAR_DECODED
@@ -29,7 +28,7 @@ from .evaluation.code import MAX_TOKENS as CODE_TOKENS
 from .evaluation.code import instruction, load_problems
 from .evaluation.context_stability import context_lengths, fact_texts, facts, planned_questions
 from .evaluation.reasoning import MAX_TOKENS as REASONING_TOKENS
-from .evaluation.reasoning import chat_messages, load_set
+from .evaluation.reasoning import chat_messages, load_set, worked
 from .evaluation.routing_pressure import OTHER_TOKENS, PREDICTED, pressure_points
 from .evaluation.sandbox import sandbox_seconds
 from .evaluation.throughput import WARM_UP_TOKENS
@@ -114,9 +113,9 @@ def vocabulary(model: ModelUnderTest, tier: str) -> Vocabulary:
         texts, conversations = planned_texts(model, tier)
         try:
             answer = model.runtime().planned_tokens(texts, conversations)
-            model.planned_vocabulary = Vocabulary(answer["special"], answer["texts"], answer["conversations"])
             if not answer["texts"]["generation"][0]:
                 raise RuntimeUnavailable("its vocabulary gives no token for the standard prompt")
+            model.planned_vocabulary = Vocabulary(answer["special"], answer["texts"], answer["conversations"])
         except RuntimeUnavailable as failure:
             reason = str(failure).splitlines()[0]
             estimate = {name: [_estimated(text) for text in listed] for name, listed in texts.items()}
@@ -144,7 +143,7 @@ def planned_texts(model: ModelUnderTest, tier: str) -> tuple[dict[str, list[str]
     texts |= {
         "reasoning": [prompts.prompt(item) for item in items],
         "prefixes": [prompts.shown(kind) for kind in kinds],
-        "replies": [" " + _reply(prompts.exemplars[kind]) for kind in kinds],
+        "replies": [" " + "".join(worked(e) for e in prompts.exemplars[kind]) for kind in kinds],  # a reply: their mean length
         "code": [problem.prompt for problem in problems],
         "solutions": [problem.solution for problem in problems],
         "facts": [text for fact in facts(lengths, budget.depths) for text in fact_texts(fact)],
@@ -155,11 +154,6 @@ def planned_texts(model: ModelUnderTest, tier: str) -> tuple[dict[str, list[str]
         "code": [instruction(problem) for problem in problems],
     }
     return texts, conversations if model.eval_options.prompt_mode == CHAT else {}
-
-
-def _reply(exemplars: list[Any]) -> str:
-    """A kind's worked exemplars' replies, one after another: the plan expects a reply of their mean length."""
-    return "".join(f"{e.working}\nAnswer: {e.answer}\n" for e in exemplars)
 
 
 def _routing_prompt(words: Vocabulary) -> int:

@@ -108,7 +108,8 @@ def answered(
     """Each item's outcome, in order: from the journal when a resumed run has it, else its reply asked of llama.cpp
     with the other items of its group (one item at `sequences` 1, else GROUP_PER_SEQUENCE a sequence, extended
     together) and kept in the journal as soon as its group is done."""
-    results = {key(item): journal.item(kind, key(item), dict) for item in items if (kind, key(item)) in journal.entries}
+    journaled = [item for item in items if (kind, key(item)) in journal.entries]
+    results = {key(item): journal.item(kind, key(item), dict) for item in journaled}  # read back: `dict` is never called
     todo = [item for item in items if key(item) not in results]
     size = 1 if runtime.options.sequences == 1 else GROUP_PER_SEQUENCE * runtime.options.sequences
     for start in range(0, len(todo), size):

@@ -92,7 +92,12 @@ class PromptSet:
 
     def shown(self, kind: str) -> str:
         """The worked exemplars of a kind: the beginning every few-shot prompt of the kind shares."""
-        return "".join(f"Question: {e.question}\nWorking: {e.working}\nAnswer: {e.answer}\n\n" for e in self.exemplars[kind])
+        return "".join(f"Question: {e.question}\nWorking: {worked(e)}\n" for e in self.exemplars[kind])
+
+
+def worked(exemplar: Item) -> str:
+    """An exemplar's reply after `Working: `: its working, then its answer line (what a reply in the format looks like)."""
+    return f"{exemplar.working}\nAnswer: {exemplar.answer}\n"
 
 
 def chat_messages(item: Item) -> list[dict[str, str]]:
