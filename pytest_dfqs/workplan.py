@@ -12,11 +12,14 @@ speeds, the plan becomes an estimate of the time left (`Speeds`: a charge per
 prompt token, per llama_decode call and per sandboxed program; at the eval tier
 calibrated on one full batch and a few warm decoded tokens), counting the
 replies the prompt sets' own answers suggest (a worked exemplar's length,
-HumanEval's canonical solution) rather than every budget spent.
+HumanEval's canonical solution) rather than every budget spent, and each
+token's attention to the positions before it (`modelfile.attention`: an 8K
+haystack costs about twice its tokens' weights).
 """
 
 from __future__ import annotations
 
+import statistics
 import zlib
 from dataclasses import dataclass
 
@@ -33,6 +36,7 @@ from .evaluation.routing_pressure import OTHER_TOKENS, PREDICTED, pressure_point
 from .evaluation.sandbox import sandbox_seconds
 from .evaluation.throughput import WARM_UP_TOKENS
 from .model import ModelUnderTest
+from .modelfile.attention import Attention, attention
 from .modelfile.units import human_count
 from .runtime.client import BATCH, GENERATION_PROMPT, RuntimeUnavailable
 from .runtime.shared_prefix import declared_prefix
@@ -49,6 +53,7 @@ class Step:
     reused_tokens: int = 0  # prompt tokens a kept prefix saves
     replies: int = 0  # the tokens the time estimate expects it to decode, one llama_decode call each
     programs: int = 0  # model-written programs run in the sandbox
+    attention: float = 0.0  # the attention of every token it computes, in tokens of weights' work (`modelfile.attention`)
 
     @property
     def prompt_tokens(self) -> int:
@@ -66,7 +71,8 @@ class Speeds:
 
     def seconds(self, step: Step) -> float:
         calls = len(step.batches) + step.replies
-        return (step.prompt_tokens + step.replies) * self.per_token + calls * self.per_call + step.programs * self.per_program
+        weights = step.prompt_tokens + step.replies + step.attention
+        return weights * self.per_token + calls * self.per_call + step.programs * self.per_program
 
 
 def chunks(tokens: int) -> list[int]:
@@ -91,20 +97,29 @@ class Vocabulary:
 def work_plan(model: ModelUnderTest, tier: str) -> list[Step]:
     """The steps the runtime (and eval) tier will ask llama.cpp for on this model."""
     words = vocabulary(model, tier)
+    heed = attention(model.header(), model.facts())
     generation = words.special + len(words.texts["generation"][0])
-    steps = [Step("cpu-generation", tuple(chunks(generation)), GENERATED_TOKENS, replies=GENERATED_TOKENS)]
+    speed_check = _asked(heed, generation, GENERATED_TOKENS)
+    steps = [Step("cpu-generation", tuple(chunks(generation)), GENERATED_TOKENS, replies=GENERATED_TOKENS, attention=speed_check)]
     if model.facts().is_moe:  # DFQS-3.3 does not apply to a dense model
         loads = 1 + len(standard_loads(model.threads, bool(model.rpc)))
         routing = _routing_prompt(words)
         batch = chunks(len(ROUTING_PROMPTS) * routing)  # a load's prompts are one batch, then decoded together
         decoded = loads * GENERATED  # a load's prompts are extended together: a call per step
-        steps.append(Step("routing-determinism", tuple(batch * loads), decoded * len(ROUTING_PROMPTS), replies=decoded))
+        heeded = loads * len(ROUTING_PROMPTS) * _asked(heed, routing, GENERATED)
+        steps.append(Step("routing-determinism", tuple(batch * loads), decoded * len(ROUTING_PROMPTS), replies=decoded, attention=heeded))
     if (model.facts().context_length or 0) > EXTENDED_CONTEXT:
         far = EXTENDED_CONTEXT + 1
-        steps.append(Step("decode-past-64k", tuple(chunks(far)), FAR_DECODED, replies=FAR_DECODED))
+        heeded = _asked(heed, far, FAR_DECODED)
+        steps.append(Step("decode-past-64k", tuple(chunks(far)), FAR_DECODED, replies=FAR_DECODED, attention=heeded))
     if tier == "eval":
-        steps += _eval_steps(model, words, generation)
+        steps += _eval_steps(model, words, generation, heed)
     return steps
+
+
+def _asked(heed: Attention, prompt: int, reply: int, shared: int = 0) -> float:
+    """A prompt's attention (past a kept prefix of `shared` tokens) and its reply's, in tokens of weights' work."""
+    return heed.work(shared, prompt - shared) + heed.work(prompt, reply)
 
 
 def vocabulary(model: ModelUnderTest, tier: str) -> Vocabulary:
@@ -162,21 +177,22 @@ def _routing_prompt(words: Vocabulary) -> int:
     return words.special + sum(len(tokens) for tokens in routing) // len(routing)
 
 
-def _eval_steps(model: ModelUnderTest, words: Vocabulary, generation: int) -> list[Step]:
+def _eval_steps(model: ModelUnderTest, words: Vocabulary, generation: int, heed: Attention) -> list[Step]:
     budget = BUDGETS[model.eval_options.budget]
     lengths = context_lengths(model.facts().context_length, budget.max_context)
-    decoded = WARM_UP_TOKENS + budget.throughput_tokens * budget.throughput_rounds
-    throughput = Step("cpu_tokens_per_sec", tuple(chunks(generation) * (budget.throughput_rounds + 1)), decoded, replies=decoded)
+    rounds, decoded = budget.throughput_rounds + 1, WARM_UP_TOKENS + budget.throughput_tokens * budget.throughput_rounds
+    heeded = rounds * _asked(heed, generation, decoded // rounds)
+    throughput = Step("cpu_tokens_per_sec", tuple(chunks(generation) * rounds), decoded, replies=decoded, attention=heeded)
     return [
-        _reasoning_step(model, words),
-        _code_step(model, words),
-        _context_step(words, lengths, budget),
+        _reasoning_step(model, words, heed),
+        _code_step(model, words, heed),
+        _context_step(words, lengths, budget, heed),
         throughput,
-        *_routing_pressure_steps(model, words),
+        *_routing_pressure_steps(model, words, heed),
     ]
 
 
-def _reasoning_step(model: ModelUnderTest, words: Vocabulary) -> Step:
+def _reasoning_step(model: ModelUnderTest, words: Vocabulary, heed: Attention) -> Step:
     """The budget's items, each prompt's shared beginning computed once when prefix reuse is on and the prompt fits a
     slot (`shared_prefix.declared_prefix`): a kind's exemplars in few-shot mode, the system turn in chat mode."""
     prompts = load_set()
@@ -191,7 +207,7 @@ def _reasoning_step(model: ModelUnderTest, words: Vocabulary) -> Step:
         asked = [(kind, kind, words.prompt(text), prefixes[kind]) for kind, text in zip(kinds, words.texts["reasoning"])]
     ctx, reuse = model.runtime_options().ctx, model.eval_options.prefix_reuse
     batches: list[int] = []
-    reused, held = 0, set()
+    reused, held, heeded = 0, set(), 0.0
     for kind, key, prompt, prefix in asked:
         shared = declared_prefix(prompt, prefix, REASONING_TOKENS[kind], ctx) if reuse else 0
         if shared and key in held:
@@ -199,21 +215,25 @@ def _reasoning_step(model: ModelUnderTest, words: Vocabulary) -> Step:
         else:
             batches += chunks(shared)  # a kept prefix is decoded alone, the rest after it
             held |= {key} if shared else set()
+            heeded += heed.work(0, shared)
         batches += chunks(len(prompt) - shared)
+        heeded += _asked(heed, len(prompt), expected[kind] if chat is None else REASONING_TOKENS[kind], shared)
     budget = sum(REASONING_TOKENS[kind] for kind in kinds)
     label = f"reasoning_score ({len(kinds)} items)"
-    return Step(label, tuple(batches), budget, reused, sum(expected[kind] for kind in kinds) if chat is None else budget)
+    replies = sum(expected[kind] for kind in kinds) if chat is None else budget
+    return Step(label, tuple(batches), budget, reused, replies, attention=heeded)
 
 
-def _code_step(model: ModelUnderTest, words: Vocabulary) -> Step:
+def _code_step(model: ModelUnderTest, words: Vocabulary, heed: Attention) -> Step:
     """The budget's HumanEval problems: a prompt each (rendered in chat mode), a reply of about the canonical
     solution's length, its program run in the sandbox."""
     mode = CHAT if _chat(words, "code") is not None else "few-shot"
     prompts = _chat(words, "code") or [words.prompt(tokens) for tokens in words.texts["code"]]
-    replies = sum(len(solution) + 1 for solution in words.texts["solutions"])
+    solutions = [len(solution) + 1 for solution in words.texts["solutions"]]
     batches = tuple(batch for prompt in prompts for batch in chunks(len(prompt)))
+    heeded = sum(_asked(heed, len(prompt), reply) for prompt, reply in zip(prompts, solutions))
     problems = len(prompts)
-    return Step(f"code_score ({problems} problems)", batches, problems * CODE_TOKENS[mode], 0, replies, problems)
+    return Step(f"code_score ({problems} problems)", batches, problems * CODE_TOKENS[mode], 0, sum(solutions), problems, heeded)
 
 
 def _chat(words: Vocabulary, name: str) -> list[list[int]] | None:
@@ -225,16 +245,18 @@ def _chat(words: Vocabulary, name: str) -> list[list[int]] | None:
     return [words.prompt(tokens) for tokens in rendered if tokens is not None]
 
 
-def _context_step(words: Vocabulary, lengths: list[int], budget: Budget) -> Step:
+def _context_step(words: Vocabulary, lengths: list[int], budget: Budget, heed: Attention) -> Step:
     """The haystack once to the longest length, and a question per length and fact before it; scored, not decoded."""
     pieces = words.texts["facts"]
     told = [len(tokens) for tokens in pieces[0::3]]
     asked = [len(question) + len(answer) for question, answer in zip(pieces[1::3], pieces[2::3])]
     grown, questions = planned_questions(lengths, budget.depths, told, asked, words.special)
-    return Step(f"context_stability_curve ({len(lengths)} lengths)", tuple(chunks(grown) + questions), 0)
+    heeded = heed.work(0, grown) + sum(heed.work(position, tokens) for position, tokens in questions)
+    batches = chunks(grown) + [tokens for _, tokens in questions]
+    return Step(f"context_stability_curve ({len(lengths)} lengths)", tuple(batches), 0, attention=heeded)
 
 
-def _routing_pressure_steps(model: ModelUnderTest, words: Vocabulary) -> list[Step]:
+def _routing_pressure_steps(model: ModelUnderTest, words: Vocabulary, heed: Attention) -> list[Step]:
     """A MoE model's routing prompts alone, behind each fill and in each batch: one predicted token a run."""
     if not model.facts().is_moe:
         return []
@@ -242,9 +264,12 @@ def _routing_pressure_steps(model: ModelUnderTest, words: Vocabulary) -> list[St
     prompts = len(ROUTING_PROMPTS)
     runs = prompts * (1 + len(points.fills) + len(points.sequences))
     others = sum(count - 1 for count in points.sequences) * OTHER_TOKENS
-    batches = chunks(runs * _routing_prompt(words) + prompts * (sum(points.fills) + others))  # in tokens, not in their batches
+    routing = _routing_prompt(words)
+    batches = chunks(runs * routing + prompts * (sum(points.fills) + others))  # in tokens, not in their batches
+    behind = sum(heed.work(0, fill + routing) for fill in points.fills) + (1 + len(points.sequences)) * heed.work(0, routing)
+    heeded = prompts * (behind + sum(count - 1 for count in points.sequences) * heed.work(0, OTHER_TOKENS))
     what = f"routing under pressure ({len(points.fills)} fills, {len(points.sequences)} batches)"
-    return [Step(what, tuple(batches), runs * PREDICTED, replies=runs * PREDICTED)]
+    return [Step(what, tuple(batches), runs * PREDICTED, replies=runs * PREDICTED, attention=heeded)]
 
 
 def plan_line(model: ModelUnderTest, tier: str) -> str:
@@ -280,13 +305,14 @@ def eta_line(model: ModelUnderTest, tier: str, prompt_per_sec: float, decode_per
 
 
 CALIBRATION_DECODED = 16  # tokens decoded one at a time after the eval tier's calibration batch, warm
+CALIBRATION_ROUNDS = 3  # the median of three: one batch's time varies by 15% from one second to the next on a shared CPU
 
 
 def calibrated(model: ModelUnderTest, tier: str, generation: Step, prompt_per_sec: float, decode_per_sec: float) -> Speeds:
     """The time estimate's charges. From the speed check alone (a short prompt and the model's first reply, both cold)
     at the runtime tier; at the eval tier, whose steps feed hundreds of batches and replies, from one full batch and a
-    few tokens decoded after it, warm (a prompt token's share and a call's share of a batch), and one sandboxed program.
-    Attention's growth with the positions before a token is not modelled: long fills take longer than planned."""
+    few tokens decoded after it, warm (a prompt token's share and a call's share of a batch; the median of
+    CALIBRATION_ROUNDS), and one sandboxed program. A step's attention is charged as that many tokens' weights."""
     per_decoded = 1 / max(decode_per_sec, 1e-9)
     per_token = max(1 / max(prompt_per_sec, 1e-9) - per_decoded / generation.prompt_tokens, 0.0)
     plain = Speeds(per_token, per_decoded - per_token)
@@ -294,10 +320,12 @@ def calibrated(model: ModelUnderTest, tier: str, generation: Step, prompt_per_se
     text = [token for tokens in words.texts.get("reasoning", []) for token in tokens]
     if tier != "eval" or words.estimated or not text:  # stand-in tokens are no token ids
         return plain
+    tokens = (text * (BATCH // len(text) + 1))[:BATCH]
     try:
-        batch, per_decoded = model.runtime().prompt_timing((text * (BATCH // len(text) + 1))[:BATCH], CALIBRATION_DECODED)
+        timings = [model.runtime().prompt_timing(tokens, CALIBRATION_DECODED) for _ in range(CALIBRATION_ROUNDS)]
     except RuntimeUnavailable:
         return plain
+    batch, per_decoded = (statistics.median(timing[part] for timing in timings) for part in range(2))
     per_token = max((batch - per_decoded) / (BATCH - 1), 0.0)
     return Speeds(per_token, max(per_decoded - per_token, 0.0), sandbox_seconds())
 
@@ -306,5 +334,6 @@ def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
+        minutes, rest = divmod(round(seconds), 60)
+        return f"{minutes} min {rest:02d} s"
     return f"{seconds / 3600:.1f} h"

@@ -169,13 +169,15 @@ def _target(fact: Fact, ask_room: int, fact_room: int) -> int:
 
 def planned_questions(
     lengths: list[int], depths: tuple[float, ...], told: list[int], asked: list[int], start: int
-) -> tuple[int, list[int]]:
+) -> tuple[int, list[tuple[int, int]]]:
     """What the pass computes (`told` and `asked`: each fact's tokens, and its question's with its answer's): the
     haystack's length at the longest length's asking point, and at each length a batch per question for every fact
-    before it (its tokens)."""
+    before it (where it begins, its tokens)."""
     ask_room = max(asked)
     spans = layout(facts(lengths, depths), told, ask_room, start, lengths[-1])
-    return lengths[-1] - ask_room, [asked[index] - 1 for length in lengths for index, _, end in spans if end <= length - ask_room]
+    return lengths[-1] - ask_room, [
+        (length - ask_room, asked[index] - 1) for length in lengths for index, _, end in spans if end <= length - ask_room
+    ]
 
 
 def haystack(runtime: ModelRuntime, lengths: list[int], depths: tuple[float, ...], top: int) -> Haystack:
