@@ -405,19 +405,26 @@ def _write(session: pytest.Session, what: str, action: Callable[[], None]) -> No
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR if session.exitstatus == 0 else session.exitstatus
 
 
+def _evidence_width(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> int | None:
+    """A terminal's width for the clause table's evidence; None (the whole text) under -v and where nobody reads a
+    terminal (a CI log, a pipe), which keeps every line."""
+    return config.get_terminal_writer().fullwidth if terminalreporter.isatty() and config.option.verbose <= 0 else None
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     state = config.stash.get(STATE, None)
     if state is None or config.option.collectonly:
         return
+    width = _evidence_width(terminalreporter, config)
     for result in state.results():
         terminalreporter.write_sep("=", f"{state.catalogue.spec} certification: {result.model.label}")
-        for text, markup in clause_table(result, state.policy.tier) + safety_lines(result, state.safety_policy):
+        for text, markup in clause_table(result, state.policy.tier, width) + safety_lines(result, state.safety_policy):
             terminalreporter.write_line(text, **markup)
         for text in baseline_table(result):
             terminalreporter.write_line(text)
         for text in fidelity_table(result) + reasoning_table(result):
             terminalreporter.write_line(text)
-        for text, markup in claims_table(result, state.policy):
+        for text, markup in claims_table(result, state.policy, width):
             terminalreporter.write_line(text, **markup)
     settings = config.stash[SETTINGS]
     if REPORT_ERROR in config.stash:

@@ -9,6 +9,7 @@ imported only by runtime checks.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from .runtime.client import SpareWorkers
 from .settings import SPARE_WORKERS, add_options, check_output_folder, judges_in_header, read_settings
 
 CERTIFICATION_PLUGIN = "dfqs-certification"
+BENCHMARK_PLUGIN = "benchmark"  # pytest-benchmark, as `-p no:benchmark` names it
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,8 +34,17 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     if models:
         defer_package_init()  # before the first header is read: gguf's constants only, until more of gguf is used
         check_output_folder("--alluredir", getattr(config.option, "allure_report_dir", None))
+        if config.pluginmanager.has_plugin(BENCHMARK_PLUGIN) and not _benchmarks_asked(config):
+            config.pluginmanager.unregister(name=BENCHMARK_PLUGIN)  # no header, table or .benchmarks/ nobody asked for
         if judges_in_header(config):
             _start_spare_workers(config, len(models))
+
+
+def _benchmarks_asked(config: pytest.Config) -> bool:
+    """A --benchmark-* option given (command line, PYTEST_ADDOPTS or the ini file's addopts): the eval tier then lends
+    pytest-benchmark's fixture to the throughput rounds, and pytest-benchmark reports and saves as asked."""
+    words = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split(), *config.getini("addopts")]
+    return any(str(word).startswith("--benchmark") for word in words)
 
 
 def _start_spare_workers(config: pytest.Config, count: int) -> None:

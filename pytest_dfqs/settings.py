@@ -60,7 +60,7 @@ PROFILE_HELP = (
 )
 SHA256_HELP = "Expected SHA-256 of the model file (64 hex digits)."
 CHECKSUMS_HELP = "sha256sum-format file ('<digest>  <file name>' per line) holding the model's expected digest."
-REPORT_HELP = "Write the certificate JSON (schemas/dfqs-certificate-2.schema.json) to this path."
+REPORT_HELP = "Write the certificate JSON to this path (its JSON Schema: pytest_dfqs/schemas/dfqs-certificate-2.schema.json, installed)."
 THREADS_HELP = "CPU threads for the runtime tier (default: the number of physical cores)."
 REQUEST_TIMEOUT_HELP = (
     "Seconds one llama.cpp request may take (a load, a fill, a measurement) before the worker is stopped and the check is"
@@ -72,12 +72,17 @@ PROMPT_MODE_HELP = (
     "How the eval tier asks: few-shot (default: worked exemplars, then the question; HumanEval's completion prompt) or chat"
     " (the model's own chat template; falls back to few-shot, said and recorded, for a model without one). Recorded in the conditions."
 )
-METRICS_HELP = "Write the section 11 metrics record (schemas/dfqs-metrics-2.schema.json) to this path."
+METRICS_HELP = (
+    "Write the section 11 metrics record to this path (its JSON Schema: pytest_dfqs/schemas/dfqs-metrics-2.schema.json, installed)."
+)
 RESUME_HELP = (
     "Continue an interrupted eval-tier run from its journal (.pytest_cache/d/dfqs-journal/): items already measured under"
     " the same model digest and conditions are not measured again; other conditions are refused."
 )
-TRACE_RECORD_HELP = "Record the model's routing trace (schemas/dfqs-trace-1.schema.json) to this path during the runtime tier."
+TRACE_RECORD_HELP = (
+    "Record the model's routing trace to this path during the runtime tier"
+    " (its JSON Schema: pytest_dfqs/schemas/dfqs-trace-1.schema.json, installed)."
+)
 TRACE_HELP = (
     "Verify the model against a routing trace recorded earlier (--dfqs-trace-record), on this llama.cpp build and machine:"
     " same expert sets and next tokens up to numerical ties (evidence for DFQS-3.3)."

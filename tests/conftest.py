@@ -18,17 +18,20 @@ from .real_model import fetch_gemma3, fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
 
 DEFAULT_TIMEOUT_S = 300
+HERE = Path(__file__).resolve().parent
 CERTIFICATE_SCHEMA = json.loads((SCHEMAS_DIR / "dfqs-certificate-2.schema.json").read_text())
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test of the plugin's own suite has a hang guard (pytest-timeout), 300 s unless it says otherwise.
 
-    Set here rather than as an ini option, so that `pytest --dfqs-model=...` run in this
-    repository without the test extras meets no unknown option.
+    Set here rather than as an ini option, and only on this folder's tests where pytest-timeout is installed, so that
+    `pytest --dfqs-model=...` run in this repository without the test extras meets no unknown option or mark.
     """
+    if not config.pluginmanager.hasplugin("timeout"):
+        return
     for item in items:
-        if item.get_closest_marker("timeout") is None:
+        if item.path.resolve().is_relative_to(HERE) and item.get_closest_marker("timeout") is None:
             item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT_S))
 
 

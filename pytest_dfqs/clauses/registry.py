@@ -86,6 +86,10 @@ CHECKS: dict[str, CheckFunction] = {
 }
 
 
+HEADER_CHECK = "gguf-header"
+HEADER_UNREADABLE = f"no readable GGUF header (see DFQS-3.1 {HEADER_CHECK})"
+
+
 def run_check(check_id: str, model: ModelUnderTest) -> Finding:
     implementation = CHECKS.get(check_id)
     if implementation is None:
@@ -98,7 +102,10 @@ def guarded(check_id: str, model: ModelUnderTest, check: CheckFunction) -> Findi
     try:
         return check(model)
     except HeaderError as error:
-        return Finding(check_id, Status.NOT_MET, f"invalid GGUF header: {error}", {"offset": error.offset, "field": error.field})
+        evidence = {"offset": error.offset, "field": error.field}
+        if check_id == HEADER_CHECK:  # said once, here; every other check refers to it
+            return Finding(check_id, Status.NOT_MET, f"invalid GGUF header: {error}", evidence)
+        return Finding(check_id, Status.NOT_MET, HEADER_UNREADABLE, {**evidence, "see": f"DFQS-3.1 {HEADER_CHECK}"})
     except RuntimeUnavailable as unavailable:
         return Finding(check_id, unavailable.status, str(unavailable), unavailable.evidence)
     except OSError as error:

@@ -21,11 +21,14 @@ STATUS_MARKUP = {
     Status.NOT_APPLICABLE: {},
     Status.NOT_EVALUATED: {"yellow": True},
 }
-REASON_WIDTH = 90
+CLAUSE_COLUMNS = 35  # clause, level and status before a clause line's evidence
+FEWEST_COLUMNS = 40  # the evidence keeps at least this many on a narrow terminal
 SAFETY_WIDTH = 200  # a safety line names the first construct and its line whole
 JUDGE_CHECK = "llama-cpp-loads"  # llama.cpp's verdict on the header, with its memory plan
 REFUSAL = "llama.cpp refuses to load this model: "  # how a refusal's finding begins (runtime.client)
 CLAIM_WIDTH = 30
+CLAIM_COLUMNS = 2 + CLAIM_WIDTH + 16  # indent, claim and status before a claim line's evidence
+METRICS_CLAUSE = "DFQS-11.1"  # the evaluation interface: report the five metrics
 VERDICT_COLOURS = {
     Verdict.CONFORMANT: "green",
     Verdict.CONFORMANT_WITH_WARNINGS: "yellow",
@@ -91,37 +94,52 @@ def facts_lines(facts: ModelFacts) -> list[str]:
     ]
 
 
-def clause_table(result: ModelResult, tier: str) -> list[tuple[str, dict]]:
-    """(text, markup) lines: one per clause, then the verdict line."""
+def clause_table(result: ModelResult, tier: str, width: int | None) -> list[tuple[str, dict]]:
+    """(text, markup) lines: one per clause, then the verdict line. Each evidence fits a terminal of `width` columns;
+    None keeps it whole (-v)."""
+    evidence = None if width is None else max(width - CLAUSE_COLUMNS, FEWEST_COLUMNS)
     lines = [(f"{'clause':<11}{'level':<8}{'status':<16}evidence", {"bold": True})]
-    lines += [(_clause_line(r), STATUS_MARKUP[r.status]) for r in result.clauses]
+    first_said: dict[str, str] = {}  # a NOT MET reason -> the clause that gave it first
+    for clause in result.clauses:
+        repeatable = clause.status == Status.NOT_MET and "(see DFQS-" not in clause.reason  # a reference already refers
+        said = first_said.setdefault(clause.reason, clause.clause.id) if repeatable else clause.clause.id
+        lines.append((_clause_line(clause, evidence, said), STATUS_MARKUP[clause.status]))
     counts = _counts(result.clauses)
     verdict_markup = {VERDICT_COLOURS[result.verdict]: True, "bold": True}
     interrupted = ", interrupted" if result.interrupted else ""
-    lines.append((f"verdict: {result.verdict.value} at tier {tier} ({counts}){interrupted}", verdict_markup))
+    lines.append((f"verdict: {result.verdict.value} at tier {tier} ({counts}){interrupted}{_thresholds(result)}", verdict_markup))
     if result.undecided or result.undecided_claims:
-        lines.append((f"undecided: {_undecided(result)}", {"yellow": True}))
+        lines.append((f"undecided: {_undecided(result, evidence)}", {"yellow": True}))
     return lines
 
 
-def _undecided(result: ModelResult) -> str:
+def _thresholds(result: ModelResult) -> str:
+    """DFQS-11.1 asks for the metrics, not for values: a MET evaluation interface says its scores were not judged."""
+    reported = any(r.clause.id == METRICS_CLAUSE and r.status == Status.MET for r in result.clauses)
+    return "; section 11's metrics are reported without thresholds (DFQS-11.1 sets none)" if reported else ""
+
+
+def _undecided(result: ModelResult, width: int | None) -> str:
     """The undecided deciding clauses, grouped by why: "DFQS-3.2, DFQS-3.3 (tier runtime not run); ..."."""
     by_reason: dict[str, list[str]] = {}
     for clause in result.undecided:
-        by_reason.setdefault(_shortened((clause.undecided or "").splitlines()[0]), []).append(clause.clause.id)
+        by_reason.setdefault(_shortened((clause.undecided or "").splitlines()[0], width), []).append(clause.clause.id)
     for claim in result.undecided_claims:
-        by_reason.setdefault(_shortened(claim.finding.summary.splitlines()[0]), []).append(f"claim {claim.case.key}")
+        by_reason.setdefault(_shortened(claim.finding.summary.splitlines()[0], width), []).append(f"claim {claim.case.key}")
     return "; ".join(f"{', '.join(ids)} ({reason})" for reason, ids in by_reason.items())
 
 
-def _clause_line(result: ClauseResult) -> str:
+def _clause_line(result: ClauseResult, width: int | None, said: str) -> str:
+    """A clause's row; a NOT MET reason `said` first by another clause refers to it instead of saying it again."""
     level = result.clause.level if result.weight != "info" or result.clause.profile is None else "info"
-    reason = _shortened(result.reason.splitlines()[0]) if result.reason else ""
+    reason = _shortened(result.reason.splitlines()[0], width) if result.reason else ""
+    reason = f"see {said} above (the same finding)" if said != result.clause.id else reason
     return f"{result.clause.id:<11}{level:<8}{result.status.value:<16}{reason}"
 
 
-def _shortened(text: str, width: int = REASON_WIDTH) -> str:
-    return text[: width - 3] + "..." if len(text) > width else text
+def _shortened(text: str, width: int | None) -> str:
+    """`text` cut to `width` characters, "..." marking the cut; None: whole."""
+    return text[: width - 3] + "..." if width is not None and len(text) > width else text
 
 
 def _counts(results: tuple[ClauseResult, ...]) -> str:
@@ -201,14 +219,15 @@ def _replies_lines(replies: dict[str, Any]) -> list[str]:
     ]
 
 
-def claims_table(result: ModelResult, policy: Policy) -> list[tuple[str, dict]]:
+def claims_table(result: ModelResult, policy: Policy, width: int | None) -> list[tuple[str, dict]]:
     """(text, markup) lines: per claims file a heading and one line per claim, then the counts and what they weigh."""
     if not result.claims:
         return []
+    evidence = None if width is None else max(width - CLAIM_COLUMNS, FEWEST_COLUMNS)
     lines: list[tuple[str, dict]] = []
     for claims_file, claims in _by_file(result.claims).items():
         lines.append((f"claims of {claims_file}", {"bold": True}))
-        lines += [(_claim_line(claim), STATUS_MARKUP[claim.finding.status]) for claim in claims]
+        lines += [(_claim_line(claim, evidence), STATUS_MARKUP[claim.finding.status]) for claim in claims]
     weighs = "they decide the verdict (--dfqs-strict)" if policy.strict else "informational; --dfqs-strict makes them decide the verdict"
     lines.append((f"claims: {_count_statuses(c.finding for c in result.claims)} ({weighs})", {"bold": True}))
     return lines
@@ -222,10 +241,10 @@ def _by_file(claims: tuple[ClaimResult, ...]) -> dict[str, list[ClaimResult]]:
     return grouped
 
 
-def _claim_line(result: ClaimResult) -> str:
+def _claim_line(result: ClaimResult, width: int | None) -> str:
     claim_id = result.case.claim.id
     claim_id = claim_id if len(claim_id) < CLAIM_WIDTH else claim_id[: CLAIM_WIDTH - 4] + "... "
-    return f"  {claim_id:<{CLAIM_WIDTH}}{result.finding.status.value:<16}{_shortened(result.finding.summary.splitlines()[0])}"
+    return f"  {claim_id:<{CLAIM_WIDTH}}{result.finding.status.value:<16}{_shortened(result.finding.summary.splitlines()[0], width)}"
 
 
 def safety_lines(result: ModelResult, safety: str) -> list[tuple[str, dict]]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import struct
-import subprocess
-import sys
 from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
@@ -25,6 +23,7 @@ from pytest_dfqs.verdict import NEEDS_TIER, Finding, Policy, Status, decide_clau
 from tests.conftest import Certification, validate_certificate
 from tests.gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
 from tests.gguf_structure import parse, serialize
+from tests.without_llama_cpp import hiding_llama_cpp
 
 
 def test_conforming_moe_meets_the_single_file_clause(certify: Certification, moe_model: Path) -> None:
@@ -293,7 +292,6 @@ def test_a_file_rewritten_during_the_run_is_not_certified(certify: Certification
 
 QUOTE = "check_tensor_dims: tensor 'blk.0.ffn_norm.weight' not found"  # llama.cpp's own words
 REFUSAL = f"llama.cpp refuses to load this model: {QUOTE}"
-HIDE_LLAMA_CPP = 'import sys; sys.modules["llama_cpp"] = None  # find_spec("llama_cpp") is None, as when it is not installed\n'
 
 
 @pytest.fixture(scope="module")
@@ -304,17 +302,6 @@ def smollm2_without_a_norm(smollm2: Path, tmp_path_factory: pytest.TempPathFacto
     assert len(kept) == len(parts.tensors) - 1
     path = tmp_path_factory.mktemp("no-norm") / "smollm2-no-ffn-norm.gguf"
     serialize(replace(parts, tensors=kept), path)
-    return path
-
-
-def hiding_llama_cpp(folder: Path) -> str:
-    """A PYTHONPATH under which llama-cpp-python looks uninstalled to every Python started with it (its sitecustomize)."""
-    folder.mkdir(exist_ok=True)
-    (folder / "sitecustomize.py").write_text(HIDE_LLAMA_CPP)
-    path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
-    probe = "import importlib.util, sitecustomize; print(sitecustomize.__file__, importlib.util.find_spec('llama_cpp'))"
-    seen = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=True)
-    assert seen.stdout.split() == [str(folder / "sitecustomize.py"), "None"], seen  # no other sitecustomize shadows ours
     return path
 
 
@@ -496,11 +483,15 @@ def test_a_header_the_reader_refuses_never_reaches_llama_cpp(tmp_path: Path, cas
     try:
         model.begin_judging()  # as the session's start does
         header_lines = model_header_lines(model)
+        header = finding(model, "gguf-header")
         loads = finding(model, "llama-cpp-loads")
         rules = finding(model, "loader-rules")
         assert model.worker_view()["workers_started"] == 0  # no llama.cpp worker was started for this file
     finally:
         model.close()
-    assert loads.status == Status.NOT_MET and loads.summary.startswith("invalid GGUF header: ") and message in loads.summary
-    assert rules.status == Status.NOT_MET and rules.summary == loads.summary
-    assert header_lines[1] == f"  {loads.summary}"
+    assert header.status == Status.NOT_MET and header.summary.startswith("invalid GGUF header: ") and message in header.summary
+    # said once, by the header check; the others refer to it, with the same place in the file
+    for refers in (loads, rules):
+        assert refers.status == Status.NOT_MET and refers.summary == "no readable GGUF header (see DFQS-3.1 gguf-header)"
+        assert refers.evidence["offset"] == header.evidence["offset"] and refers.evidence["see"] == "DFQS-3.1 gguf-header"
+    assert header_lines[1] == f"  {header.summary}"
