@@ -13,6 +13,7 @@ import pytest
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from tests.machine_speed import scaled, slowdown
 
 from .real_model import fetch_gemma3, fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
@@ -23,7 +24,8 @@ CERTIFICATE_SCHEMA = json.loads((SCHEMAS_DIR / "dfqs-certificate-2.schema.json")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test of the plugin's own suite has a hang guard (pytest-timeout), 300 s unless it says otherwise.
+    """Every test of the plugin's own suite has a hang guard (pytest-timeout), 300 s unless it says otherwise, times
+    the machine's slowdown now (`machine_speed`: a loaded or slower machine gets longer limits, not failures).
 
     Set here rather than as an ini option, and only on this folder's tests where pytest-timeout is installed, so that
     `pytest --dfqs-model=...` run in this repository without the test extras meets no unknown option or mark.
@@ -31,8 +33,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not config.pluginmanager.hasplugin("timeout"):
         return
     for item in items:
-        if item.path.resolve().is_relative_to(HERE) and item.get_closest_marker("timeout") is None:
-            item.add_marker(pytest.mark.timeout(DEFAULT_TIMEOUT_S))
+        if item.path.resolve().is_relative_to(HERE):
+            marked = item.get_closest_marker("timeout")
+            item.add_marker(pytest.mark.timeout(scaled(marked.args[0] if marked and marked.args else DEFAULT_TIMEOUT_S)))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """The suite's own runs say how their limits were scaled; a certification run here says nothing of the suite."""
+    if config.getoption("dfqs_models"):
+        return []
+    return [f"time limits x{slowdown():.2f} for this machine's speed and load now (tests/machine_speed.py)"]
 
 
 @pytest.fixture(scope="session")

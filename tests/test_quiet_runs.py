@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.machine_speed import scaled
+
 ROOT = Path(__file__).resolve().parent.parent
 STRICT = ["-W", "error::pytest.PytestWarning", "-p", "no:cacheprovider"]
 
 
 def certify_demo(folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "pytest", "--dfqs-model=demo", *STRICT, *options]
-    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900)
+    return subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=scaled(900))
 
 
 def noise(run: subprocess.CompletedProcess[str], folder: Path) -> list[str]:

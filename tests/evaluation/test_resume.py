@@ -16,6 +16,7 @@ import pytest
 from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.evaluation.record import record_problems
 from tests.conftest import Certification
+from tests.machine_speed import scaled
 
 pytestmark = pytest.mark.timeout(900)
 JOURNALED_BEFORE_STOP = 20  # items in the journal when the first run is interrupted
@@ -72,7 +73,7 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_pat
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     whole.mkdir()
     stopped.mkdir()
-    subprocess.run(command(smollm2, whole), cwd=whole, check=True, capture_output=True, timeout=600)
+    subprocess.run(command(smollm2, whole), cwd=whole, check=True, capture_output=True, timeout=scaled(600))
     first = subprocess.Popen(
         command(smollm2, stopped), cwd=stopped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -87,7 +88,7 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_pat
         and len(partial["details"]["measured"]["reasoning"]) >= JOURNALED_BEFORE_STOP
     )
     assert record_problems(partial) == ["the evaluation was interrupted: the record holds the items measured so far, not the five metrics"]
-    resumed = subprocess.run(command(smollm2, stopped, "--dfqs-resume"), cwd=stopped, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(command(smollm2, stopped, "--dfqs-resume"), cwd=stopped, capture_output=True, text=True, timeout=scaled(600))
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert "resuming" in resumed.stdout
     expected, uninterrupted = measured(whole)

@@ -11,6 +11,7 @@ import pytest
 
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from pytest_dfqs.runtime.preflight import COMPUTE_BUFFER, MIB, logged_bytes
+from tests.machine_speed import scaled
 
 CONTEXTS = (512, 2048, 8192)
 AGREEMENT = 1.15  # the plan may exceed what llama.cpp takes by 15%, never fall short of it
@@ -20,7 +21,7 @@ FIXTURES = ("runtime_moe_model", "moe_model", "dense_model", "deepseek4_model", 
 def measured_bytes(path: Path, n_ctx: int) -> int:
     """llama.cpp's real heap and mapped weights for a context of `n_ctx`, worst-case requests included (tests.llama_memory)."""
     run = subprocess.run(
-        [sys.executable, "-m", "tests.llama_memory", str(path), str(n_ctx)], capture_output=True, text=True, check=True, timeout=300
+        [sys.executable, "-m", "tests.llama_memory", str(path), str(n_ctx)], capture_output=True, text=True, check=True, timeout=scaled(300)
     )
     return int(json.loads(run.stdout.strip().splitlines()[-1])["total_bytes"])
 
