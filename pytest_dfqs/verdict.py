@@ -20,6 +20,7 @@ from typing import Any
 from .catalogue import Clause, tier_rank
 
 NEEDS_TIER = "needs_tier"  # evidence key of a finding whose check belongs to a tier this run did not reach
+SEE = "see"  # evidence key of a finding that gives another check's finding as its reason ("DFQS-3.1 gguf-header")
 JUDGE = "judge"  # evidence key of the finding that says who decided a clause before its real test (DFQS-3.1: llama.cpp, or the rules)
 
 

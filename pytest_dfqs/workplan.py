@@ -207,7 +207,7 @@ def _reasoning_step(model: ModelUnderTest, words: Vocabulary, heed: Attention) -
         asked = [(kind, kind, words.prompt(text), prefixes[kind]) for kind, text in zip(kinds, words.texts["reasoning"])]
     ctx, reuse = model.runtime_options().ctx, model.eval_options.prefix_reuse
     batches: list[int] = []
-    reused, held, heeded = 0, set(), 0.0
+    reused, held, heeded, replies = 0, set(), 0.0, 0
     for kind, key, prompt, prefix in asked:
         shared = declared_prefix(prompt, prefix, REASONING_TOKENS[kind], ctx) if reuse else 0
         if shared and key in held:
@@ -217,10 +217,11 @@ def _reasoning_step(model: ModelUnderTest, words: Vocabulary, heed: Attention) -
             held |= {key} if shared else set()
             heeded += heed.work(0, shared)
         batches += chunks(len(prompt) - shared)
-        heeded += _asked(heed, len(prompt), expected[kind] if chat is None else REASONING_TOKENS[kind], shared)
+        reply = expected[kind] if chat is None else REASONING_TOKENS[kind]  # a chat reply has no exemplar to go by
+        heeded += _asked(heed, len(prompt), reply, shared)
+        replies += reply
     budget = sum(REASONING_TOKENS[kind] for kind in kinds)
     label = f"reasoning_score ({len(kinds)} items)"
-    replies = sum(expected[kind] for kind in kinds) if chat is None else budget
     return Step(label, tuple(batches), budget, reused, replies, attention=heeded)
 
 
@@ -263,11 +264,11 @@ def _routing_pressure_steps(model: ModelUnderTest, words: Vocabulary, heed: Atte
     points = pressure_points(model.runtime_options().ctx, BUDGETS[model.eval_options.budget])
     prompts = len(ROUTING_PROMPTS)
     runs = prompts * (1 + len(points.fills) + len(points.sequences))
-    others = sum(count - 1 for count in points.sequences) * OTHER_TOKENS
+    companions = sum(count - 1 for count in points.sequences)  # the other sequences of each batch
     routing = _routing_prompt(words)
-    batches = chunks(runs * routing + prompts * (sum(points.fills) + others))  # in tokens, not in their batches
+    batches = chunks(runs * routing + prompts * (sum(points.fills) + companions * OTHER_TOKENS))  # in tokens, not in their batches
     behind = sum(heed.work(0, fill + routing) for fill in points.fills) + (1 + len(points.sequences)) * heed.work(0, routing)
-    heeded = prompts * (behind + sum(count - 1 for count in points.sequences) * heed.work(0, OTHER_TOKENS))
+    heeded = prompts * (behind + companions * heed.work(0, OTHER_TOKENS))
     what = f"routing under pressure ({len(points.fills)} fills, {len(points.sequences)} batches)"
     return [Step(what, tuple(batches), runs * PREDICTED, replies=runs * PREDICTED, attention=heeded)]
 

@@ -20,7 +20,7 @@ from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.runtime.client import RuntimeUnavailable
-from pytest_dfqs.verdict import CONCLUSIVE, Finding, Status
+from pytest_dfqs.verdict import CONCLUSIVE, SEE, Finding, Status
 
 from .artifact_integrity import check_sha256
 from .cpu_operation import check_cpu_generation
@@ -105,7 +105,7 @@ def guarded(check_id: str, model: ModelUnderTest, check: CheckFunction) -> Findi
         evidence = {"offset": error.offset, "field": error.field}
         if check_id == HEADER_CHECK:  # said once, here; every other check refers to it
             return Finding(check_id, Status.NOT_MET, f"invalid GGUF header: {error}", evidence)
-        return Finding(check_id, Status.NOT_MET, HEADER_UNREADABLE, {**evidence, "see": f"DFQS-3.1 {HEADER_CHECK}"})
+        return Finding(check_id, Status.NOT_MET, HEADER_UNREADABLE, {**evidence, SEE: f"DFQS-3.1 {HEADER_CHECK}"})
     except RuntimeUnavailable as unavailable:
         return Finding(check_id, unavailable.status, str(unavailable), unavailable.evidence)
     except OSError as error:

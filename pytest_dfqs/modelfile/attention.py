@@ -45,11 +45,12 @@ def attention(header: GGUFHeader, facts: ModelFacts) -> Attention:
     window = metadata_count(header.arch_value(Keys.Attention.SLIDING_WINDOW)) or 0
     if not blocks or not facts.active_parameters or not all(heads):
         return Attention(())
+    key = metadata_count(header.arch_value(Keys.Attention.KEY_LENGTH))
+    value = metadata_count(header.arch_value(Keys.Attention.VALUE_LENGTH))
     layers = []
     for head_count, ratio in zip(heads, ratios):
-        key = metadata_count(header.arch_value(Keys.Attention.KEY_LENGTH)) or embedding // head_count
-        value = metadata_count(header.arch_value(Keys.Attention.VALUE_LENGTH)) or embedding // head_count
-        layers.append(Layer(head_count * (key + value) / facts.active_parameters, window, ratio))
+        per_head = (key or embedding // head_count) + (value or embedding // head_count)  # the embedding split among heads by default
+        layers.append(Layer(head_count * per_head / facts.active_parameters, window, ratio))
     return Attention(tuple(layers))
 
 

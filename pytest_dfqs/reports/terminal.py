@@ -12,7 +12,7 @@ from pytest_dfqs.modelfile.facts import ModelFacts
 from pytest_dfqs.modelfile.header import HeaderError
 from pytest_dfqs.modelfile.units import human_bytes, human_count, human_gib
 from pytest_dfqs.session import ClaimResult, ModelResult, SafetyResult
-from pytest_dfqs.verdict import ClauseResult, Finding, Policy, Status, Verdict
+from pytest_dfqs.verdict import SEE, ClauseResult, Finding, Policy, Status, Verdict
 
 STATUS_MARKUP = {
     Status.MET: {"green": True},
@@ -101,8 +101,7 @@ def clause_table(result: ModelResult, tier: str, width: int | None) -> list[tupl
     lines = [(f"{'clause':<11}{'level':<8}{'status':<16}evidence", {"bold": True})]
     first_said: dict[str, str] = {}  # a NOT MET reason -> the clause that gave it first
     for clause in result.clauses:
-        repeatable = clause.status == Status.NOT_MET and "(see DFQS-" not in clause.reason  # a reference already refers
-        said = first_said.setdefault(clause.reason, clause.clause.id) if repeatable else clause.clause.id
+        said = first_said.setdefault(clause.reason, clause.clause.id) if _repeatable(clause) else clause.clause.id
         lines.append((_clause_line(clause, evidence, said), STATUS_MARKUP[clause.status]))
     counts = _counts(result.clauses)
     verdict_markup = {VERDICT_COLOURS[result.verdict]: True, "bold": True}
@@ -111,6 +110,12 @@ def clause_table(result: ModelResult, tier: str, width: int | None) -> list[tupl
     if result.undecided or result.undecided_claims:
         lines.append((f"undecided: {_undecided(result, evidence)}", {"yellow": True}))
     return lines
+
+
+def _repeatable(clause: ClauseResult) -> bool:
+    """A NOT MET clause whose reason another clause may have given already; a reason that refers (SEE) is left as is."""
+    failing = next((f for f in clause.findings if f.status == Status.NOT_MET), None)
+    return failing is not None and clause.status == Status.NOT_MET and SEE not in failing.evidence
 
 
 def _thresholds(result: ModelResult) -> str:
@@ -132,8 +137,10 @@ def _undecided(result: ModelResult, width: int | None) -> str:
 def _clause_line(result: ClauseResult, width: int | None, said: str) -> str:
     """A clause's row; a NOT MET reason `said` first by another clause refers to it instead of saying it again."""
     level = result.clause.level if result.weight != "info" or result.clause.profile is None else "info"
-    reason = _shortened(result.reason.splitlines()[0], width) if result.reason else ""
-    reason = f"see {said} above (the same finding)" if said != result.clause.id else reason
+    if said != result.clause.id:
+        reason = f"see {said} above (the same finding)"
+    else:
+        reason = _shortened(result.reason.splitlines()[0], width) if result.reason else ""
     return f"{result.clause.id:<11}{level:<8}{result.status.value:<16}{reason}"
 
 
