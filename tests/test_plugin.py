@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -208,7 +210,8 @@ def test_a_separate_model_path_explains_the_moved_rootdir(pytester: pytest.Pytes
 
 def test_junit_xml_carries_clause_and_level(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
     junit = pytester.path / "junit.xml"
-    assert certify.run(f"--dfqs-model={moe_model}", f"--junitxml={junit}").ret == 0
+    result = certify.run(f"--dfqs-model={moe_model}", f"--junitxml={junit}")
+    assert result.ret == 0
     xml = junit.read_text()
     assert '<property name="dfqs_clause" value="DFQS-3.1" />' in xml
     assert '<property name="dfqs_level" value="SHALL" />' in xml
@@ -216,6 +219,14 @@ def test_junit_xml_carries_clause_and_level(certify: Certification, moe_model: P
     assert '<property name="dfqs_verdict" value="INCOMPLETE" />' in xml  # the terminal's and the certificate's word
     assert '<property name="dfqs_complete" value="false" />' in xml
     assert f'<property name="dfqs_verdict:{moe_model.name}" value="INCOMPLETE" />' in xml
+    outcomes, suite = result.parseoutcomes(), ElementTree.parse(junit).getroot().find("testsuite")
+    assert suite is not None and outcomes["xfailed"] > 0  # informational clauses not met: xfailed on the terminal
+    # JUnit knows no xfail (docs/outputs.md): its skipped are the terminal's skipped and xfailed, told apart by type
+    assert int(suite.get("skipped", "")) == outcomes["skipped"] + outcomes["xfailed"]
+    assert int(suite.get("tests", "")) == sum(outcomes[kind] for kind in ("passed", "skipped", "xfailed"))
+    kinds = Counter(skipped.get("type") for skipped in suite.iter("skipped"))
+    assert kinds == {"pytest.skip": outcomes["skipped"], "pytest.xfail": outcomes["xfailed"]}
+    assert all(s.get("message", "").startswith("DFQS-") for s in suite.iter("skipped") if s.get("type") == "pytest.xfail")
 
 
 def test_a_selection_never_yields_conformant(certify: Certification, runtime_moe_model: Path) -> None:

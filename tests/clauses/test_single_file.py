@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import struct
-from dataclasses import replace
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions, WorkerUnava
 from pytest_dfqs.verdict import NEEDS_TIER, Finding, Policy, Status, decide_clause
 from tests.conftest import Certification, validate_certificate
 from tests.gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
-from tests.gguf_structure import parse, serialize
 from tests.without_llama_cpp import hiding_llama_cpp
 
 
@@ -294,17 +292,6 @@ QUOTE = "check_tensor_dims: tensor 'blk.0.ffn_norm.weight' not found"  # llama.c
 REFUSAL = f"llama.cpp refuses to load this model: {QUOTE}"
 
 
-@pytest.fixture(scope="module")
-def smollm2_without_a_norm(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """SmolLM2 with blk.0.ffn_norm.weight left out: a valid GGUF, every offset right, that llama.cpp's loader refuses."""
-    parts = parse(smollm2)
-    kept = tuple(t for t in parts.tensors if t.name != "blk.0.ffn_norm.weight")
-    assert len(kept) == len(parts.tensors) - 1
-    path = tmp_path_factory.mktemp("no-norm") / "smollm2-no-ffn-norm.gguf"
-    serialize(replace(parts, tensors=kept), path)
-    return path
-
-
 @pytest.mark.timeout(60)
 def test_llama_cpp_refuses_a_missing_tensor_before_a_weight_is_read(certify: Certification, smollm2_without_a_norm: Path) -> None:
     result = certify.run(f"--dfqs-model={smollm2_without_a_norm}", "-v")
@@ -312,7 +299,7 @@ def test_llama_cpp_refuses_a_missing_tensor_before_a_weight_is_read(certify: Cer
     result.stdout.fnmatch_lines(
         [
             f"  llama.cpp, no weight read: it refuses this file: {QUOTE}",
-            "*test_single_file[[]DFQS-3.1-llama-cpp-loads-smollm2-no-ffn-norm.gguf[]] FAILED*",
+            "*test_single_file[[]DFQS-3.1-llama-cpp-loads-SmolLM2-no-ffn-norm.gguf[]] FAILED*",
             "DFQS-3.1   SHALL   NOT MET         llama.cpp refuses to load this model: check_tensor_dims: tensor 'blk.0.ffn_norm.weight'*",
             "verdict: NOT CONFORMANT at tier static*",
         ]

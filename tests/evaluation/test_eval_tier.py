@@ -13,6 +13,7 @@ from pytest_dfqs.evaluation.record import REQUIRED, record_problems
 from pytest_dfqs.modelfile.units import human_count
 from pytest_dfqs.runtime.host import cpu_model
 from tests.conftest import Certification
+from tests.page_samples import assert_printed, page_block
 
 pytestmark = pytest.mark.timeout(900)
 HERE_CLAIMS = """claims_format = 1
@@ -99,6 +100,14 @@ def test_smollm2_quick_evaluation_reports_the_five_metrics(smollm2_record: tuple
     certificate = json.loads(path.with_name("certificate.json").read_text())
     statuses = {c["id"]: c["status"] for c in certificate["models"][0]["clauses"]}
     assert statuses["DFQS-11.1"] == statuses["DFQS-11.2"] == "MET"
+
+
+def test_the_eval_pages_sample_is_what_smollm2s_quick_evaluation_prints(smollm2_record: tuple[Path, str]) -> None:
+    """docs/eval-tier.md's worked example: the lines under the clause table, greedy, so the same on every run."""
+    sample = page_block("docs/eval-tier.md", "The terminal's lines under the clause table for SmolLM2")
+    output = smollm2_record[1]
+    assert len(sample) == 6
+    assert_printed(sample, output.splitlines())
 
 
 def test_score_and_throughput_claims_read_the_eval_tiers_record(smollm2_record: tuple[Path, str]) -> None:
