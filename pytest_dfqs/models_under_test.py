@@ -8,6 +8,7 @@ the plugin starts, collects and runs the header's checks.
 from __future__ import annotations
 
 import contextlib
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -86,6 +87,23 @@ def _cache_folder(config: pytest.Config, name: str) -> Path | None:
     return cache.mkdir(name) if cache is not None else None
 
 
+def _scratch_folder(config: pytest.Config, name: str) -> Path:
+    """pytest's cache folder NAME or, with the cache provider disabled, NAME in this user's own folder of the temporary
+    directory: never a folder another user could have made, where a planted file would be certified as the demo."""
+    folder = _cache_folder(config, name)
+    if folder is not None:
+        return folder
+    mine = Path(tempfile.gettempdir()) / f"pytest-dfqs-of-{os.getuid()}"
+    try:
+        mine.mkdir(mode=0o700, exist_ok=True)
+        status = mine.lstat()
+    except OSError as error:
+        raise pytest.UsageError(f"cannot make {mine} ({error.strerror}): point TMPDIR at a folder of yours") from None
+    if mine.is_symlink() or status.st_uid != os.getuid() or status.st_mode & 0o022:
+        raise pytest.UsageError(f"{mine} is not this user's own folder (a link, another owner, or writable by others): remove it")
+    return mine / name
+
+
 def _journal_dir(config: pytest.Config, resume: bool) -> Path | None:
     """The journals live in pytest's cache folder; resuming without the cache provider is a usage error."""
     folder = _cache_folder(config, "dfqs-journal")
@@ -116,7 +134,7 @@ def _located(name: str, config: pytest.Config, settings: Settings, announce: Cal
     """Where the model's file is on this machine: its path, or for a URL the header fetched into pytest's cache."""
     if not is_remote(name):
         return _model_path(name, config), None
-    folder = _cache_folder(config, "dfqs-remote") or Path(tempfile.gettempdir()) / "pytest-dfqs-remote"
+    folder = _scratch_folder(config, "dfqs-remote")
     try:
         return remote_header(source_of(name), folder, settings.header_timeout, REMOTE_REQUEST_TIMEOUT_S, announce, settings.download)
     except RemoteError as error:
@@ -128,8 +146,12 @@ def _model_path(name: str, config: pytest.Config) -> Path:
         return Path(name).expanduser()
     from .modelfile.demo import demo_model_path  # gguf's writer and numpy, needed only to write the demo model
 
-    folder = _cache_folder(config, "dfqs-demo") or Path(tempfile.gettempdir()) / "pytest-dfqs-demo"
-    return demo_model_path(folder)
+    folder = _scratch_folder(config, "dfqs-demo")
+    try:
+        return demo_model_path(folder)
+    except OSError as error:
+        why = f"cannot write it into {folder} ({error.strerror})"
+        raise pytest.UsageError(f"--dfqs-model demo: {why}: make it a folder you can write") from None
 
 
 def _announcer(config: pytest.Config) -> Callable[[str], None]:

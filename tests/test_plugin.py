@@ -202,6 +202,32 @@ def test_demo_model_is_generated_once(certify: Certification, pytester: pytest.P
     assert demo.stat().st_mtime_ns == stamp
 
 
+def test_without_pytests_cache_the_demo_is_written_in_this_users_own_folder(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Never in a folder of the temporary directory another user made (a file planted there would pass for the demo)."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    result = pytester.runpytest_subprocess("--dfqs-model=demo", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    mine = tmp_path / f"pytest-dfqs-of-{os.getuid()}"
+    assert (mine / "dfqs-demo" / "v4" / "dfqs-demo-moe.gguf").is_file() and mine.stat().st_mode & 0o777 == 0o700
+    mine.chmod(0o777)
+    refused = pytester.runpytest_subprocess("--dfqs-model=demo", "-p", "no:cacheprovider")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    why = "is not this user's own folder (a link, another owner, or writable by others): remove it"
+    assert refused.stderr.str().strip() == f"ERROR: {mine} {why}"
+
+
+def test_a_demo_folder_it_cannot_write_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    blocked = pytester.path / ".pytest_cache" / "d" / "dfqs-demo" / "v4"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("a file where the demo's folder goes")
+    result = pytester.runpytest_subprocess("--dfqs-model=demo")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    why = f"cannot write it into {blocked.parent} (File exists)"
+    assert result.stderr.str().strip() == f"ERROR: --dfqs-model demo: {why}: make it a folder you can write"
+
+
 def test_a_separate_model_path_explains_the_moved_rootdir(pytester: pytest.Pytester, moe_model: Path) -> None:
     result = pytester.runpytest_subprocess("--dfqs-model", str(moe_model), "--collect-only")
     result.stdout.fnmatch_lines(["dfqs: note: pytest chose rootdir * write --dfqs-model=PATH to keep *"])
