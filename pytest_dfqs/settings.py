@@ -8,9 +8,11 @@ so a typo is a pytest usage error with a specific message, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -415,8 +417,22 @@ def _validate_model(value: str, where: str) -> str:
     return value
 
 
+@contextlib.contextmanager
+def _os_errors(where: str, path: Path) -> Iterator[None]:
+    """The system refusing to look at a path (a name too long, a loop of links) is the option's usage error."""
+    try:
+        yield
+    except OSError as error:
+        raise pytest.UsageError(f"{where}: {path}: {error.strerror or error}") from None
+
+
 def _validate_readable_file(value: object, where: str) -> Path:
     path = Path(str(value)).expanduser()
+    with _os_errors(where, path):
+        return _readable_file(path, where)
+
+
+def _readable_file(path: Path, where: str) -> Path:
     if not path.exists():
         raise pytest.UsageError(f"{where}: {path} does not exist")
     if path.is_dir():
@@ -452,6 +468,11 @@ def _validate_json(path: Path, where: str) -> Path:
 
 def _validate_report(value: str, where: str) -> Path:
     path = Path(value).expanduser()
+    with _os_errors(where, path):
+        return _writable_path(path, where)
+
+
+def _writable_path(path: Path, where: str) -> Path:
     if path.is_dir():
         raise pytest.UsageError(f"{where}: {path} is a directory; give the path of the certificate file to write")
     if not path.parent.is_dir():
@@ -466,9 +487,10 @@ def check_output_folder(where: str, value: str | None) -> None:
     """A folder the run will write into (created if missing): its nearest existing ancestor must take a new file."""
     if not value:
         return
-    folder = Path(value).expanduser().resolve()
-    existing = next((candidate for candidate in (folder, *folder.parents) if candidate.exists()), folder)
-    problem = writable_problem(existing) if existing.is_dir() else f"{existing} is not a folder"
+    with _os_errors(where, Path(value)):
+        folder = Path(value).expanduser().resolve()
+        existing = next((candidate for candidate in (folder, *folder.parents) if candidate.exists()), folder)
+        problem = writable_problem(existing) if existing.is_dir() else f"{existing} is not a folder"
     if problem:
         raise pytest.UsageError(f"{where}: cannot write into {folder} ({problem}); give a writable folder")
 

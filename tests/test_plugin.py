@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from xml.etree import ElementTree
@@ -14,6 +17,8 @@ from pytest_dfqs.catalogue import load_catalogue
 from pytest_dfqs.safety.checks import SAFETY_CHECKS
 
 from .conftest import Certification, validate_certificate
+
+FILE_SIZE_LIMIT = 4096  # bytes: more than pytest and the plugin write before the certificate, less than the certificate
 
 
 def test_without_a_model_the_plugin_adds_nothing(pytester: pytest.Pytester) -> None:
@@ -84,6 +89,9 @@ def test_report_header_shows_model_facts(certify: Certification, moe_model: Path
         (["--dfqs-report", "/proc/cert.json"], "ERROR: --dfqs-report: cannot write into /proc (*); give a path in a writable folder"),
         (["--dfqs-metrics", "/proc/metrics.json"], "ERROR: --dfqs-metrics: cannot write into /proc (*); give a path in a writable folder"),
         (["--alluredir", "/proc/allure"], "ERROR: --alluredir: cannot write into /proc/allure (*); give a writable folder"),
+        (["--dfqs-report", "c" * 300 + ".json"], f"ERROR: --dfqs-report: {'c' * 300}.json: File name too long"),
+        (["--dfqs-model", "m" * 300 + ".gguf"], f"ERROR: --dfqs-model: {'m' * 300}.gguf: File name too long"),
+        (["--alluredir", "a" * 300], f"ERROR: --alluredir: {'a' * 300}: File name too long"),
     ],
 )
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, moe_model: Path, args: list[str], message: str) -> None:
@@ -309,11 +317,19 @@ def test_hashing_a_large_file_shows_progress(certify: Certification, moe_model: 
     result.stdout.fnmatch_lines(["dfqs: sha256 large.gguf: 314.57 MB of 314.57 MB (*/s)", "DFQS-AI.1  SHALL   MET *"])
 
 
-def test_a_certificate_that_cannot_be_written_is_reported(pytester: pytest.Pytester, moe_model: Path) -> None:
-    result = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--dfqs-report=/dev/full")
-    assert result.ret == pytest.ExitCode.INTERNAL_ERROR
-    result.stdout.fnmatch_lines(["dfqs: could not write the certificate to /dev/full: No space left on device"])
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+def test_a_certificate_that_cannot_be_written_is_reported(moe_model: Path, tmp_path: Path) -> None:
+    """Its folder takes a new file when the run starts, but the whole certificate does not fit under a file size limit
+    (for any user; /dev/full needs a writable /dev). Python ignores SIGXFSZ, so the write fails with EFBIG."""
+    report = tmp_path / "certificate.json"
+    command = [sys.executable, "-m", "pytest", f"--dfqs-model={moe_model}", f"--dfqs-report={report}", "-p", "no:cacheprovider"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, preexec_fn=limit_file_size)
+    assert done.returncode == pytest.ExitCode.INTERNAL_ERROR, done.stdout[-2000:]
+    assert f"dfqs: could not write the certificate to {report}: File too large" in done.stdout.splitlines()
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
 
 
 def test_a_checksums_file_without_the_model_is_not_met(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
