@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -99,7 +100,7 @@ def _scratch_folder(config: pytest.Config, name: str) -> Path:
         status = mine.lstat()
     except OSError as error:
         raise pytest.UsageError(f"cannot make {mine} ({error.strerror}): point TMPDIR at a folder of yours") from None
-    if mine.is_symlink() or status.st_uid != os.getuid() or status.st_mode & 0o022:
+    if stat.S_ISLNK(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o022:
         raise pytest.UsageError(f"{mine} is not this user's own folder (a link, another owner, or writable by others): remove it")
     return mine / name
 

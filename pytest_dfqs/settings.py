@@ -429,19 +429,15 @@ def _os_errors(where: str, path: Path) -> Iterator[None]:
 def _validate_readable_file(value: object, where: str) -> Path:
     path = Path(str(value)).expanduser()
     with _os_errors(where, path):
-        return _readable_file(path, where)
-
-
-def _readable_file(path: Path, where: str) -> Path:
-    if not path.exists():
-        raise pytest.UsageError(f"{where}: {path} does not exist")
-    if path.is_dir():
-        raise pytest.UsageError(f"{where}: {path} is a directory; give the path of a file")
-    if not path.is_file():
-        raise pytest.UsageError(f"{where}: {path} is not a regular file (a pipe or a device cannot be certified)")
-    if not os.access(path, os.R_OK):
-        raise pytest.UsageError(f"{where}: {path} is not readable (check its permissions)")
-    return path
+        if not path.exists():
+            raise pytest.UsageError(f"{where}: {path} does not exist")
+        if path.is_dir():
+            raise pytest.UsageError(f"{where}: {path} is a directory; give the path of a file")
+        if not path.is_file():
+            raise pytest.UsageError(f"{where}: {path} is not a regular file (a pipe or a device cannot be certified)")
+        if not os.access(path, os.R_OK):
+            raise pytest.UsageError(f"{where}: {path} is not readable (check its permissions)")
+        return path
 
 
 def _validate_sha256(value: str, where: str) -> str:
@@ -469,18 +465,14 @@ def _validate_json(path: Path, where: str) -> Path:
 def _validate_report(value: str, where: str) -> Path:
     path = Path(value).expanduser()
     with _os_errors(where, path):
-        return _writable_path(path, where)
-
-
-def _writable_path(path: Path, where: str) -> Path:
-    if path.is_dir():
-        raise pytest.UsageError(f"{where}: {path} is a directory; give the path of the certificate file to write")
-    if not path.parent.is_dir():
-        raise pytest.UsageError(f"{where}: the folder {path.parent} does not exist")
-    problem = writable_problem(path.parent)
-    if problem:
-        raise pytest.UsageError(f"{where}: cannot write into {path.parent} ({problem}); give a path in a writable folder")
-    return path
+        if path.is_dir():
+            raise pytest.UsageError(f"{where}: {path} is a directory; give the path of the certificate file to write")
+        if not path.parent.is_dir():
+            raise pytest.UsageError(f"{where}: the folder {path.parent} does not exist")
+        problem = writable_problem(path.parent)
+        if problem:
+            raise pytest.UsageError(f"{where}: cannot write into {path.parent} ({problem}); give a path in a writable folder")
+        return path
 
 
 def check_output_folder(where: str, value: str | None) -> None:

@@ -6,6 +6,7 @@ import os
 import pty
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
@@ -28,3 +29,10 @@ def in_a_terminal(command: list[str], folder: Path, env: dict[str, str]) -> tupl
     os.close(reader)
     text = COLOUR.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r\n", "\n")
     return child.wait(timeout=60), [line.rsplit("\r", 1)[-1] for line in text.split("\n")]  # a carriage return overwrites
+
+
+def pytest_in_a_terminal(args: list[str], folder: Path, columns: int, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
+    """`pytest ARGS` in `folder` on a terminal `columns` wide, without the caller's PYTEST_ADDOPTS."""
+    env = {**(env or os.environ), "COLUMNS": str(columns)}
+    env.pop("PYTEST_ADDOPTS", None)
+    return in_a_terminal([sys.executable, "-m", "pytest", *args], folder, env)

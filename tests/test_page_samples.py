@@ -6,24 +6,20 @@ runtime tier, the tiers page's refusal by llama.cpp and the CI gate page's work 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.page_samples import assert_printed, page_block
-from tests.terminal_run import in_a_terminal
+from tests.terminal_run import pytest_in_a_terminal
 from tests.without_llama_cpp import hiding_llama_cpp
 
 
 def printed(folder: Path, *args: str, hide_llama_cpp: bool = False) -> list[str]:
     """What `pytest ARGS`, run in `folder` (made afresh), prints on a terminal 120 columns wide."""
-    env = {**os.environ, "COLUMNS": "120"}
-    env.pop("PYTEST_ADDOPTS", None)
-    if hide_llama_cpp:
-        env["PYTHONPATH"] = hiding_llama_cpp(folder.parent / "hidden")
+    env = {**os.environ, "PYTHONPATH": hiding_llama_cpp(folder.parent / "hidden")} if hide_llama_cpp else None
     folder.mkdir()
-    status, lines = in_a_terminal([sys.executable, "-m", "pytest", *args], folder, env)
+    status, lines = pytest_in_a_terminal(list(args), folder, 120, env)
     assert status in (0, 1), lines[-40:]
     return lines
 

@@ -3,14 +3,12 @@ once, and a file that is not a GGUF named once with every check it stops referri
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Certification
-from tests.terminal_run import in_a_terminal
+from tests.terminal_run import pytest_in_a_terminal
 
 ROW = ("DFQS-", "verdict: ")
 
@@ -21,9 +19,7 @@ def table(lines: list[str]) -> list[str]:
 
 
 def certified_in_a_terminal(folder: Path, columns: int, *options: str) -> list[str]:
-    env = {**os.environ, "COLUMNS": str(columns)}
-    env.pop("PYTEST_ADDOPTS", None)
-    status, lines = in_a_terminal([sys.executable, "-m", "pytest", "--dfqs-model=demo", "-p", "no:cacheprovider", *options], folder, env)
+    status, lines = pytest_in_a_terminal(["--dfqs-model=demo", "-p", "no:cacheprovider", *options], folder, columns)
     assert status == 0, lines[-30:]
     return table(lines)
 
