@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import pytest
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
-from tests.machine_speed import scaled, slowdown
+from tests.machine_speed import REMEASURE_S, scaled, slowdown
 
 from .gguf_structure import parse, serialize
 from .real_model import fetch_gemma3, fetch_smollm2
@@ -25,9 +25,12 @@ HERE = Path(__file__).resolve().parent
 CERTIFICATE_SCHEMA = json.loads((SCHEMAS_DIR / "dfqs-certificate-2.schema.json").read_text())
 
 
+QUIET_LIMIT = pytest.StashKey[float]()  # a test's time limit on the quiet machine
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Every test of the plugin's own suite has a hang guard (pytest-timeout), 300 s unless it says otherwise, times
-    the machine's slowdown now (`machine_speed`: a loaded or slower machine gets longer limits, not failures).
+    """Every test of the plugin's own suite has a hang guard (pytest-timeout), 300 s unless it says otherwise, scaled
+    when the test starts (`pytest_runtest_protocol`).
 
     Set here rather than as an ini option, and only on this folder's tests where pytest-timeout is installed, so that
     `pytest --dfqs-model=...` run in this repository without the test extras meets no unknown option or mark.
@@ -37,14 +40,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.path.resolve().is_relative_to(HERE):
             marked = item.get_closest_marker("timeout")
-            item.add_marker(pytest.mark.timeout(scaled(marked.args[0] if marked and marked.args else DEFAULT_TIMEOUT_S)))
+            item.stash[QUIET_LIMIT] = marked.args[0] if marked and marked.args else DEFAULT_TIMEOUT_S
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """The test's limit times the machine's slowdown now (`machine_speed`: a loaded or slower machine gets longer
+    limits, not failures), put before pytest-timeout reads it: first among the test's own marks, ahead of pytest-timeout's
+    wrapper."""
+    if QUIET_LIMIT in item.stash:
+        item.add_marker(pytest.mark.timeout(scaled(item.stash[QUIET_LIMIT])), append=False)
+    return (yield)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """The suite's own runs say how their limits were scaled; a certification run here says nothing of the suite."""
     if config.getoption("dfqs_models"):
         return []
-    return [f"time limits x{slowdown():.2f} for this machine's speed and load now (tests/machine_speed.py)"]
+    every = f"measured again every {REMEASURE_S / 60:.0f} minutes"
+    return [f"time limits x{slowdown():.2f} for this machine's speed now, {every} (tests/machine_speed.py)"]
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,35 @@
+"""The suite's time limits are its quiet-machine limits times the machine's slowdown when each test starts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pytest_timeout import _get_item_settings
+
+from tests.machine_speed import SET_BY, slowdown
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.timeout(7)
+def test_a_tests_own_limit_is_scaled_when_it_starts(request: pytest.FixtureRequest) -> None:
+    assert _get_item_settings(request.node).timeout == pytest.approx(7 * slowdown())
+
+
+def test_an_unmarked_test_gets_the_default_limit_scaled(request: pytest.FixtureRequest) -> None:
+    assert _get_item_settings(request.node).timeout == pytest.approx(300 * slowdown())
+
+
+def test_a_slower_machine_gets_longer_limits() -> None:
+    """The two tests above, where the machine is 2.5 times slower than the quiet one: 17.5 s and 750 s limits."""
+    environment = os.environ | {SET_BY: "2.5"}
+    command = [sys.executable, "-m", "pytest", f"{__file__}::test_a_tests_own_limit_is_scaled_when_it_starts"]
+    command += [f"{__file__}::test_an_unmarked_test_gets_the_default_limit_scaled", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "time limits x2.50 for this machine's speed now" in run.stdout
+    assert "2 passed" in run.stdout
