@@ -29,7 +29,9 @@ class GreedyRun:
 
 def greedy_run(path: Path) -> GreedyRun:
     """llama.cpp's greedy continuation of PROMPT from `path`; fails with llama.cpp's log when it cannot load the file."""
-    result = subprocess.run([sys.executable, __file__, str(path)], capture_output=True, text=True, timeout=300)
+    from tests.machine_speed import scaled  # here, not at the top: run as a script, this file has no `tests` package
+
+    result = subprocess.run([sys.executable, __file__, str(path)], capture_output=True, text=True, timeout=scaled(300))
     assert result.returncode == 0, result.stderr[-3000:]
     return GreedyRun(**json.loads(result.stdout.splitlines()[-1]))
 

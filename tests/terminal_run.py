@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.machine_speed import scaled
+
 COLOUR = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -28,7 +30,7 @@ def in_a_terminal(command: list[str], folder: Path, env: dict[str, str]) -> tupl
         chunks.append(chunk)
     os.close(reader)
     text = COLOUR.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r\n", "\n")
-    return child.wait(timeout=60), [line.rsplit("\r", 1)[-1] for line in text.split("\n")]  # a carriage return overwrites
+    return child.wait(timeout=scaled(60)), [line.rsplit("\r", 1)[-1] for line in text.split("\n")]  # a carriage return overwrites
 
 
 def pytest_in_a_terminal(args: list[str], folder: Path, columns: int, env: dict[str, str] | None = None) -> tuple[int, list[str]]:

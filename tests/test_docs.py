@@ -12,6 +12,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.machine_speed import scaled
+
 ROOT = Path(__file__).resolve().parent.parent
 GROUP = "DFQS v1.0 model certification:"
 OPTION = re.compile(r"--dfqs-[a-z0-9-]*[a-z0-9]")
@@ -33,7 +35,11 @@ def shown(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], set[str]]
     """The options of pytest --help's DFQS group, and the dfqs ini names it lists."""
     folder = tmp_path_factory.mktemp("help")
     output = subprocess.run(
-        [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"], cwd=folder, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=scaled(120),
     ).stdout
     group = output.split(GROUP, 1)[1]
     group = group[: re.search(r"^\S.*:$", group, re.MULTILINE).start()]  # up to the next group's title

@@ -14,6 +14,8 @@ from typing import IO
 
 import pytest
 
+from tests.machine_speed import scaled
+
 from .conftest import Certification, validate_certificate
 
 FILL_STARTED = "filling 65,537 positions"  # the decode past 64K announces its fill, then llama.cpp works for ~20 s
@@ -76,7 +78,7 @@ def interrupted_during_the_fill(model: Path, folder: Path, signum: signal.Signal
     time.sleep(1.0)  # llama.cpp is inside the fill now
     sent = time.monotonic()
     os.killpg(run.pid, signum)
-    rest, _ = run.communicate(timeout=60)
+    rest, _ = run.communicate(timeout=scaled(60))
     stopped_after = time.monotonic() - sent
     print(f"{signum.name}{' ' if args else ''}{' '.join(args)}: pytest returned {stopped_after:.2f} s after the signal")
     assert run.returncode == pytest.ExitCode.INTERRUPTED, "".join(output) + rest
@@ -124,7 +126,7 @@ def test_an_interrupt_under_xdist_keeps_the_findings_workers_made(moe_model: Pat
     time.sleep(2.0)
     sent = time.monotonic()
     os.killpg(run.pid, signal.SIGINT)
-    output, _ = run.communicate(timeout=60)
+    output, _ = run.communicate(timeout=scaled(60))
     print(f"SIGINT under xdist: pytest returned {time.monotonic() - sent:.2f} s after the signal")
     assert run.returncode == pytest.ExitCode.INTERRUPTED, output
     assert time.monotonic() - sent < STOP_LIMIT_S
@@ -149,7 +151,7 @@ def test_a_worker_killed_from_outside_is_an_error_and_the_run_goes_on(moe_model:
     time.sleep(1.0)
     (worker,) = llama_workers_with(marker)
     os.kill(worker, signal.SIGKILL)
-    rest, _ = run.communicate(timeout=120)
+    rest, _ = run.communicate(timeout=scaled(120))
     assert run.returncode == 0, "".join(output) + rest  # INCOMPLETE: a SHALL clause errored, nothing failed
     certificate = json.loads(report.read_text())
     validate_certificate(certificate)

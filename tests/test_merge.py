@@ -20,13 +20,14 @@ from tests.conftest import Certification
 from tests.gguf_bytes import RawTensor, minimal_model
 from tests.gguf_split import split_gguf
 from tests.llama_greedy import greedy_run
+from tests.machine_speed import scaled
 
 SPLIT_KEYS = {"split.no", "split.count", "split.tensors.count"}
 
 
 def run_merge(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "pytest_dfqs.merge", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+    return subprocess.run(command, capture_output=True, text=True, timeout=scaled(300), env={**os.environ, **(env or {})})
 
 
 def refused(result: subprocess.CompletedProcess[str], status: int = 2) -> str:
@@ -216,7 +217,7 @@ def test_an_interrupted_merge_leaves_nothing(smollm2: Path, tmp_path: Path, sign
         time.sleep(0.01)
     assert leftovers(tmp_path) != [] and leftovers(tmp_path)[0].startswith(".merged.gguf.dfqs-merge-")  # copying into it now
     merging.send_signal(signum)
-    _, stderr = merging.communicate(timeout=30)
+    _, stderr = merging.communicate(timeout=scaled(30))
     assert merging.returncode == status, stderr
     said = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
     assert stderr.splitlines()[-1] == f"dfqs-merge: {said}; nothing was written"

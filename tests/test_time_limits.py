@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pytest_timeout import _get_item_settings
 
-from tests.machine_speed import SET_BY, slowdown
+from tests.machine_speed import SET_BY, scaled, slowdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,7 +29,7 @@ def test_a_slower_machine_gets_longer_limits() -> None:
     environment = os.environ | {SET_BY: "2.5"}
     command = [sys.executable, "-m", "pytest", f"{__file__}::test_a_tests_own_limit_is_scaled_when_it_starts"]
     command += [f"{__file__}::test_an_unmarked_test_gets_the_default_limit_scaled", "-p", "no:randomly", "-p", "no:cacheprovider"]
-    run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=scaled(120))
     assert run.returncode == 0, run.stdout[-3000:]
     assert "time limits x2.50 for this machine's speed now" in run.stdout
     assert "2 passed" in run.stdout

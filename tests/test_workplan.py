@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.deepseek_sized import deepseek_sized_header, write_sparse
+from tests.machine_speed import scaled
 
 UNITS = {"": 1, "K": 1e3, "M": 1e6, "B": 1e9}
 TOTAL = re.compile(r"about (?P<count>[\d.]+)(?P<unit>[KMB]?) prompt tokens computed")
@@ -31,7 +32,7 @@ def test_the_reference_shaped_plan_fits_each_budget(reference_shaped: Path, tmp_
     """The full budget's curve reaches the declared 1,048,576 tokens once (not once per depth): under 1.5M prompt tokens."""
     command = [sys.executable, "-m", "pytest", f"--dfqs-model={reference_shaped}", "--dfqs-tier=eval", f"--dfqs-eval-budget={budget}"]
     output = subprocess.run(
-        [*command, "--collect-only", "-p", "no:cacheprovider"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        [*command, "--collect-only", "-p", "no:cacheprovider"], cwd=tmp_path, capture_output=True, text=True, timeout=scaled(300)
     ).stdout
     plan = next(line for line in output.splitlines() if line.startswith("dfqs plan for ds4-sized.gguf"))
     assert "(estimated at 4 characters a token: its vocabulary gives no token for the standard prompt)" in plan

@@ -80,7 +80,7 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_pat
     while journal_lines(stopped) < 1 + JOURNALED_BEFORE_STOP and first.poll() is None:
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGINT)
-    assert first.wait(timeout=60) == pytest.ExitCode.INTERRUPTED
+    assert first.wait(timeout=scaled(60)) == pytest.ExitCode.INTERRUPTED
     partial = json.loads((stopped / "metrics.json").read_text())  # the interrupted run's record: what it measured, no metrics
     assert (
         partial["interrupted"]

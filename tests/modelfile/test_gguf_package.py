@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.machine_speed import scaled
+
 # Run in a fresh interpreter: this test process imported gguf long ago.
 DEFERRED = """
 import sys
@@ -34,7 +36,7 @@ print("reader:", len(gguf.GGUFReader(sys.argv[1]).fields))
 
 def test_the_constants_come_alone_and_the_package_whole_when_used(tmp_path: Path) -> None:
     path = tmp_path / "written.gguf"
-    result = subprocess.run([sys.executable, "-c", DEFERRED, str(path)], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", DEFERRED, str(path)], capture_output=True, text=True, timeout=scaled(120))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[:4] == [
         "after constants: []",

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from tests.machine_speed import scaled
+
 pytest.importorskip("llama_cpp")
 
 # A fresh interpreter, as the worker's: this test process may have imported llama_cpp's high-level API already.
@@ -24,7 +26,7 @@ print("numpy on first use:", float(np.float32(2.5) * 2), "numpy.linalg" in sys.m
 
 
 def test_the_worker_imports_the_bindings_alone_and_numpy_on_first_use() -> None:
-    result = subprocess.run([sys.executable, "-c", WORKER_START], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", WORKER_START], capture_output=True, text=True, timeout=scaled(120))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "imported: []",

@@ -38,6 +38,7 @@ from pytest_dfqs.safety.template_render import (
     render_template,
 )
 from pytest_dfqs.safety.template_safety import TEMPLATE_KEY, TemplateAssessment, assess_template
+from tests.machine_speed import scaled
 
 TOKENS = {"bos_token": "<s>", "eos_token": "</s>"}
 SANDBOX_HELPERS = ("raise_exception", "strftime_now", "tojson", "from_json", "namespace", "range", "dict", "cycler", "joiner")
@@ -147,7 +148,7 @@ def test_a_payload_that_writes_a_file_leaves_none(reach: str, tmp_path: Path) ->
     marker = tmp_path / "owned"
     source = "{{ " + reach.format(marker=marker) + " }}"
     plain = "import sys, jinja2; print(jinja2.Template(sys.stdin.read()).render())"
-    subprocess.run([sys.executable, "-I", "-c", plain], input=source, text=True, capture_output=True, check=True, timeout=60)
+    subprocess.run([sys.executable, "-I", "-c", plain], input=source, text=True, capture_output=True, check=True, timeout=scaled(60))
     assert marker.exists()
     marker.unlink()
     rendering = standard(source)
