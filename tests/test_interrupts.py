@@ -14,6 +14,7 @@ from typing import IO
 
 import pytest
 
+from tests.interruptible import start_interruptible
 from tests.machine_speed import scaled
 
 from .conftest import Certification, validate_certificate
@@ -56,14 +57,13 @@ def start_run(model: Path, folder: Path, marker: str, *args: str) -> subprocess.
         "--dfqs-tier=runtime",
         f"--dfqs-report={folder / 'certificate.json'}",
     ]
-    return subprocess.Popen(
+    return start_interruptible(
         [*command, *args, "-p", "no:randomly", "-p", "no:cacheprovider"],
         cwd=folder,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "DFQS_TEST_RUN": marker},
-        start_new_session=True,  # killpg on it is what Ctrl-C in a terminal does
     )
 
 

@@ -19,6 +19,7 @@ from pytest_dfqs.modelfile.header import GGUFHeader, metadata_spans, read_header
 from tests.conftest import Certification
 from tests.gguf_bytes import RawTensor, minimal_model
 from tests.gguf_split import split_gguf
+from tests.interruptible import start_interruptible
 from tests.llama_greedy import greedy_run
 from tests.machine_speed import scaled
 
@@ -211,7 +212,7 @@ def test_an_interrupted_merge_leaves_nothing(smollm2: Path, tmp_path: Path, sign
     before = fingerprint(shards)
     out = tmp_path / "merged.gguf"
     command = [sys.executable, "-m", "pytest_dfqs.merge", str(shards[0]), "-o", str(out)]
-    merging = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "DFQS_MERGE_CHUNK": "16"})
+    merging = start_interruptible(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "DFQS_MERGE_CHUNK": "16"})
     deadline = time.monotonic() + 60
     while not leftovers(tmp_path) and merging.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)

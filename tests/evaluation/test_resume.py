@@ -16,6 +16,7 @@ import pytest
 from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.evaluation.record import record_problems
 from tests.conftest import Certification
+from tests.interruptible import start_interruptible
 from tests.machine_speed import scaled
 
 pytestmark = pytest.mark.timeout(900)
@@ -74,9 +75,7 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_pat
     whole.mkdir()
     stopped.mkdir()
     subprocess.run(command(smollm2, whole), cwd=whole, check=True, capture_output=True, timeout=scaled(600))
-    first = subprocess.Popen(
-        command(smollm2, stopped), cwd=stopped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    first = start_interruptible(command(smollm2, stopped), cwd=stopped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while journal_lines(stopped) < 1 + JOURNALED_BEFORE_STOP and first.poll() is None:
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGINT)
