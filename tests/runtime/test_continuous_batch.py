@@ -16,7 +16,7 @@ from pytest_dfqs.runtime.client import Ask, ModelRuntime, RuntimeOptions
 from tests.prompt_reuse import ROUNDING_GAP, partings, replies
 
 ITEMS = 40  # the quick budget's reasoning items
-pytestmark = pytest.mark.timeout(900)  # 13-35 s quiet, but up to 21 times that beside one busy loop (583 s measured)
+pytestmark = pytest.mark.timeout(900)  # 7-35 s each quiet; beside one busy loop [smollm2] took 583 s, once over 960 s
 
 
 @pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])

@@ -18,7 +18,7 @@ from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from tests.prompt_reuse import ROUNDING_GAP, partings, replies
 
 ITEMS = 12  # three of each kind, the kinds alternating as the prompt set orders them
-pytestmark = pytest.mark.timeout(900)  # 13-35 s quiet, but up to 21 times that beside one busy loop (583 s measured)
+pytestmark = pytest.mark.timeout(900)  # 13-20 s each quiet; beside one busy loop the small-context test took over 356 s
 
 
 @pytest.mark.parametrize("fixture", ["smollm2", "gemma3"])
