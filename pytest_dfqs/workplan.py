@@ -39,6 +39,7 @@ from .model import ModelUnderTest
 from .modelfile.attention import Attention, attention
 from .modelfile.units import human_count
 from .runtime.client import BATCH, GENERATION_PROMPT, RuntimeUnavailable
+from .runtime.host import threads_text
 from .runtime.shared_prefix import declared_prefix
 from .runtime.traces import ROUTING_PROMPTS
 
@@ -280,8 +281,9 @@ def plan_line(model: ModelUnderTest, tier: str) -> str:
     listed = "; ".join(_step_text(step) for step in steps)
     estimated = vocabulary(model, tier).estimated
     counted = f" (estimated at {CHARS_PER_TOKEN} characters a token: {estimated})" if estimated else " (in the model's own tokens)"
+    load = f"1 load ({'RPC' if model.rpc else 'CPU'}, {threads_text(model.threads)})"
     return (
-        f"plan for {model.label}: 1 load ({'RPC' if model.rpc else 'CPU'}, {model.threads} threads), then prompt + decode tokens{counted}"
+        f"plan for {model.label}: {load}, then prompt + decode tokens{counted}"
         f": {listed}; about {human_count(prompt)} prompt tokens computed{_reused(reused)} and up to"
         f" {human_count(decode)} decode tokens"
     )

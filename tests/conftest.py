@@ -14,7 +14,7 @@ import pytest
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
-from tests.machine_speed import REMEASURE_S, scaled, slowdown
+from tests.machine_speed import QUIET_THREADS, REMEASURE_S, llama_threads, measure_if_stale, scaled, slowdown
 
 from .gguf_structure import parse, serialize
 from .real_model import fetch_gemma3, fetch_smollm2
@@ -45,10 +45,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
-    """The test's limit times the machine's slowdown now (`machine_speed`: a loaded or slower machine gets longer
-    limits, not failures), put before pytest-timeout reads it: first among the test's own marks, ahead of pytest-timeout's
+    """The machine measured again when the last measurement is stale (`machine_speed`: the tests' llama.cpp threads
+    and the slowdown at them), and the test's limit times the slowdown (a loaded or slower machine gets longer limits,
+    not failures), put before pytest-timeout reads it: first among the test's own marks, ahead of pytest-timeout's
     wrapper."""
     if QUIET_LIMIT in item.stash:
+        measure_if_stale()
         item.add_marker(pytest.mark.timeout(scaled(item.stash[QUIET_LIMIT])), append=False)
     return (yield)
 
@@ -58,7 +60,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     if config.getoption("dfqs_models"):
         return []
     every = f"measured again every {REMEASURE_S / 60:.0f} minutes"
-    return [f"time limits x{slowdown():.2f} for this machine's speed now, {every} (tests/machine_speed.py)"]
+    now = f"llama.cpp on {llama_threads()} of {QUIET_THREADS} threads and time limits x{slowdown():.2f}"
+    return [f"{now} for this machine's free cores and speed now, {every} (tests/machine_speed.py)"]
 
 
 @pytest.fixture(scope="session")
@@ -131,13 +134,17 @@ def split_model(models_dir: Path) -> Path:
 
 
 class Certification:
-    """One `pytest --dfqs-model ...` run in an empty directory, and its certificate."""
+    """One `pytest --dfqs-model ...` run in an empty directory, and its certificate. A runtime or eval tier runs on the
+    tests' llama.cpp threads (`threads`, taken when the test starts) unless the test gives --dfqs-threads."""
 
     def __init__(self, pytester: pytest.Pytester) -> None:
         self.pytester = pytester
         self.report = pytester.path / "certificate.json"
+        self.threads = llama_threads()
 
     def run(self, *args: str) -> pytest.RunResult:
+        if {"--dfqs-tier=runtime", "--dfqs-tier=eval"} & set(args) and not any(a.startswith("--dfqs-threads") for a in args):
+            args = (*args, f"--dfqs-threads={self.threads}")
         result = self.pytester.runpytest_subprocess(f"--dfqs-report={self.report}", *args)
         assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
         assert "Traceback" not in result.stderr.str()
@@ -165,7 +172,7 @@ def validate_certificate(certificate: dict[str, Any]) -> None:
 
 
 def running(path: Path, ctx: int) -> Iterator[ModelRuntime]:
-    """A runtime of `path` on 2 threads for a fixture's tests, its worker stopped after them."""
-    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=ctx))
+    """A runtime of `path` on the tests' llama.cpp threads for a fixture's tests, its worker stopped after them."""
+    runtime = ModelRuntime(path, RuntimeOptions(threads=llama_threads(), ctx=ctx))
     yield runtime
     runtime.close()

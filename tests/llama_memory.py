@@ -24,6 +24,7 @@ from typing import Any
 import llama_cpp
 
 from pytest_dfqs.runtime.worker import LOG, REFERENCE_BATCH, ModelWorker, heap_in_use
+from tests.machine_speed import llama_threads
 
 MAPPED_BUFFER = re.compile(r"_Mapped model buffer size = +(?P<mib>[\d.]+) MiB")
 SEQUENCES, SEQUENCE_TOKENS = 3, 100
@@ -38,10 +39,10 @@ def measure(path: Path, n_ctx: int) -> dict[str, Any]:
     worker.load(str(path))
     n_vocab = llama_cpp.llama_vocab_n_tokens(worker.vocab)
     tokens = [1 + index % min(FIRST_TOKENS, n_vocab - 1) for index in range(min(REFERENCE_BATCH, n_ctx) + 1)]
-    worker.haystack_begin(n_ctx, n_threads=2)
+    worker.haystack_begin(n_ctx, n_threads=llama_threads())
     worker.haystack_grow(tokens[:-QUESTION_TOKENS])
     worker.haystack_ask(tokens[-QUESTION_TOKENS:-2], tokens[-2:])
-    batch = {"n_ctx": n_ctx, "n_threads": 2, "n_batch": REFERENCE_BATCH, "n_ubatch": REFERENCE_BATCH, "trace": True}
+    batch = {"n_ctx": n_ctx, "n_threads": llama_threads(), "n_batch": REFERENCE_BATCH, "n_ubatch": REFERENCE_BATCH, "trace": True}
     worker.evaluate([], n_predict=1, token_prompts=[tokens[:-1]], **batch)
     heap = heap_in_use() - before
     sequences = [tokens[start : start + SEQUENCE_TOKENS] for start in range(0, SEQUENCES * SEQUENCE_TOKENS, SEQUENCE_TOKENS)]

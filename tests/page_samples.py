@@ -20,6 +20,7 @@ MASKS = (
     (re.compile(r"informational: [^)]*"), "informational: ..."),  # DFQS-14.1 moves between met and not met
     (re.compile(r"^(dfqs model: \S+) \(.*\)$"), r"\1 (PATH)"),
     (re.compile(r"^(rootdir|plugins|platform|cachedir)[: ].*"), r"\1 ..."),
+    (re.compile(r"\b\d+ (vs \d+ )?threads?\b"), "N threads"),  # the tests' llama.cpp threads move with the machine's load
 )
 CUT_WORD = re.compile(r"\s*\S*\.\.\.$")  # a row cut to the width: where it is cut moves with the lengths of the figures masked
 OUTCOMES = re.compile(r"^=+ (\d+ \w+(, )?)+ in N s =+$")  # pytest's last line: its counts move with DFQS-14.1's status

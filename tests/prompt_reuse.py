@@ -14,6 +14,7 @@ from pathlib import Path
 from pytest_dfqs.evaluation.budget import FEW_SHOT
 from pytest_dfqs.evaluation.reasoning import Item, ask, load_set, question
 from pytest_dfqs.runtime.client import Completion, ModelRuntime, RuntimeOptions
+from tests.machine_speed import llama_threads
 
 ROUNDING_GAP = 1.0  # a parting below this top-2 gap is rounding (twice the 0.43 measured between batch shapes, rounded up)
 
@@ -31,7 +32,7 @@ def replies(path: Path, reuse: bool, items: int, ctx: int = 4096, sequences: int
     """Greedy few-shot replies to the prompt set's first `items` items, as the eval tier asks them: one at a time, or
     all asked at once, `sequences` of them extended together."""
     prompts = load_set()
-    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=ctx, prefix_reuse=reuse, sequences=sequences))
+    runtime = ModelRuntime(path, RuntimeOptions(threads=llama_threads(), ctx=ctx, prefix_reuse=reuse, sequences=sequences))
     asked = prompts.items[:items]
     try:
         if sequences > 1:

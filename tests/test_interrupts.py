@@ -15,7 +15,7 @@ from typing import IO
 import pytest
 
 from tests.interruptible import start_interruptible
-from tests.machine_speed import scaled
+from tests.machine_speed import llama_threads, scaled
 
 from .conftest import Certification, validate_certificate
 
@@ -55,6 +55,7 @@ def start_run(model: Path, folder: Path, marker: str, *args: str) -> subprocess.
         "pytest",
         f"--dfqs-model={model}",
         "--dfqs-tier=runtime",
+        f"--dfqs-threads={llama_threads()}",
         f"--dfqs-report={folder / 'certificate.json'}",
     ]
     return start_interruptible(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.machine_speed import llama_threads
 from tests.page_samples import assert_printed, page_block
 from tests.terminal_run import pytest_in_a_terminal
 from tests.without_llama_cpp import hiding_llama_cpp
@@ -40,8 +41,8 @@ def test_the_first_commands_samples_are_what_it_prints(first_command: list[str],
 
 @pytest.mark.timeout(300)
 def test_the_runtime_sample_is_what_the_runtime_tier_prints(tmp_path: Path) -> None:
-    """Most of its time is DFQS-3.7's 65,537-token fill."""
-    lines = printed(tmp_path / "runtime", "--dfqs-model=demo", "--dfqs-tier=runtime")
+    """Most of its time is DFQS-3.7's 65,537-token fill; on the tests' llama.cpp threads (the page's run took 2)."""
+    lines = printed(tmp_path / "runtime", "--dfqs-model=demo", "--dfqs-tier=runtime", f"--dfqs-threads={llama_threads()}")
     sample = page_block("docs/outputs.md", "At tier runtime")
     assert_printed(sample, lines)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.machine_speed import scaled
+from tests.machine_speed import llama_threads, scaled
 
 ROOT = Path(__file__).resolve().parent.parent
 STRICT = ["-W", "error::pytest.PytestWarning", "-p", "no:cacheprovider"]
@@ -38,7 +38,7 @@ def test_the_static_tier_in_this_repository_without_the_test_extras_is_quiet() -
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("tier", ["runtime", "eval"])
 def test_the_runtime_and_eval_tiers_are_quiet_unless_benchmarks_are_asked_for(tmp_path: Path, tier: str) -> None:
-    run = certify_demo(tmp_path, f"--dfqs-tier={tier}", "--dfqs-eval-budget=quick")
+    run = certify_demo(tmp_path, f"--dfqs-tier={tier}", "--dfqs-eval-budget=quick", f"--dfqs-threads={llama_threads()}")
     assert run.returncode == 0, run.stdout[-3000:]
     assert noise(run, tmp_path) == [], run.stdout[-3000:]
     assert "verdict: " in run.stdout

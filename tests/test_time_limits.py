@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from pytest_timeout import _get_item_settings
 
-from tests.machine_speed import SET_BY, scaled, slowdown
+from tests.machine_speed import SET_BY, THREADS_SET_BY, free_cores, scaled, slowdown
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,5 +32,26 @@ def test_a_slower_machine_gets_longer_limits() -> None:
     command += [f"{__file__}::test_an_unmarked_test_gets_the_default_limit_scaled", "-p", "no:randomly", "-p", "no:cacheprovider"]
     run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=scaled(120))
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "time limits x2.50 for this machine's speed now" in run.stdout
+    assert "llama.cpp on 2 of 2 threads and time limits x2.50 for this machine's free cores and speed now" in run.stdout
     assert "2 passed" in run.stdout
+
+
+def test_a_core_held_by_other_work_leaves_llama_cpp_one_thread() -> None:
+    """A busy loop holds one of the 2 cores: the tests' llama.cpp runs take the core left free (on a machine busy
+    already, still one: never fewer)."""
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        assert free_cores() == 1
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def test_the_header_says_the_threads_set_by_hand() -> None:
+    environment = os.environ | {SET_BY: "1", THREADS_SET_BY: "1"}
+    command = [sys.executable, "-m", "pytest", f"{__file__}::test_an_unmarked_test_gets_the_default_limit_scaled"]
+    command += ["-p", "no:randomly", "-p", "no:cacheprovider"]
+    run = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=scaled(120))
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "llama.cpp on 1 of 2 threads and time limits x1.00" in run.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.client import GENERATION_PROMPT, throughput
+from pytest_dfqs.runtime.host import threads_text
 from pytest_dfqs.verdict import Finding, Status
 
 GENERATED_TOKENS = 32
@@ -47,6 +48,6 @@ def check_cpu_generation(model: ModelUnderTest) -> Finding:
         Status.MET,
         f"loaded in {loaded['load_seconds']:.2f} s and generated {GENERATED_TOKENS} tokens {runtime.where} at"
         f" {rates['decode_tokens_per_sec']:.1f} tok/s ({rates['prompt_tokens_per_sec']:.0f} tok/s prompt),"
-        f" {runtime.options.threads} threads, peak RSS {stats['peak_rss_bytes'] / 2**20:.0f} MiB",
+        f" {threads_text(runtime.options.threads)}, peak RSS {stats['peak_rss_bytes'] / 2**20:.0f} MiB",
         evidence,
     )

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # numpy is imported where it is used: a header-only run never
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.client import ModelRuntime
+from pytest_dfqs.runtime.host import threads_text
 from pytest_dfqs.runtime.traces import ROUTING_PROMPTS, decode_matrix
 from pytest_dfqs.verdict import Finding, Status
 
@@ -283,7 +284,7 @@ def _verdict(path: Path, document: dict[str, Any], comparison: Comparison) -> Fi
         Status.MET,
         f"routing of {len(comparison.compared)} MoE layers over {rows:,} token rows and the top-1 next tokens of {prompts}"
         f" prompts agree with the trace recorded by llama-cpp-python {conditions['llama_cpp_python']},"
-        f" {conditions['threads']} threads{tie_note}",
+        f" {threads_text(conditions['threads'])}{tie_note}",
         evidence,
     )
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from pytest_dfqs.modelfile.facts import ModelFacts
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeUnavailable
+from pytest_dfqs.runtime.host import threads_text
 from pytest_dfqs.runtime.traces import ROUTING_PROMPTS, TraceMismatch, row_owners
 
 from .budget import Budget
@@ -226,7 +227,7 @@ def measure_pressure(runtime: ModelRuntime, points: PressurePoints, journal: Jou
         "layers": max((result["layers"] for result in results), default=0),
         "rows_compared": sum(result["rows"] for result in results),
         "rows_unattributed": sum(result["unattributed"] for result in results),
-        "reference": f"each prompt alone, no fill, one sequence; n_batch = n_ubatch = {BATCH}, {runtime.options.threads} threads",
+        "reference": f"each prompt alone, no fill, one sequence; n_batch = n_ubatch = {BATCH}, {threads_text(runtime.options.threads)}",
         "failure": failure,
     }
 

@@ -27,6 +27,11 @@ def physical_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
+def threads_text(count: int) -> str:
+    """'1 thread', '2 threads': a thread count as the terminal and the evidence say it."""
+    return "1 thread" if count == 1 else f"{count} threads"
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:

@@ -10,10 +10,11 @@ from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.runtime.client import GENERATION_PROMPT
 from pytest_dfqs.runtime.rpc import rpc_backend_installed
 from pytest_dfqs.verdict import Status
+from tests.machine_speed import llama_threads
 
 
 def test_without_a_gpu_backend_the_clause_is_not_applicable(runtime_moe_model: Path) -> None:
-    model = ModelUnderTest(runtime_moe_model, "tiny", threads=2)
+    model = ModelUnderTest(runtime_moe_model, "tiny", threads=llama_threads())
     try:
         finding = check_gpu_offload(model)
     finally:
@@ -27,7 +28,7 @@ def test_without_a_gpu_backend_the_clause_is_not_applicable(runtime_moe_model: P
 
 
 def test_offloaded_run_is_compared_with_the_cpu_run(runtime_moe_model: Path) -> None:
-    model = ModelUnderTest(runtime_moe_model, "tiny", threads=2)
+    model = ModelUnderTest(runtime_moe_model, "tiny", threads=llama_threads())
     try:
         same = compare_offloaded(model)
         other = model.runtime().generate("a different prompt entirely", 32)

@@ -14,6 +14,7 @@ from pytest_dfqs.model import ModelUnderTest, TraceOptions
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.verdict import Finding, Status
 from tests.conftest import Certification
+from tests.machine_speed import llama_threads
 from tests.reports.test_allure_report import read_results
 
 pytestmark = pytest.mark.timeout(900)
@@ -39,7 +40,9 @@ def wide_moe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def fidelity(path: Path, reference: Path, plot: Path | None = None) -> tuple[Finding, ModelUnderTest]:
-    model = ModelUnderTest(path, path.name, threads=2, ctx=1024, trace_options=TraceOptions(reference=reference, fidelity_plot=plot))
+    model = ModelUnderTest(
+        path, path.name, threads=llama_threads(), ctx=1024, trace_options=TraceOptions(reference=reference, fidelity_plot=plot)
+    )
     model.runtime().loaded()  # loaded before: the comparison must unload it while the reference runs
     try:
         return check_routing_fidelity(model), model

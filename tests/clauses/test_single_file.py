@@ -21,6 +21,7 @@ from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions, WorkerUnava
 from pytest_dfqs.verdict import NEEDS_TIER, Finding, Policy, Status, decide_clause
 from tests.conftest import Certification, validate_certificate
 from tests.gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
+from tests.machine_speed import llama_threads
 from tests.without_llama_cpp import hiding_llama_cpp
 
 
@@ -363,7 +364,7 @@ def test_a_worker_that_cannot_start_leaves_the_rules_to_judge(
 ) -> None:
     assert find_spec("llama_cpp") is not None  # installed here: only the worker, started with the PYTHONPATH below, lacks it
     monkeypatch.setenv("PYTHONPATH", hiding_llama_cpp(tmp_path / "hidden"))
-    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=4096))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=llama_threads(), ctx=4096))
     try:
         with pytest.raises(WorkerUnavailable) as raised:
             runtime.judged()
@@ -375,7 +376,7 @@ def test_a_worker_that_cannot_start_leaves_the_rules_to_judge(
         assert again.value.reason == reason and runtime.workers_started == 1
     finally:
         runtime.close()
-    model = ModelUnderTest(runtime_moe_model, runtime_moe_model.name, threads=2)
+    model = ModelUnderTest(runtime_moe_model, runtime_moe_model.name, threads=llama_threads())
     try:
         catalogue = load_catalogue()
         clause = catalogue.clause("DFQS-3.1")

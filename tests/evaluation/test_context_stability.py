@@ -25,6 +25,7 @@ from pytest_dfqs.evaluation.context_stability import (
     measure,
 )
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from tests.machine_speed import llama_threads
 
 
 def test_stability_curve_and_failure_boundary() -> None:
@@ -50,7 +51,7 @@ def test_each_fact_has_its_own_vault_and_code() -> None:
 
 @pytest.fixture(scope="module")
 def smollm2_runtime(smollm2: Path) -> ModelRuntime:
-    runtime = ModelRuntime(smollm2, RuntimeOptions(threads=2, ctx=4096))
+    runtime = ModelRuntime(smollm2, RuntimeOptions(threads=llama_threads(), ctx=4096))
     yield runtime
     runtime.close()
 
@@ -73,7 +74,7 @@ def test_every_length_holds_a_fact_at_each_of_its_depths(smollm2_runtime: ModelR
 def _ask(runtime: ModelRuntime, text_tokens: list[int], asks: list[tuple[int, list[int], list[int]]], asking: int = 0) -> list[list[float]]:
     """Grow a fresh haystack through `text_tokens`, asking each (point, question, answer) from the `asking`-th on when
     it reaches the point (the text grows in the same pieces either way: llama.cpp rounds other batch shapes otherwise)."""
-    runtime.request("haystack_begin", n_ctx=2048, n_threads=2)
+    runtime.request("haystack_begin", n_ctx=2048, n_threads=llama_threads())
     grown, answers = 0, []
     for index, (point, question, answer) in enumerate(asks):
         runtime.request("haystack_grow", tokens=text_tokens[grown:point])
@@ -87,7 +88,7 @@ def _ask(runtime: ModelRuntime, text_tokens: list[int], asks: list[tuple[int, li
 def test_a_question_leaves_no_trace(request: pytest.FixtureRequest, fixture: str) -> None:
     """The last question's answer after earlier questions equals its answer in a haystack never asked before: on a
     unified cache (SmolLM2), a sliding-window one (Gemma 3) and DeepSeek-V4's compressed one."""
-    runtime = ModelRuntime(request.getfixturevalue(fixture), RuntimeOptions(threads=2, ctx=2048))
+    runtime = ModelRuntime(request.getfixturevalue(fixture), RuntimeOptions(threads=llama_threads(), ctx=2048))
     try:
         text = haystack(runtime, [512, 1024], (0.25, 0.75), 1024)
         first, later = text.planted[0], text.planted[-1]
@@ -113,7 +114,7 @@ def test_one_pass_computes_a_fifth_of_a_probe_per_length_and_depth(smollm2_runti
 
 
 def test_lengths_beyond_memory_are_not_attempted(runtime_moe_model: Path) -> None:
-    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=1024))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=llama_threads(), ctx=1024))
     try:
         result = measure(runtime, [512, 1 << 36], (0.5,))
     finally:
@@ -126,7 +127,7 @@ def test_lengths_beyond_memory_are_not_attempted(runtime_moe_model: Path) -> Non
 def test_a_worker_that_dies_mid_pass_ends_the_curve_there_with_what_was_measured(runtime_moe_model: Path) -> None:
     """llama.cpp killed (SIGKILL) as the haystack grows past 512 tokens, once that length's questions are answered:
     the curve keeps 512 and the failure boundary is the length it could not reach."""
-    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=2048))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=llama_threads(), ctx=2048))
     answered: list[str] = []
     forward = runtime.request
 

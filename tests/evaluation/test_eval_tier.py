@@ -13,6 +13,7 @@ from pytest_dfqs.evaluation.record import REQUIRED, record_problems
 from pytest_dfqs.modelfile.units import human_count
 from pytest_dfqs.runtime.host import cpu_model
 from tests.conftest import Certification
+from tests.machine_speed import llama_threads
 from tests.page_samples import assert_printed, page_block
 
 pytestmark = pytest.mark.timeout(900)
@@ -43,6 +44,7 @@ def smollm2_record(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> t
         f"--dfqs-model={smollm2}",
         "--dfqs-tier=eval",
         "--dfqs-eval-budget=quick",
+        f"--dfqs-threads={llama_threads()}",
         f"--dfqs-metrics={record}",
         f"--dfqs-report={folder / 'certificate.json'}",
         "--dfqs-claims=deepseek-v4-flash-iq1_s-xl",
@@ -130,11 +132,19 @@ def test_identical_conditions_show_the_metrics_side_by_side(
     certify: Certification, runtime_moe_model: Path, smollm2_record: tuple[Path, str]
 ) -> None:
     baseline, _ = smollm2_record
-    result = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", f"--dfqs-baseline={baseline}")
+    same = f"--dfqs-threads={recorded_threads(baseline)}"
+    result = certify.run(
+        f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", same, f"--dfqs-baseline={baseline}"
+    )
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(
         ["DFQS-11.2  SHALL   MET *", "metric * model * baseline * delta", "reasoning_score *", "cpu_tokens_per_sec *"]
     )
+
+
+def recorded_threads(record: Path) -> int:
+    """The threads a metrics record was made with: the tests' llama.cpp threads when it was made (1 or 2)."""
+    return int(json.loads(record.read_text())["conditions"]["threads"])
 
 
 def test_different_conditions_are_not_met(certify: Certification, runtime_moe_model: Path, smollm2_record: tuple[Path, str]) -> None:
@@ -143,7 +153,7 @@ def test_different_conditions_are_not_met(certify: Certification, runtime_moe_mo
         f"--dfqs-model={runtime_moe_model}",
         "--dfqs-tier=eval",
         "--dfqs-eval-budget=quick",
-        "--dfqs-threads=1",
+        f"--dfqs-threads={3 - recorded_threads(baseline)}",  # 1 or 2, whichever the baseline was not made with
         f"--dfqs-baseline={baseline}",
     )
     assert result.ret == 1

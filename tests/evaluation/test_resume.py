@@ -17,7 +17,7 @@ from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.evaluation.record import record_problems
 from tests.conftest import Certification
 from tests.interruptible import start_interruptible
-from tests.machine_speed import scaled
+from tests.machine_speed import llama_threads, scaled
 
 pytestmark = pytest.mark.timeout(900)
 JOURNALED_BEFORE_STOP = 20  # items in the journal when the first run is interrupted
@@ -31,7 +31,7 @@ def command(model: Path, folder: Path, *extra: str) -> list[str]:
         f"--dfqs-model={model}",
         "--dfqs-tier=eval",
         "--dfqs-eval-budget=quick",
-        "--dfqs-threads=2",
+        f"--dfqs-threads={llama_threads()}",
         f"--dfqs-metrics={folder / 'metrics.json'}",
         f"--dfqs-report={folder / 'certificate.json'}",
         "-p",

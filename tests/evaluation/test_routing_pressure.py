@@ -19,6 +19,7 @@ from pytest_dfqs.model import EvalOptions, ModelUnderTest
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from pytest_dfqs.runtime.traces import TraceMismatch
 from pytest_dfqs.verdict import Finding
+from tests.machine_speed import llama_threads
 
 pytestmark = pytest.mark.timeout(600)
 SMALL = replace(BUDGETS["quick"], reasoning_items=2, code_problems=1, depths=(0.5,), throughput_rounds=1, throughput_tokens=4)
@@ -50,7 +51,7 @@ def test_agreement_is_equal_sets_and_jaccard_is_their_overlap() -> None:
 def test_both_curves_on_llama_cpp(request: pytest.FixtureRequest, fixture: str) -> None:
     """Zero fill and one sequence repeat the reference: full agreement; every point a share in [0, 1]."""
     points = pressure_points(4096, BUDGETS["standard"])
-    runtime = ModelRuntime(request.getfixturevalue(fixture), RuntimeOptions(threads=2, ctx=4096))
+    runtime = ModelRuntime(request.getfixturevalue(fixture), RuntimeOptions(threads=llama_threads(), ctx=4096))
     try:
         pressure = measure_pressure(runtime, points)
     finally:
@@ -71,7 +72,7 @@ def test_both_curves_on_llama_cpp(request: pytest.FixtureRequest, fixture: str) 
 def test_points_are_journaled_and_a_resumed_run_asks_llama_cpp_nothing(runtime_moe_model: Path, tmp_path: Path) -> None:
     points = PressurePoints((0, 512), (1, 2))
     path, conditions = tmp_path / "journal.jsonl", {"budget": "quick"}
-    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=4096))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=llama_threads(), ctx=4096))
     try:
         first = measure_pressure(runtime, points, Journal(path, conditions))
         asked = runtime.requests_made
@@ -85,7 +86,7 @@ def test_points_are_journaled_and_a_resumed_run_asks_llama_cpp_nothing(runtime_m
 
 def evaluated(path: Path, metrics: Path) -> tuple[dict[str, Any], Finding]:
     """A small evaluation's record, valid, and DFQS-3.5's finding on it, with --dfqs-metrics at `metrics`."""
-    model = ModelUnderTest(path, path.name, threads=2, eval_options=EvalOptions("quick", metrics_path=metrics))
+    model = ModelUnderTest(path, path.name, threads=llama_threads(), eval_options=EvalOptions("quick", metrics_path=metrics))
     try:
         model.metrics_record = record = evaluate(model, SMALL)
         finding = check_long_context_curve(model)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_dfqs.runtime.client import ModelRejected, ModelRuntime, RuntimeOptions, WorkerUnavailable, llama_complaint
+from tests.machine_speed import llama_threads
 from tests.test_interrupts import processes_with
 
 REFUSAL_LOG = """llama_model_loader: - type  f16:   16 tensors
@@ -36,7 +37,7 @@ def test_llama_cpps_own_sentence_is_quoted(log: str, complaint: str | None) -> N
 
 def test_a_shard_is_loaded_without_its_siblings(split_model: Path) -> None:
     """Its other shard lies beside it, but llama.cpp sees only the one file: it cannot run alone."""
-    runtime = ModelRuntime(split_model, RuntimeOptions(threads=2, ctx=512))
+    runtime = ModelRuntime(split_model, RuntimeOptions(threads=llama_threads(), ctx=512))
     try:
         with pytest.raises(ModelRejected, match="llama.cpp refuses to load this model: .*failed to load GGUF split"):
             runtime.loaded()
@@ -47,7 +48,7 @@ def test_a_shard_is_loaded_without_its_siblings(split_model: Path) -> None:
 
 
 def test_a_whole_model_loads_alone(runtime_moe_model: Path) -> None:
-    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=512))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=llama_threads(), ctx=512))
     try:
         loaded = runtime.loaded()
         assert runtime.identity is not None and runtime.identity["n_vocab"] == loaded["n_vocab"]  # the dry run read the vocabulary
@@ -67,7 +68,7 @@ def test_a_worker_whose_first_line_is_not_its_ready_line_could_not_start(
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
     marker = str(uuid.uuid4())
     monkeypatch.setenv("DFQS_TEST_RUN", marker)  # inherited by the worker: how it is found below
-    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=512))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=llama_threads(), ctx=512))
     try:
         with pytest.raises(WorkerUnavailable) as raised:
             runtime.judged()

@@ -13,6 +13,7 @@ from pytest_dfqs.evaluation.code import MAX_TOKENS, STOP, load_problems
 from pytest_dfqs.evaluation.reasoning import MAX_TOKENS as REASONING_TOKENS
 from pytest_dfqs.evaluation.reasoning import load_set
 from pytest_dfqs.runtime.client import Ask, ModelRuntime, RuntimeOptions
+from tests.machine_speed import llama_threads
 from tests.prompt_reuse import ROUNDING_GAP, partings, replies
 
 ITEMS = 40  # the quick budget's reasoning items
@@ -46,7 +47,7 @@ def test_long_prompts_wait_for_room_and_each_keeps_its_budget(smollm2: Path) -> 
     asks = [Ask(problem.prompt, MAX_TOKENS["few-shot"], STOP) for problem in problems]
     results = {}
     for sequences in (1, 8):
-        runtime = ModelRuntime(smollm2, RuntimeOptions(threads=2, ctx=2048, sequences=sequences))
+        runtime = ModelRuntime(smollm2, RuntimeOptions(threads=llama_threads(), ctx=2048, sequences=sequences))
         try:
             results[sequences] = runtime.complete_many(asks)
         finally:

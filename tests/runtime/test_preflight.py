@@ -11,7 +11,7 @@ import pytest
 
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from pytest_dfqs.runtime.preflight import COMPUTE_BUFFER, MIB, logged_bytes
-from tests.machine_speed import scaled
+from tests.machine_speed import llama_threads, scaled
 
 CONTEXTS = (512, 2048, 8192)
 AGREEMENT = 1.15  # the plan may exceed what llama.cpp takes by 15%, never fall short of it
@@ -29,7 +29,7 @@ def measured_bytes(path: Path, n_ctx: int) -> int:
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_the_plan_covers_what_llama_cpp_takes_within_15_percent(fixture: str, request: pytest.FixtureRequest) -> None:
     path: Path = request.getfixturevalue(fixture)
-    runtime = ModelRuntime(path, RuntimeOptions(threads=2, ctx=CONTEXTS[0]))
+    runtime = ModelRuntime(path, RuntimeOptions(threads=llama_threads(), ctx=CONTEXTS[0]))
     try:
         ratios = {n_ctx: runtime.plan(n_ctx).total / measured_bytes(path, n_ctx) for n_ctx in CONTEXTS}
     finally:

@@ -15,6 +15,7 @@ import pytest
 from pytest_dfqs.evaluation.budget import FEW_SHOT
 from pytest_dfqs.evaluation.reasoning import ask, load_set
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from tests.machine_speed import llama_threads
 from tests.prompt_reuse import ROUNDING_GAP, partings, replies
 
 ITEMS = 12  # three of each kind, the kinds alternating as the prompt set orders them
@@ -46,7 +47,7 @@ def test_a_reply_depends_on_its_prompt_only_not_on_what_was_asked_before(smollm2
     prompts = load_set()
     items = prompts.items[:ITEMS]
     in_order = replies(smollm2, True, ITEMS)
-    runtime = ModelRuntime(smollm2, RuntimeOptions(threads=2, ctx=4096, prefix_reuse=True))
+    runtime = ModelRuntime(smollm2, RuntimeOptions(threads=llama_threads(), ctx=4096, prefix_reuse=True))
     try:
         backwards = [ask(runtime, prompts, item, FEW_SHOT) for item in reversed(items)][::-1]
     finally:

@@ -19,11 +19,11 @@ def findings(certify: Certification, clause: str) -> dict[str, dict]:
 @pytest.mark.parametrize("model", ["runtime_moe_model", "deepseek4_model"])
 def test_moe_models_meet_every_runtime_clause(certify: Certification, request: pytest.FixtureRequest, model: str) -> None:
     path: Path = request.getfixturevalue(model)
-    result = certify.run(f"--dfqs-model={path}", "--dfqs-tier=runtime", "--dfqs-threads=2")
+    result = certify.run(f"--dfqs-model={path}", "--dfqs-tier=runtime")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            f"dfqs plan for {path.name}: 1 load (CPU, 2 threads), then prompt + decode tokens (in the model's own tokens):"
+            f"dfqs plan for {path.name}: 1 load (CPU, {certify.threads} thread*), then prompt + decode tokens (in the model's own tokens):"
             " cpu-generation ~* + 32; routing-determinism ~* + 336; about * prompt tokens computed and up to * decode tokens",
             f"dfqs: {path.name}: at * prompt and * decode tokens/s the planned work left takes about * s",
             "verdict: INCOMPLETE at tier runtime*",
@@ -37,7 +37,7 @@ def test_moe_models_meet_every_runtime_clause(certify: Certification, request: p
     assert certify.clause("DFQS-3.4")["status"] == "MET"
     assert certify.clause("DFQS-3.6")["status"] == "NOT APPLICABLE"
     cpu = findings(certify, "DFQS-3.2")["cpu-generation"]["evidence"]
-    assert cpu["backend"].startswith("CPU") and cpu["threads"] == 2 and cpu["generated_tokens"] == 32
+    assert cpu["backend"].startswith("CPU") and cpu["threads"] == certify.threads and cpu["generated_tokens"] == 32
     assert cpu["decode_tokens_per_sec"] > 0 and cpu["prompt_tokens_per_sec"] > 0 and cpu["peak_rss_bytes"] > 0
     routing = findings(certify, "DFQS-3.3")["routing-determinism"]["evidence"]
     assert routing["token_rows_compared"] > 1000 and set(routing["expert_load"]) == set(routing["trace"])
@@ -157,10 +157,10 @@ def test_runtime_options_are_validated(pytester: pytest.Pytester, runtime_moe_mo
 
 def test_resumed_runtime_checks_are_not_run_again(certify: Certification, runtime_moe_model: Path) -> None:
     """The decided findings of runtime checks are journaled: a resumed run on the same file and settings reuses them."""
-    first = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-threads=2")
+    first = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime")
     assert first.ret == 0
     before = certify.certificate()["models"][0]
-    again = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-threads=2", "--dfqs-resume")
+    again = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-resume")
     assert again.ret == 0
     after = certify.certificate()["models"][0]
     assert [(c["id"], c["status"], c["reason"]) for c in after["clauses"]] == [

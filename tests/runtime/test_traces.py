@@ -8,6 +8,7 @@ import pytest
 
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
 from pytest_dfqs.runtime.traces import ROUTING_PROMPTS, TraceMismatch, decode_matrix, row_owners
+from tests.machine_speed import llama_threads
 
 
 def test_rows_two_sequences_share_are_left_out() -> None:
@@ -32,10 +33,11 @@ def test_a_trace_kept_from_a_position_holds_the_rows_from_there_on() -> None:
 @pytest.mark.timeout(300)
 def test_the_worker_keeps_routing_rows_from_trace_from_on(runtime_moe_model: Path) -> None:
     """Behind a fill, only the prompt's rows come back: the same rows a full trace holds for those positions."""
-    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=2, ctx=1024))
+    runtime = ModelRuntime(runtime_moe_model, RuntimeOptions(threads=llama_threads(), ctx=1024))
     try:
         tokens = runtime.request("tokenize", text=ROUTING_PROMPTS[2] * 3)
-        args = {"prompts": [], "token_prompts": [tokens], "n_predict": 1, "n_ctx": 1024, "n_threads": 2, "n_batch": 64, "n_ubatch": 64}
+        args = {"prompts": [], "token_prompts": [tokens], "n_predict": 1, "n_ctx": 1024, "n_batch": 64, "n_ubatch": 64}
+        args["n_threads"] = llama_threads()
         full = runtime.request("evaluate", trace=True, **args)["trace"]
         kept = runtime.request("evaluate", trace=True, trace_from=100, **args)["trace"]
     finally:
