@@ -38,6 +38,7 @@ from .reports.terminal import (
     safety_lines,
     settings_line,
 )
+from .runtime.host import busy_cores, threads_text, usable_cores
 from .runtime.rpc import Placement
 from .safety.checks import safety_finding
 from .session import Case, CertificationSession, ClaimCase, ModelResult, SafetyCase, case_of, claim_case_of, overall, safety_case_of
@@ -100,11 +101,28 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     lines = [settings_line(state.policy, state.catalogue.spec)]
     lines += _rootdir_note(config)
     lines += _placement_note(Placement(state.models[0].rpc, state.models[0].tensor_split) if state.models[0].rpc else None)
+    if state.policy.tier != "static" and not state.models[0].rpc:
+        lines += _busy_cores_note(state.models[0].threads)
     for model in state.models:
         lines += model_header_lines(model, judge=judges_in_header(config))
         if state.policy.tier != "static" and model.header_readable():
             lines.append(f"dfqs {plan_line(model, state.policy.tier)}")
     return lines
+
+
+def _busy_cores_note(threads: int) -> list[str]:
+    """A warning where other work leaves llama.cpp fewer free cores than it has threads: its threads wait for each
+    other after every operation, so one sharing a core holds all of them up (beside one busy loop on 2 cores, a 2-thread
+    SmolLM2 decode ran 3 times slower than at 1 thread, a four-sequence one more than 14 times slower than quiet)."""
+    cores = usable_cores()
+    busy = min(cores, round(busy_cores()))
+    free = max(1, cores - busy)
+    if threads <= free:
+        return []
+    return [
+        f"dfqs: WARNING: other work keeps {busy} of {cores} cores busy now: llama.cpp's {threads_text(threads)} wait for each"
+        f" other after every step, so the run can take several times longer; --dfqs-threads={free} avoids that"
+    ]
 
 
 def _placement_note(placement: Placement | None) -> list[str]:

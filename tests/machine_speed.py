@@ -7,7 +7,7 @@ with another program, the other waits for it at each barrier while the scheduler
 slices. Beside one busy loop on the 2 cores, a 2-thread four-sequence SmolLM2 test took more than 14 minutes against
 59 s quiet; 1 thread decodes SmolLM2 as fast as 2 threads do on the quiet machine less a quarter (79 against 104
 tokens/s), and 3 times as fast as 2 threads beside the busy loop (32 tokens/s). Free cores are read from /proc/stat
-over half a second.
+over half a second (`pytest_dfqs.runtime.host.busy_cores`).
 
 Time limits: a limit that passed on the quiet machine in 3 minutes fails a loaded or a slower machine at a fixed
 600 s. The suite's limits are therefore multiplied by `slowdown()`: the larger of two probes' times against their
@@ -37,13 +37,14 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from pytest_dfqs.runtime.host import busy_cores, usable_cores
+
 QUIET_PYTHON_S = 0.30  # the Python probe's time on the quiet machine the limits were set on (2 cores, 2026-12)
 QUIET_LLAMA_S = 0.125  # the llama.cpp probe's median there
 REMEASURE_S = 300.0
 SET_BY = "DFQS_TESTS_SLOWDOWN"  # the environment variable that sets the factor
 THREADS_SET_BY = "DFQS_TESTS_THREADS"  # and the one that sets the tests' llama.cpp threads
 QUIET_THREADS = 2  # the tests' llama.cpp threads on the quiet machine
-BUSY_SAMPLE_S = 0.5  # how long /proc/stat is watched for other work
 PROBE_RUNS = 3
 PROMPT_TOKENS, DECODED_TOKENS = 64, 16
 
@@ -94,21 +95,8 @@ def _measure() -> None:
 
 
 def free_cores() -> int:
-    """The cores not busy with other work over BUSY_SAMPLE_S (this process sleeps meanwhile), 1 to QUIET_THREADS."""
-    before = _cpu_times()
-    time.sleep(BUSY_SAMPLE_S)
-    after = _cpu_times()
-    busy, total = (a - b for a, b in zip(after, before))
-    cores = os.cpu_count() or 1
-    return max(1, min(QUIET_THREADS, round(cores * (1 - busy / max(total, 1)))))
-
-
-def _cpu_times() -> tuple[int, int]:
-    """All CPUs' busy and total clock ticks so far, from /proc/stat's first line (steal counts as busy)."""
-    with open("/proc/stat", encoding="ascii") as handle:
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(field) for field in handle.readline().split()[1:9])
-    busy = user + nice + system + irq + softirq + steal
-    return busy, busy + idle + iowait
+    """The cores other work leaves free now (this process sleeps while they are read), 1 to QUIET_THREADS."""
+    return max(1, min(QUIET_THREADS, round(usable_cores() - busy_cores())))
 
 
 def scaled(seconds: float) -> float:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import platform
+import time
+
+BUSY_SAMPLE_S = 0.5  # how long the machine is watched for other work
 
 
 def available_memory() -> int:
@@ -25,6 +28,33 @@ def available_memory() -> int:
 
 def physical_memory() -> int:
     return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity), hyperthreads counted."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def busy_cores() -> float:
+    """How many cores' worth of work the machine did over BUSY_SAMPLE_S while this process slept: other programs' load
+    now, from /proc/stat (0 where it cannot be read). llama.cpp's threads meet after every operation, so a thread that
+    shares its core with other work holds all of them up."""
+    try:
+        before = _cpu_ticks()
+        time.sleep(BUSY_SAMPLE_S)
+        after = _cpu_ticks()
+    except (OSError, ValueError):
+        return 0.0
+    busy, total = (a - b for a, b in zip(after, before))
+    return (os.cpu_count() or 1) * busy / max(total, 1)
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """All CPUs' busy and total clock ticks so far, from /proc/stat's first line (time stolen by the host is busy)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(field) for field in handle.readline().split()[1:9])
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
 
 
 def threads_text(count: int) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
+from pytest_dfqs.runtime.host import usable_cores
 from tests.conftest import Certification, validate_certificate
 
 pytestmark = pytest.mark.timeout(600)
@@ -169,3 +172,28 @@ def test_resumed_runtime_checks_are_not_run_again(certify: Certification, runtim
     journal = after["journal"]["checks"]
     assert journal["resumed"] and journal["reused_items"]["check"] >= 5 and journal["measured_items"] == {}
     assert after["runtime"]["requests"] == 0 < before["runtime"]["requests"]  # llama.cpp was asked nothing this time
+
+
+def test_threads_beyond_the_free_cores_are_warned_of(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:
+    """Busy loops on all cores but one: llama.cpp on every core would wait at each step for the threads that share a
+    core with them; the header says so and names the thread count that does not."""
+    cores = usable_cores()
+    if cores < 2:
+        pytest.skip("one core: one thread, which waits for no other")
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores - 1)]
+    try:
+        loaded = pytester.runpytest_subprocess(
+            f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", f"--dfqs-threads={cores}", "--collect-only"
+        )
+    finally:
+        for loop in loops:
+            loop.kill()
+            loop.wait()
+    loaded.stdout.fnmatch_lines(
+        [
+            f"dfqs: WARNING: other work keeps * of {cores} cores busy now: llama.cpp's {cores} threads wait for each other after"
+            " every step, so the run can take several times longer; --dfqs-threads=1 avoids that"
+        ]
+    )
+    alone = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-threads=1", "--collect-only")
+    assert "WARNING: other work" not in alone.stdout.str()  # one thread waits for no other
