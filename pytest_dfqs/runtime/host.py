@@ -36,17 +36,17 @@ def usable_cores() -> int:
 
 
 def busy_cores() -> float:
-    """How many cores' worth of work the machine did over BUSY_SAMPLE_S while this process slept: other programs' load
-    now, from /proc/stat (0 where it cannot be read). llama.cpp's threads meet after every operation, so a thread that
+    """How many cores' worth of work other programs did over BUSY_SAMPLE_S: the machine's, from /proc/stat, less this
+    process's own (0 where /proc/stat cannot be read). llama.cpp's threads meet after every operation, so a thread that
     shares its core with other work holds all of them up."""
     try:
-        before = _cpu_ticks()
+        before, own_before, started = _cpu_ticks(), time.process_time(), time.monotonic()
         time.sleep(BUSY_SAMPLE_S)
-        after = _cpu_ticks()
+        after, own, elapsed = _cpu_ticks(), time.process_time() - own_before, time.monotonic() - started
     except (OSError, ValueError):
         return 0.0
     busy, total = (a - b for a, b in zip(after, before))
-    return (os.cpu_count() or 1) * busy / max(total, 1)
+    return max(0.0, (os.cpu_count() or 1) * busy / max(total, 1) - own / elapsed)
 
 
 def _cpu_ticks() -> tuple[int, int]:
