@@ -1,6 +1,6 @@
 """What llama.cpp really takes for a model and a context: the judge of the memory preflight.
 
-Run as `python -m tests.llama_memory MODEL N_CTX` in a process of its own: the
+Run as `python -m tests.llama_memory MODEL N_CTX THREADS` in a process of its own: the
 worker's own code loads the model for real, grows the context stability
 curve's haystack by one whole batch in a context of n_ctx and asks one
 question in its copy, decodes one whole batch with the logits of every
@@ -24,7 +24,6 @@ from typing import Any
 import llama_cpp
 
 from pytest_dfqs.runtime.worker import LOG, REFERENCE_BATCH, ModelWorker, heap_in_use
-from tests.machine_speed import llama_threads
 
 MAPPED_BUFFER = re.compile(r"_Mapped model buffer size = +(?P<mib>[\d.]+) MiB")
 SEQUENCES, SEQUENCE_TOKENS = 3, 100
@@ -32,17 +31,17 @@ QUESTION_TOKENS = 24  # the haystack's question and answer, of the batch's token
 FIRST_TOKENS = 50  # decoded tokens cycle through ids 1..50, present in every fixture's vocabulary
 
 
-def measure(path: Path, n_ctx: int) -> dict[str, Any]:
+def measure(path: Path, n_ctx: int, threads: int) -> dict[str, Any]:
     llama_cpp.llama_log_set(LOG.callback, ctypes.c_void_p(0))
     worker = ModelWorker()
     mark, before = len(LOG.kept_lines), heap_in_use()
     worker.load(str(path))
     n_vocab = llama_cpp.llama_vocab_n_tokens(worker.vocab)
     tokens = [1 + index % min(FIRST_TOKENS, n_vocab - 1) for index in range(min(REFERENCE_BATCH, n_ctx) + 1)]
-    worker.haystack_begin(n_ctx, n_threads=llama_threads())
+    worker.haystack_begin(n_ctx, n_threads=threads)
     worker.haystack_grow(tokens[:-QUESTION_TOKENS])
     worker.haystack_ask(tokens[-QUESTION_TOKENS:-2], tokens[-2:])
-    batch = {"n_ctx": n_ctx, "n_threads": llama_threads(), "n_batch": REFERENCE_BATCH, "n_ubatch": REFERENCE_BATCH, "trace": True}
+    batch = {"n_ctx": n_ctx, "n_threads": threads, "n_batch": REFERENCE_BATCH, "n_ubatch": REFERENCE_BATCH, "trace": True}
     worker.evaluate([], n_predict=1, token_prompts=[tokens[:-1]], **batch)
     heap = heap_in_use() - before
     sequences = [tokens[start : start + SEQUENCE_TOKENS] for start in range(0, SEQUENCES * SEQUENCE_TOKENS, SEQUENCE_TOKENS)]
@@ -53,4 +52,4 @@ def measure(path: Path, n_ctx: int) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(Path(sys.argv[1]), int(sys.argv[2]))), file=sys.__stdout__)
+    print(json.dumps(measure(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))), file=sys.__stdout__)

@@ -18,20 +18,21 @@ AGREEMENT = 1.15  # the plan may exceed what llama.cpp takes by 15%, never fall 
 FIXTURES = ("runtime_moe_model", "moe_model", "dense_model", "deepseek4_model", "smollm2")
 
 
-def measured_bytes(path: Path, n_ctx: int) -> int:
-    """llama.cpp's real heap and mapped weights for a context of `n_ctx`, worst-case requests included (tests.llama_memory)."""
-    run = subprocess.run(
-        [sys.executable, "-m", "tests.llama_memory", str(path), str(n_ctx)], capture_output=True, text=True, check=True, timeout=scaled(300)
-    )
+def measured_bytes(path: Path, n_ctx: int, threads: int) -> int:
+    """llama.cpp's real heap and mapped weights for a context of `n_ctx` on `threads` threads, worst-case requests
+    included (tests.llama_memory)."""
+    command = [sys.executable, "-m", "tests.llama_memory", str(path), str(n_ctx), str(threads)]
+    run = subprocess.run(command, capture_output=True, text=True, check=True, timeout=scaled(300))
     return int(json.loads(run.stdout.strip().splitlines()[-1])["total_bytes"])
 
 
 @pytest.mark.parametrize("fixture", FIXTURES)
 def test_the_plan_covers_what_llama_cpp_takes_within_15_percent(fixture: str, request: pytest.FixtureRequest) -> None:
     path: Path = request.getfixturevalue(fixture)
-    runtime = ModelRuntime(path, RuntimeOptions(threads=llama_threads(), ctx=CONTEXTS[0]))
+    threads = llama_threads()
+    runtime = ModelRuntime(path, RuntimeOptions(threads=threads, ctx=CONTEXTS[0]))
     try:
-        ratios = {n_ctx: runtime.plan(n_ctx).total / measured_bytes(path, n_ctx) for n_ctx in CONTEXTS}
+        ratios = {n_ctx: runtime.plan(n_ctx).total / measured_bytes(path, n_ctx, threads) for n_ctx in CONTEXTS}
     finally:
         runtime.close()
     assert (runtime.workers_started, runtime.loads_requested) == (1, 0)  # dry runs: the plan allocated nothing
