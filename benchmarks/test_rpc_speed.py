@@ -27,7 +27,7 @@ from tests.tiny_deepseek4 import write_tiny_deepseek4
 
 pytestmark = [
     pytest.mark.benchmark,
-    pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel)"),
+    pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/llama-wheel rpc)"),
 ]
 ROUNDS = 3
 DECODED = 64

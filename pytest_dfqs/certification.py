@@ -42,12 +42,11 @@ from .runtime.host import busy_cores, threads_text, usable_cores
 from .runtime.rpc import Placement
 from .safety.checks import safety_finding
 from .session import Case, CertificationSession, ClaimCase, ModelResult, SafetyCase, case_of, claim_case_of, overall, safety_case_of
-from .settings import Settings, judges_in_header
+from .settings import SETTINGS, Settings, judges_in_header
 from .verdict import NEEDS_TIER, Finding, Policy, Status, Verdict
 from .workplan import eta_line, plan_line
 
 STATE = pytest.StashKey[CertificationSession]()
-SETTINGS = pytest.StashKey[Settings]()
 FINDING = pytest.StashKey[Finding]()
 REPORT_ERROR = pytest.StashKey[str]()
 ALLURE_PLUGIN = "dfqs-allure"
@@ -66,7 +65,6 @@ def start(config: pytest.Config, settings: Settings, models: list[ModelUnderTest
     policy = Policy(settings.tier, settings.strict, settings.profile)
     config.stash[STATE] = CertificationSession(catalogue, policy, models, _selection(config), settings.claims, settings.safety)
     _interrupt_on_sigterm(config)
-    config.stash[SETTINGS] = settings
     results_dir = allure_results_dir(config)
     if results_dir is not None:
         config.pluginmanager.register(AllureCertification(config.stash[STATE], results_dir, FINDING), ALLURE_PLUGIN)

@@ -17,7 +17,7 @@ import pytest
 from .catalogue import CONFORMANCE_DIR
 from .modelfile.gguf_package import defer_package_init
 from .runtime.client import SpareWorkers
-from .settings import SPARE_WORKERS, add_options, check_output_folder, judges_in_header, read_settings
+from .settings import SETTINGS, SPARE_WORKERS, add_options, check_output_folder, judges_in_header, read_settings
 
 CERTIFICATION_PLUGIN = "dfqs-certification"
 BENCHMARK_PLUGIN = "benchmark"  # pytest-benchmark, as `-p no:benchmark` names it
@@ -29,11 +29,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Before any plugin's configure (allure-pytest creates --alluredir there): a bad output folder is a usage error first."""
+    """Before any plugin's configure (allure-pytest creates --alluredir there): a bad output folder or option value is a
+    usage error first, before a llama.cpp worker is started for a run that would not begin."""
     models = config.getoption("dfqs_models")
     if models:
         defer_package_init()  # before the first header is read: gguf's constants only, until more of gguf is used
         check_output_folder("--alluredir", getattr(config.option, "allure_report_dir", None))
+        config.stash[SETTINGS] = read_settings(config)
         if config.pluginmanager.has_plugin(BENCHMARK_PLUGIN) and not _benchmarks_asked(config):
             config.pluginmanager.unregister(name=BENCHMARK_PLUGIN)  # no header, table or .benchmarks/ nobody asked for
         if judges_in_header(config):
@@ -57,7 +59,7 @@ def _start_spare_workers(config: pytest.Config, count: int) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("dfqs_models"):
         return
-    settings = read_settings(config)
+    settings = config.stash[SETTINGS]
     from .models_under_test import models_under_test
 
     models = models_under_test(config, settings)  # llama.cpp judges each header while the rest starts

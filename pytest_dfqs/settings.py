@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 DEMO_MODEL = "demo"
 SPARE_WORKERS = pytest.StashKey[SpareWorkers]()  # llama.cpp workers started when the options were parsed
+SETTINGS = pytest.StashKey["Settings"]()  # the settings in force, read and checked when the options are parsed
 MAX_THREADS = 4 * (os.cpu_count() or 1)
 MIN_CTX = 256  # room for the runtime checks' prompts
 MAX_CTX = (1 << 31) - 1

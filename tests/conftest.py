@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Generator, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +18,10 @@ import pytest
 from pytest_dfqs.catalogue import SCHEMAS_DIR
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions
+from pytest_dfqs.runtime.host import cpu_model
 from tests.machine_speed import QUIET_THREADS, REMEASURE_S, llama_threads, measure_if_stale, scaled, slowdown
 
+from . import terminal_run
 from .gguf_structure import parse, serialize
 from .real_model import fetch_gemma3, fetch_smollm2
 from .tiny_deepseek4 import write_tiny_deepseek4
@@ -133,22 +139,10 @@ def split_model(models_dir: Path) -> Path:
     return shards[0]
 
 
-class Certification:
-    """One `pytest --dfqs-model ...` run in an empty directory, and its certificate. A runtime or eval tier runs on the
-    tests' llama.cpp threads (`threads`, taken when the test starts) unless the test gives --dfqs-threads."""
+class Certificate:
+    """What a run wrote to --dfqs-report: the certificate and its clauses."""
 
-    def __init__(self, pytester: pytest.Pytester) -> None:
-        self.pytester = pytester
-        self.report = pytester.path / "certificate.json"
-        self.threads = llama_threads()
-
-    def run(self, *args: str) -> pytest.RunResult:
-        if {"--dfqs-tier=runtime", "--dfqs-tier=eval"} & set(args) and not any(a.startswith("--dfqs-threads") for a in args):
-            args = (*args, f"--dfqs-threads={self.threads}")
-        result = self.pytester.runpytest_subprocess(f"--dfqs-report={self.report}", *args)
-        assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
-        assert "Traceback" not in result.stderr.str()
-        return result
+    report: Path
 
     def certificate(self) -> dict[str, Any]:
         """The certificate, parsed as strict JSON (NaN and Infinity are not JSON: other tools refuse them)."""
@@ -156,6 +150,81 @@ class Certification:
 
     def clause(self, clause_id: str, model: int = 0) -> dict[str, Any]:
         return next(c for c in self.certificate()["models"][model]["clauses"] if c["id"] == clause_id)
+
+    def findings(self, clause_id: str, model: int = 0) -> dict[str, dict[str, Any]]:
+        """A clause's findings by check."""
+        return {f["check"]: f for f in self.clause(clause_id, model)["findings"]}
+
+
+def with_threads(args: tuple[str, ...], threads: int) -> tuple[str, ...]:
+    """A runtime or eval run on the tests' llama.cpp threads, unless it gives --dfqs-threads."""
+    if {"--dfqs-tier=runtime", "--dfqs-tier=eval"} & set(args) and not any(a.startswith("--dfqs-threads") for a in args):
+        return (*args, f"--dfqs-threads={threads}")
+    return args
+
+
+def checked(result: pytest.RunResult) -> pytest.RunResult:
+    """A run that ended as pytest ends, whatever the model did: no INTERNALERROR, no traceback."""
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in result.stderr.str()
+    return result
+
+
+class Certification(Certificate):
+    """One `pytest --dfqs-model ...` run of the test's own in an empty directory, and its certificate. A runtime or
+    eval tier runs on the tests' llama.cpp threads (`threads`, taken when the test starts) unless the test gives
+    --dfqs-threads."""
+
+    def __init__(self, pytester: pytest.Pytester) -> None:
+        self.pytester = pytester
+        self.report = pytester.path / "certificate.json"
+        self.threads = llama_threads()
+
+    def run(self, *args: str) -> pytest.RunResult:
+        args = with_threads(args, self.threads)
+        return checked(self.pytester.runpytest_subprocess(f"--dfqs-report={self.report}", *args))
+
+
+@dataclass(frozen=True)
+class SharedRun(Certificate):
+    """A certification run that several tests assert on: its result, its folder (outputs the run was asked to write go
+    there: give them as relative paths) and its certificate. Read it, never change it."""
+
+    result: pytest.RunResult
+    folder: Path
+    threads: int
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "certificate.json"
+
+
+class SharedRuns:
+    """Certification runs shared by the tests that assert on the same outcome: one run per command line and
+    environment in a session, in a folder of its own, started by the first test that asks (a test's time limit covers
+    the run it may start)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.runs: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], SharedRun] = {}
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> SharedRun:
+        threads = llama_threads()
+        key = (with_threads(args, threads), tuple(sorted((env or {}).items())))
+        if key not in self.runs:
+            self.runs[key] = self._start(key[0], env or {}, threads)
+        return self.runs[key]
+
+    def _start(self, args: tuple[str, ...], env: dict[str, str], threads: int) -> SharedRun:
+        folder = self.folder / f"run-{len(self.runs) + 1}"
+        folder.mkdir()
+        command = [sys.executable, "-m", "pytest", f"--basetemp={folder / 'tmp'}", f"--dfqs-report={folder / 'certificate.json'}", *args]
+        environment = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ADDOPTS", "TOX_ENV_DIR")}
+        environment |= {"HOME": str(folder), "PY_COLORS": "0"} | env
+        started = time.monotonic()
+        done = subprocess.run(command, cwd=folder, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        result = pytest.RunResult(done.returncode, done.stdout.splitlines(), done.stderr.splitlines(), time.monotonic() - started)
+        return SharedRun(checked(result), folder, threads)
 
 
 def _not_json(constant: str) -> None:
@@ -167,6 +236,86 @@ def certify(pytester: pytest.Pytester) -> Certification:
     return Certification(pytester)
 
 
+@pytest.fixture(scope="session")
+def shared_runs(tmp_path_factory: pytest.TempPathFactory) -> SharedRuns:
+    return SharedRuns(tmp_path_factory.mktemp("shared-runs"))
+
+
+@pytest.fixture(scope="session")
+def moe_static(shared_runs: SharedRuns, moe_model: Path) -> SharedRun:
+    """The static tier of the tiny MoE (-v, JUnit in junit.xml): the default run, which many tests read."""
+    return shared_runs.run(f"--dfqs-model={moe_model}", "-v", "--junitxml=junit.xml")
+
+
+@pytest.fixture(scope="session")
+def runtime_moe_static(shared_runs: SharedRuns, runtime_moe_model: Path) -> SharedRun:
+    """The static tier of the tiny MoE with a 4,096-token context, which llama.cpp judges and plans in the header."""
+    return shared_runs.run(f"--dfqs-model={runtime_moe_model}")
+
+
+QUIET = ("-W", "error::pytest.PytestWarning", "-p", "no:cacheprovider")  # pytest's own warnings fail a run
+
+
+@pytest.fixture(scope="session")
+def demo_runtime_tier(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, list[str]]:
+    """The demo's runtime tier as a person runs it, on a terminal 120 columns wide, pytest's own warnings as errors
+    (QUIET): its folder, exit status and lines, for the outputs page's sample and the quiet-runs test."""
+    folder = tmp_path_factory.mktemp("demo-runtime")
+    status, lines = terminal_run.pytest_in_a_terminal(
+        ["--dfqs-model=demo", "--dfqs-tier=runtime", f"--dfqs-threads={llama_threads()}", *QUIET], folder, 120
+    )
+    return folder, status, lines
+
+
+HERE_CLAIMS = """claims_format = 1
+[[claim]]
+id = "throughput-here"
+fact = "cpu_tokens_per_sec"
+value = "1-100000"
+hardware = "{cpu}"
+[[claim]]
+id = "reasoning-at-least-chance"
+fact = "reasoning_score"
+value = ">= 0.5"
+"""
+
+
+@pytest.fixture(scope="session")
+def smollm2_quick_eval(shared_runs: SharedRuns, smollm2: Path) -> SharedRun:
+    """One quick evaluation of SmolLM2 for the session: its record (smollm2.json), certificate, claims (the reference's
+    card and a card of this machine, here.toml) and pytest-benchmark's JSON, for every test that reads or compares them."""
+    here = shared_runs.folder / "here.toml"
+    here.write_text(HERE_CLAIMS.format(cpu=cpu_model()))
+    run = shared_runs.run(
+        f"--dfqs-model={smollm2}",
+        "--dfqs-tier=eval",
+        "--dfqs-eval-budget=quick",
+        "--dfqs-metrics=smollm2.json",
+        "--dfqs-claims=deepseek-v4-flash-iq1_s-xl",
+        f"--dfqs-claims={here}",
+        "--benchmark-json=benchmark.json",  # asked for: pytest-benchmark drives the throughput rounds
+        "-p",
+        "no:cacheprovider",
+    )
+    assert run.result.ret == 0, run.result.stdout.str()[-3000:]
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_moe_quick_eval(shared_runs: SharedRuns, runtime_moe_model: Path, smollm2_quick_eval: SharedRun) -> SharedRun:
+    """One quick evaluation of the tiny MoE for the session, compared with SmolLM2's record under the same conditions
+    (--dfqs-baseline), its record (metrics.json), Allure results (allure-results/) and journals in its pytest cache."""
+    return shared_runs.run(
+        f"--dfqs-model={runtime_moe_model}",
+        "--dfqs-tier=eval",
+        "--dfqs-eval-budget=quick",
+        f"--dfqs-threads={smollm2_quick_eval.threads}",
+        f"--dfqs-baseline={smollm2_quick_eval.folder / 'smollm2.json'}",
+        "--dfqs-metrics=metrics.json",
+        "--alluredir=allure-results",
+    )
+
+
 def validate_certificate(certificate: dict[str, Any]) -> None:
     jsonschema.validate(certificate, CERTIFICATE_SCHEMA, format_checker=jsonschema.FormatChecker())
 
@@ -176,3 +325,9 @@ def running(path: Path, ctx: int) -> Iterator[ModelRuntime]:
     runtime = ModelRuntime(path, RuntimeOptions(threads=llama_threads(), ctx=ctx))
     yield runtime
     runtime.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2_runtime(smollm2: Path) -> Iterator[ModelRuntime]:
+    """SmolLM2 loaded once for the session's tests that ask it directly (completions, haystacks), at a 4,096-token context."""
+    yield from running(smollm2, 4096)

@@ -16,7 +16,7 @@ import pytest
 from pytest_dfqs.catalogue import load_catalogue
 from pytest_dfqs.safety.checks import SAFETY_CHECKS
 
-from .conftest import Certification, validate_certificate
+from .conftest import Certification, SharedRun, validate_certificate
 
 FILE_SIZE_LIMIT = 4096  # bytes: more than pytest and the plugin write before the certificate, less than the certificate
 
@@ -61,8 +61,8 @@ def test_every_test_is_parametrized_per_model(certify: Certification, moe_model:
     assert [m["file_name"] for m in certificate["models"]] == ["tiny-moe.gguf", "tiny-dense.gguf"]
 
 
-def test_report_header_shows_model_facts(certify: Certification, moe_model: Path) -> None:
-    result = certify.run(f"--dfqs-model={moe_model}")
+def test_report_header_shows_model_facts(moe_static: SharedRun) -> None:
+    result = moe_static.result
     result.stdout.fnmatch_lines(
         [
             "dfqs: DFQS v1.0, tier static, strict off, profile none*",
@@ -95,19 +95,28 @@ def test_report_header_shows_model_facts(certify: Certification, moe_model: Path
     ],
 )
 def test_bad_option_values_are_usage_errors(pytester: pytest.Pytester, moe_model: Path, args: list[str], message: str) -> None:
+    """Checked in this process (pytest's own path: options parsed, the plugin's checks, pytest's message and exit status)."""
     pytester.path.joinpath("sums.txt").write_text("0" * 64 + "  ok.gguf\nnot a checksum line\n")
     os.mkfifo(pytester.path / "pipe.gguf")
     model = [] if args[0] == "--dfqs-model" else [f"--dfqs-model={moe_model}"]
-    result = pytester.runpytest_subprocess(*model, *args)
+    result = pytester.runpytest_inprocess(*model, *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str()
 
 
+def test_a_usage_error_ends_a_real_run_in_one_line(pytester: pytest.Pytester, moe_model: Path) -> None:
+    """The cases above end to end once, in a pytest of its own: one line on stderr, exit 4, nothing else run."""
+    result = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--dfqs-tier", "full")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.str().strip() == "ERROR: --dfqs-tier: 'full' is not one of static, runtime, eval"
+    assert "Traceback" not in result.stderr.str() and result.stdout.str().strip() == ""
+
+
 def test_outputs_never_overwrite_the_model(pytester: pytest.Pytester, moe_model: Path) -> None:
     before = moe_model.read_bytes()
     for option in ("--dfqs-report", "--dfqs-metrics"):
-        result = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", f"{option}={moe_model}")
+        result = pytester.runpytest_inprocess(f"--dfqs-model={moe_model}", f"{option}={moe_model}")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: {option}: * is one of the files being read; give another path for the output"])
     assert moe_model.read_bytes() == before
@@ -115,7 +124,7 @@ def test_outputs_never_overwrite_the_model(pytester: pytest.Pytester, moe_model:
 
 def test_a_bad_ini_truth_value_names_the_option(pytester: pytest.Pytester, moe_model: Path) -> None:
     pytester.makeini("[pytest]\ndfqs_strict = maybe\n")
-    result = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}")
+    result = pytester.runpytest_inprocess(f"--dfqs-model={moe_model}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: ini option dfqs_strict: *maybe*"])
 
@@ -125,7 +134,7 @@ def test_unreadable_model_is_a_usage_error(pytester: pytest.Pytester, moe_model:
     locked = pytester.path / "locked.gguf"
     locked.write_bytes(moe_model.read_bytes())
     locked.chmod(0)
-    result = pytester.runpytest_subprocess(f"--dfqs-model={locked}")
+    result = pytester.runpytest_inprocess(f"--dfqs-model={locked}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --dfqs-model: * is not readable*"])
 
@@ -133,17 +142,18 @@ def test_unreadable_model_is_a_usage_error(pytester: pytest.Pytester, moe_model:
 def test_ini_twins_and_precedence(pytester: pytest.Pytester, moe_model: Path) -> None:
     pytester.makeini("[pytest]\ndfqs_tier = eval\ndfqs_profile = reference\n")
     # `--dfqs-model=PATH`: a separate path argument would move pytest's rootdir (and ini file) to a common ancestor
-    from_ini = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--collect-only")
+    from_ini = pytester.runpytest_inprocess(f"--dfqs-model={moe_model}", "--collect-only")
     from_ini.stdout.fnmatch_lines(["dfqs: DFQS v1.0, tier eval, strict off, profile reference"])
-    from_cli = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--dfqs-tier", "static", "--collect-only")
+    from_cli = pytester.runpytest_inprocess(f"--dfqs-model={moe_model}", "--dfqs-tier", "static", "--collect-only")
     from_cli.stdout.fnmatch_lines(["dfqs: DFQS v1.0, tier static, strict off, profile reference"])
     pytester.makeini("[pytest]\ndfqs_tier = fast\n")
-    bad = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}")
+    bad = pytester.runpytest_inprocess(f"--dfqs-model={moe_model}")
     bad.stderr.fnmatch_lines(["ERROR: ini option dfqs_tier: 'fast' is not one of static, runtime, eval"])
 
 
-def test_certificate_of_a_conformant_model(certify: Certification, moe_model: Path) -> None:
-    assert certify.run(f"--dfqs-model={moe_model}").ret == 0
+def test_certificate_of_a_conformant_model(moe_static: SharedRun) -> None:
+    certify = moe_static
+    assert certify.result.ret == 0
     certificate = certify.certificate()
     validate_certificate(certificate)
     model = certificate["models"][0]
@@ -230,21 +240,21 @@ def test_a_demo_folder_it_cannot_write_is_a_usage_error(pytester: pytest.Pyteste
     blocked = pytester.path / ".pytest_cache" / "d" / "dfqs-demo" / "v4"
     blocked.parent.mkdir(parents=True)
     blocked.write_text("a file where the demo's folder goes")
-    result = pytester.runpytest_subprocess("--dfqs-model=demo")
+    result = pytester.runpytest_inprocess("--dfqs-model=demo")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     why = f"cannot write it into {blocked.parent} (File exists)"
     assert result.stderr.str().strip() == f"ERROR: --dfqs-model demo: {why}: make it a folder you can write"
 
 
 def test_a_separate_model_path_explains_the_moved_rootdir(pytester: pytest.Pytester, moe_model: Path) -> None:
-    result = pytester.runpytest_subprocess("--dfqs-model", str(moe_model), "--collect-only")
+    result = pytester.runpytest_inprocess("--dfqs-model", str(moe_model), "--collect-only")
     result.stdout.fnmatch_lines(["dfqs: note: pytest chose rootdir * write --dfqs-model=PATH to keep *"])
-    assert "dfqs: note" not in pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", "--collect-only").stdout.str()
+    assert "dfqs: note" not in pytester.runpytest_inprocess(f"--dfqs-model={moe_model}", "--collect-only").stdout.str()
 
 
-def test_junit_xml_carries_clause_and_level(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
-    junit = pytester.path / "junit.xml"
-    result = certify.run(f"--dfqs-model={moe_model}", f"--junitxml={junit}")
+def test_junit_xml_carries_clause_and_level(moe_static: SharedRun, moe_model: Path) -> None:
+    junit = moe_static.folder / "junit.xml"
+    result = moe_static.result
     assert result.ret == 0
     xml = junit.read_text()
     assert '<property name="dfqs_clause" value="DFQS-3.1" />' in xml

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from pytest_timeout import _get_item_settings
 
+from pytest_dfqs.runtime.host import busy_cores
 from tests.machine_speed import SET_BY, THREADS_SET_BY, free_cores, scaled, slowdown
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,16 +39,32 @@ def test_a_slower_machine_gets_longer_limits() -> None:
     assert "2 passed" in run.stdout
 
 
+BUSY_LOOP = [sys.executable, "-c", "while True: pass"]
+
+
 def test_a_core_held_by_other_work_leaves_llama_cpp_one_thread() -> None:
-    """A busy loop holds one of the 2 cores: the tests' llama.cpp runs take the core left free (on a machine busy
-    already, still one: never fewer)."""
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    """A busy loop another program started holds one of the 2 cores: the tests' llama.cpp runs take the core left free
+    (on a machine busy already, still one: never fewer)."""
+    started = subprocess.run(["sh", "-c", f"{shlex.join(BUSY_LOOP)} >/dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+    stranger = int(started.stdout)  # its shell has exited: the loop is not this process's child
     try:
         time.sleep(0.5)
         assert free_cores() == 1
     finally:
-        busy.kill()
-        busy.wait()
+        os.kill(stranger, signal.SIGKILL)
+
+
+def test_work_this_process_started_is_not_other_work() -> None:
+    """A busy loop of this process's own (as llama.cpp's workers, rpc-servers and exiting pytest runs are) is not
+    counted busy: the cores it takes are the suite's to give."""
+    before = busy_cores()
+    own = subprocess.Popen(BUSY_LOOP)
+    try:
+        time.sleep(0.5)
+        assert busy_cores() < before + 0.5
+    finally:
+        own.kill()
+        own.wait()
 
 
 def test_the_header_says_the_threads_set_by_hand() -> None:

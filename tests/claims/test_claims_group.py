@@ -111,7 +111,7 @@ def test_claims_files_from_the_ini_file_are_relative_to_it(pytester: pytest.Pyte
 )
 def test_a_bad_claims_file_is_a_usage_error(pytester: pytest.Pytester, moe_model: object, option: str, message: str) -> None:
     bad = write_card(pytester, 'claims_format = 1\n[[claim]]\nfact = "file_size"\nvalue = "61.6 GX"\n')
-    result = pytester.runpytest_subprocess(f"--dfqs-model={moe_model}", option.format(bad=bad))
+    result = pytester.runpytest_inprocess(f"--dfqs-model={moe_model}", option.format(bad=bad))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in result.stderr.str()

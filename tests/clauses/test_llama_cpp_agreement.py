@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.catalogue import load_catalogue
 from pytest_dfqs.clauses.registry import finding
 from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.verdict import Policy, Status, decide_clause
+from pytest_dfqs.verdict import Status
 from tests.conftest import Certification
 from tests.gguf_mutants import mutants
 from tests.llama_judge import Judgement, LlamaJudge
+from tests.static_tier import decided_statically
 
 SUITE_SEED = 20261123
 SUITE_MUTANTS = 150  # per base model
@@ -49,17 +49,8 @@ def static_single_file(path: Path) -> tuple[Status, str]:
     """
     with pytest.MonkeyPatch.context() as hidden:
         hidden.setitem(sys.modules, "llama_cpp", None)  # importlib.util.find_spec("llama_cpp") is then None
-        return _static_single_file(path)
-
-
-def _static_single_file(path: Path) -> tuple[Status, str]:
-    catalogue = load_catalogue()
-    clause = catalogue.clause("DFQS-3.1")
-    model = ModelUnderTest(path, path.name)
-    tiers = {check: catalogue.checks[check].tier for check in clause.checks}
-    findings = [finding(model, check) for check in clause.checks if tiers[check] == "static"]
-    result = decide_clause(clause, findings, Policy("static"), tiers)
-    return result.status, result.reason
+        decided = decided_statically(path)
+    return decided.status, decided.reason
 
 
 def judged(bases: list[Path], seed: int, count: int, folder: Path) -> Iterator[Verdicts]:

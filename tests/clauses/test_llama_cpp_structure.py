@@ -25,12 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_dfqs.catalogue import load_catalogue
-from pytest_dfqs.clauses.registry import finding
-from pytest_dfqs.model import ModelUnderTest
-from pytest_dfqs.verdict import Policy, Status, decide_clause
+from pytest_dfqs.verdict import Status
 from tests.gguf_structure import serialize, structure_mutants
+from tests.lent_workers import LentWorkers
 from tests.llama_judge import CONTEXT, Judgement, LlamaJudge
+from tests.static_tier import decided_statically
 from tests.tiny_qwen3moe import write_tiny_qwen3moe
 
 SUITE_SEED = 20261201
@@ -51,35 +50,27 @@ class Verdicts:
     rules_reason: str
 
 
-def static_single_file(path: Path) -> tuple[Status, str]:
-    """DFQS-3.1 as the static tier decides it, from the same checks the plugin runs at the runtime tier's context of the judge."""
-    catalogue = load_catalogue()
-    clause = catalogue.clause("DFQS-3.1")
-    model = ModelUnderTest(path, path.name, ctx=CONTEXT)
-    try:
-        tiers = {check: catalogue.checks[check].tier for check in clause.checks}
-        findings = [finding(model, check) for check in clause.checks if tiers[check] == "static"]
-    finally:
-        model.close()
-    result = decide_clause(clause, findings, Policy("static"), tiers)
-    return result.status, result.reason
-
-
-def judged(bases: list[Path], seed: int, count: int, folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Verdicts]:
+def judged(
+    bases: list[Path], seed: int, count: int, folder: Path, monkeypatch: pytest.MonkeyPatch, workers: LentWorkers
+) -> Iterator[Verdicts]:
+    """Each mutant's verdicts: the judge's, and DFQS-3.1 as the static tier decides it at the judge's context, with
+    llama.cpp (the plugin's dry run, in one of `workers`) and with the rules alone."""
     judge = LlamaJudge()
     try:
         for base in bases:
             for index, mutant in enumerate(structure_mutants(base, seed, count)):
                 path = folder / f"{base.stem}-{seed}-{index:04d}.gguf"
                 serialize(mutant.parts, path)
-                with_llama_cpp, _ = static_single_file(path)
+                with_llama_cpp = decided_statically(path, ctx=CONTEXT, workers=workers)
                 with monkeypatch.context() as hidden:
                     hidden.setitem(sys.modules, "llama_cpp", None)  # as if llama-cpp-python were not installed
-                    rules_only, reason = static_single_file(path)
-                yield Verdicts(path.name, mutant.kind, mutant.change, judge.judge(path), with_llama_cpp, rules_only, reason)
+                    rules_only = decided_statically(path, ctx=CONTEXT)
+                verdicts = (with_llama_cpp.status, rules_only.status, rules_only.reason)
+                yield Verdicts(path.name, mutant.kind, mutant.change, judge.judge(path), *verdicts)
                 path.unlink()
     finally:
         judge.close()
+        workers.close()
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +86,14 @@ def bases(runtime_moe_model: Path, qwen3moe_model: Path, deepseek4_model: Path, 
 
 
 @pytest.fixture(scope="module")
-def suite_verdicts(bases: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[Verdicts]:
+def suite_workers() -> LentWorkers:
+    return LentWorkers()
+
+
+@pytest.fixture(scope="module")
+def suite_verdicts(bases: list[Path], tmp_path_factory: pytest.TempPathFactory, suite_workers: LentWorkers) -> list[Verdicts]:
     with pytest.MonkeyPatch.context() as monkeypatch:
-        return list(judged(bases, SUITE_SEED, SUITE_MUTANTS, tmp_path_factory.mktemp("structure"), monkeypatch))
+        return list(judged(bases, SUITE_SEED, SUITE_MUTANTS, tmp_path_factory.mktemp("structure"), monkeypatch, suite_workers))
 
 
 def figures(verdicts: list[Verdicts]) -> dict[str, dict[str, int]]:
@@ -127,6 +123,12 @@ def test_both_outcomes_are_exercised(suite_verdicts: list[Verdicts]) -> None:
     assert outcomes["loaded"] >= 10 and outcomes["refused"] >= 20, outcomes
 
 
+def test_one_worker_dry_runs_the_mutants_a_new_one_only_after_an_abort(suite_verdicts: list[Verdicts], suite_workers: LentWorkers) -> None:
+    """The plugin's worker is lent from file to file: a new one starts only where llama.cpp killed the last."""
+    aborted = sum(v.judgement.loader == "aborted" for v in suite_verdicts)
+    assert 1 <= suite_workers.started <= 1 + aborted < len(suite_verdicts), (suite_workers.started, aborted)
+
+
 def test_with_llama_cpp_the_static_tier_agrees_with_llama_cpp_on_every_file(suite_verdicts: list[Verdicts]) -> None:
     print("\n" + printed(figures(suite_verdicts)))
     disagreements = [
@@ -150,7 +152,7 @@ def test_the_rules_alone_catch_what_llama_cpp_refuses(suite_verdicts: list[Verdi
 @pytest.mark.timeout(3600)
 def test_agreement_on_fresh_structure_mutants(bases: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The issue's bar on a fresh seed: agreement with llama.cpp, and the rules alone, per change kind."""
-    verdicts = list(judged(bases, BENCHMARK_SEED, BENCHMARK_MUTANTS, tmp_path, monkeypatch))
+    verdicts = list(judged(bases, BENCHMARK_SEED, BENCHMARK_MUTANTS, tmp_path, monkeypatch, LentWorkers()))
     table = figures(verdicts)
     print("\n" + printed(table))
     missed = Counter(f"{v.kind}: {v.judgement.words[-80:]}" for v in verdicts if not v.judgement.runs and v.rules_only == Status.MET)

@@ -11,22 +11,22 @@ from pathlib import Path
 import pytest
 from gguf.constants import GGUFValueType
 
-from pytest_dfqs.catalogue import load_catalogue
 from pytest_dfqs.clauses.registry import finding
 from pytest_dfqs.model import ModelUnderTest
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.reports.terminal import model_header_lines
 from pytest_dfqs.runtime.client import ModelRuntime, RuntimeOptions, WorkerUnavailable
-from pytest_dfqs.verdict import NEEDS_TIER, Finding, Policy, Status, decide_clause
-from tests.conftest import Certification, validate_certificate
+from pytest_dfqs.verdict import Status
+from tests.conftest import Certification, SharedRun, validate_certificate
 from tests.gguf_bytes import RawGGUF, RawTensor, gguf_string, minimal_model
 from tests.machine_speed import llama_threads
+from tests.static_tier import decided_statically
 from tests.without_llama_cpp import hiding_llama_cpp
 
 
-def test_conforming_moe_meets_the_single_file_clause(certify: Certification, moe_model: Path) -> None:
-    result = certify.run(f"--dfqs-model={moe_model}", "-v")
+def test_conforming_moe_meets_the_single_file_clause(moe_static: SharedRun) -> None:
+    result, certify = moe_static.result, moe_static
     assert result.ret == 0  # INCOMPLETE at the static tier: a fast gate still passes, nothing failed
     result.stdout.fnmatch_lines(
         [
@@ -39,25 +39,25 @@ def test_conforming_moe_meets_the_single_file_clause(certify: Certification, moe
     assert certify.clause("DFQS-3.1")["status"] == "MET"
 
 
-def test_split_shard_is_not_single_file(certify: Certification, split_model: Path) -> None:
-    result = certify.run(f"--dfqs-model={split_model}")
-    assert result.ret == 1
-    result.stdout.fnmatch_lines(["DFQS-3.1   SHALL   NOT MET *", "verdict: NOT CONFORMANT at tier static*"])
-    no_split = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == "no-split")
-    assert no_split["status"] == "NOT MET"
+def test_split_shard_is_not_single_file(split_model: Path) -> None:
+    """Decided in this process (tests/static_tier.py); a split shard end to end: tests/test_plugin.py's -x run."""
+    decided = decided_statically(split_model)
+    assert decided.status == Status.NOT_MET
+    no_split = decided.findings["no-split"]
+    assert no_split.status == Status.NOT_MET
     command = f"dfqs-merge {split_model} -o {split_model.with_name('tiny-split.gguf')}"
-    assert "shard 1 of 2" in no_split["summary"]
-    assert no_split["summary"].endswith(f"the set is complete (2 shards, 23 tensors); merge it into one file with `{command}`")
-    assert no_split["evidence"]["split_set"]["merge_command"] == command
-    assert no_split["evidence"]["split_set"]["complete"] is True
+    assert "shard 1 of 2" in no_split.summary
+    assert no_split.summary.endswith(f"the set is complete (2 shards, 23 tensors); merge it into one file with `{command}`")
+    assert no_split.evidence["split_set"]["merge_command"] == command
+    assert no_split.evidence["split_set"]["complete"] is True
 
 
-def test_second_shard_misses_the_models_tensors(certify: Certification, split_model: Path) -> None:
+def test_second_shard_misses_the_models_tensors(split_model: Path) -> None:
     second = split_model.with_name("tiny-split-00002-of-00002.gguf")
-    assert certify.run(f"--dfqs-model={second}").ret == 1
-    findings = {f["check"]: f for f in certify.clause("DFQS-3.1")["findings"]}
-    assert "shard 2 of 2" in findings["no-split"]["summary"]
-    assert "cannot run alone" in findings["standalone"]["summary"]
+    decided = decided_statically(second)
+    assert decided.status == Status.NOT_MET
+    assert "shard 2 of 2" in decided.findings["no-split"].summary
+    assert "cannot run alone" in decided.findings["standalone"].summary
 
 
 def _truncate(source: Path, target: Path, keep: int) -> Path:
@@ -118,26 +118,40 @@ BROKEN = {
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("case", sorted(BROKEN))
-def test_broken_file_is_not_met_with_a_specific_message(certify: Certification, tmp_path: Path, case: str) -> None:
+def test_broken_file_is_not_met_with_a_specific_message(tmp_path: Path, case: str) -> None:
+    """Decided in this process (tests/static_tier.py); a broken header end to end: test_a_broken_header_fails_the_run."""
     make, check, message = BROKEN[case]
     path = make(tmp_path / f"{case}.gguf")
+    decided = decided_statically(path)
+    assert decided.status == Status.NOT_MET
+    finding = decided.findings[check]
+    assert finding.status == Status.NOT_MET and message in finding.summary, finding
+
+
+def test_a_broken_header_fails_the_run(certify: Certification, tmp_path: Path) -> None:
+    """One of the cases above end to end: the clause table, the verdict and the certificate say it."""
+    make, check, message = BROKEN["duplicate-names"]
+    path = make(tmp_path / "duplicate-names.gguf")
     result = certify.run(f"--dfqs-model={path}")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["DFQS-3.1   SHALL   NOT MET *"])
+    result.stdout.fnmatch_lines(
+        [f"DFQS-3.1   SHALL   NOT MET         invalid GGUF header: *{message}*", "verdict: NOT CONFORMANT at tier static*"]
+    )
     finding = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == check)
     assert finding["status"] == "NOT MET" and message in finding["summary"], finding
 
 
 @pytest.mark.timeout(30)
-def test_unknown_ggml_type(certify: Certification, tmp_path: Path) -> None:
+def test_unknown_ggml_type(tmp_path: Path) -> None:
     path = minimal_model().write(tmp_path / "unknown-type.gguf")
     content = bytearray(path.read_bytes())
     name = b"blk.0.attn_norm.weight"
     type_at = content.index(name) + len(name) + 4 + 8  # n_dims (u32) and one dimension (i64)
     content[type_at : type_at + 4] = (77).to_bytes(4, "little")
     path.write_bytes(content)
-    assert certify.run(f"--dfqs-model={path}").ret == 1
-    assert "unknown ggml type 77" in certify.clause("DFQS-3.1")["reason"]
+    decided = decided_statically(path)
+    assert decided.status == Status.NOT_MET
+    assert "unknown ggml type 77" in decided.reason
 
 
 @pytest.mark.timeout(30)
@@ -148,21 +162,23 @@ def test_unknown_ggml_type(certify: Certification, tmp_path: Path) -> None:
         (-64, "tensors-in-file", "its data is not in this file"),
     ],
 )
-def test_truncated_files(certify: Certification, moe_model: Path, tmp_path: Path, keep: int, check: str, message: str) -> None:
+def test_truncated_files(moe_model: Path, tmp_path: Path, keep: int, check: str, message: str) -> None:
     size = moe_model.stat().st_size
     path = _truncate(moe_model, tmp_path / "truncated.gguf", keep if keep > 0 else size + keep)
-    assert certify.run(f"--dfqs-model={path}").ret == 1
-    finding = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == check)
-    assert finding["status"] == "NOT MET" and message in finding["summary"], finding
+    decided = decided_statically(path)
+    assert decided.status == Status.NOT_MET
+    finding = decided.findings[check]
+    assert finding.status == Status.NOT_MET and message in finding.summary, finding
 
 
-def test_auxiliary_file_without_embeddings_is_not_standalone(certify: Certification, tmp_path: Path) -> None:
+def test_auxiliary_file_without_embeddings_is_not_standalone(tmp_path: Path) -> None:
     path = tmp_path / "mtp-only.gguf"
     write_model(path, drop=("token_embd", "output."))
-    assert certify.run(f"--dfqs-model={path}").ret == 1
-    standalone = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == "standalone")
-    assert standalone["status"] == "NOT MET"
-    assert "token_embd.weight" in standalone["summary"] and "needs its base model" in standalone["summary"]
+    decided = decided_statically(path)
+    assert decided.status == Status.NOT_MET
+    standalone = decided.findings["standalone"]
+    assert standalone.status == Status.NOT_MET
+    assert "token_embd.weight" in standalone.summary and "needs its base model" in standalone.summary
 
 
 def test_the_model_file_is_left_untouched(certify: Certification, moe_model: Path, tmp_path: Path) -> None:
@@ -199,30 +215,31 @@ def _typed(key: str, value_type, value):
         ("split.count", GGUFValueType.ARRAY, (GGUFValueType.UINT16, [2, 2]), "split.count (key at byte * is ARRAY*"),
     ],
 )
-def test_wrongly_typed_metadata_is_not_met(certify: Certification, tmp_path: Path, key, value_type, value, message: str) -> None:
+def test_wrongly_typed_metadata_is_not_met(tmp_path: Path, key, value_type, value, message: str) -> None:
     path = _hand_built(tmp_path / "typed.gguf", _typed(key, value_type, value))
-    assert certify.run(f"--dfqs-model={path}").ret == 1
-    header = next(f for f in certify.clause("DFQS-3.1")["findings"] if f["check"] == "gguf-header")
-    assert header["status"] == "NOT MET" and fnmatch.fnmatch(header["summary"], message), header["summary"]
+    decided = decided_statically(path)
+    assert decided.status == Status.NOT_MET
+    header = decided.findings["gguf-header"]
+    assert header.status == Status.NOT_MET and fnmatch.fnmatch(header.summary, message), header.summary
 
 
-def test_expert_tensors_without_a_valid_expert_count(certify: Certification, tmp_path: Path) -> None:
+def test_expert_tensors_without_a_valid_expert_count(tmp_path: Path) -> None:
     raw = minimal_model()
     raw.kv.append(("llama.expert_count", GGUFValueType.STRING, "4"))
     raw.tensors += [RawTensor("blk.0.ffn_gate_inp.weight", (8, 4)), RawTensor("blk.0.ffn_up_exps.weight", (8, 16, 4))]
     path = raw.write(tmp_path / "bad-experts.gguf")
-    assert certify.run(f"--dfqs-model={path}").ret == 1
-    routing = findings_of(certify, "DFQS-3.3")["router-structure"]
-    assert routing["status"] == "NOT MET" and "routed expert tensors (*_exps) but llama.expert_count is '4'" in routing["summary"]
+    assert decided_statically(path).status == Status.NOT_MET
+    routing = decided_statically(path, "DFQS-3.3").findings["router-structure"]
+    assert routing.status == Status.NOT_MET and "routed expert tensors (*_exps) but llama.expert_count is '4'" in routing.summary
 
 
-def test_a_file_that_cannot_be_mapped(certify: Certification) -> None:
+def test_a_file_that_cannot_be_mapped() -> None:
     special = Path("/sys/devices/system/cpu/online")
     if not special.is_file():
         pytest.skip("no sysfs here")
-    result = certify.run(f"--dfqs-model={special}")
-    assert result.ret == 1
-    assert "cannot be read as a GGUF file" in certify.clause("DFQS-3.1")["reason"]
+    decided = decided_statically(special)
+    assert decided.status == Status.NOT_MET
+    assert "cannot be read as a GGUF file" in decided.reason
 
 
 def findings_of(certify: Certification, clause: str) -> dict[str, dict]:
@@ -376,26 +393,15 @@ def test_a_worker_that_cannot_start_leaves_the_rules_to_judge(
         assert again.value.reason == reason and runtime.workers_started == 1
     finally:
         runtime.close()
-    model = ModelUnderTest(runtime_moe_model, runtime_moe_model.name, threads=llama_threads())
-    try:
-        catalogue = load_catalogue()
-        clause = catalogue.clause("DFQS-3.1")
-        tiers = {check: catalogue.checks[check].tier for check in clause.checks}
-        findings = [
-            finding(model, check) if tiers[check] == "static" else Finding(check, Status.NOT_EVALUATED, "", {NEEDS_TIER: tiers[check]})
-            for check in clause.checks
-        ]  # as the static tier records them: the runtime's check says it needs its tier
-        decided = decide_clause(clause, findings, Policy("static"), tiers)
-    finally:
-        model.close()
-    loads = model.findings["llama-cpp-loads"]
+    decided = decided_statically(runtime_moe_model)  # as the static tier records them: the runtime's check needs its tier
+    loads = decided.findings["llama-cpp-loads"]
     assert (loads.status, loads.summary) == (
         Status.NOT_APPLICABLE,
         f"llama.cpp cannot judge the file here, the rules (loader-rules) decide: {reason}",
     )
     assert loads.evidence["reason"] == reason
-    assert model.findings["loader-rules"].status == Status.MET
-    assert [f.check for f in findings if f.status == Status.ERROR] == []
+    assert decided.findings["loader-rules"].status == Status.MET
+    assert [f.check for f in decided.findings.values() if f.status == Status.ERROR] == []
     assert decided.status == Status.MET
     assert decided.reason == "the rules accept it, no llama.cpp here (6 checks); its full load at --dfqs-tier runtime"
 
@@ -432,8 +438,8 @@ def test_a_run_whose_worker_cannot_start_is_judged_by_the_rules(
 
 
 @pytest.mark.timeout(60)
-def test_llama_cpp_s_memory_plan_is_in_the_header_and_the_certificate(certify: Certification, runtime_moe_model: Path) -> None:
-    result = certify.run(f"--dfqs-model={runtime_moe_model}")
+def test_llama_cpp_s_memory_plan_is_in_the_header_and_the_certificate(runtime_moe_static: SharedRun, runtime_moe_model: Path) -> None:
+    result, certify = runtime_moe_static.result, runtime_moe_static
     assert result.ret == 0
     result.stdout.fnmatch_lines(
         [

@@ -49,13 +49,6 @@ def test_each_fact_has_its_own_vault_and_code() -> None:
     assert len({fact.vault for fact in planted}) == len(planted) and len({fact.code for fact in planted}) == len(planted)
 
 
-@pytest.fixture(scope="module")
-def smollm2_runtime(smollm2: Path) -> ModelRuntime:
-    runtime = ModelRuntime(smollm2, RuntimeOptions(threads=llama_threads(), ctx=4096))
-    yield runtime
-    runtime.close()
-
-
 @pytest.mark.parametrize("budget", sorted(BUDGETS))
 def test_every_length_holds_a_fact_at_each_of_its_depths(smollm2_runtime: ModelRuntime, budget: str) -> None:
     """SmolLM2's tokens, its declared 8,192-token context (the full budget: up to 1M tokens, DeepSeek-V4-Flash's)."""

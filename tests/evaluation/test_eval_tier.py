@@ -3,59 +3,26 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from pytest_dfqs.clauses.evaluation_interface import check_identical_conditions
 from pytest_dfqs.evaluation.record import REQUIRED, record_problems
+from pytest_dfqs.model import EvalOptions, ModelUnderTest
 from pytest_dfqs.modelfile.units import human_count
-from pytest_dfqs.runtime.host import cpu_model
-from tests.conftest import Certification
-from tests.machine_speed import llama_threads
+from pytest_dfqs.verdict import Status
+from tests.conftest import Certification, SharedRun
 from tests.page_samples import assert_printed, page_block
 
 pytestmark = pytest.mark.timeout(900)
-HERE_CLAIMS = """claims_format = 1
-[[claim]]
-id = "throughput-here"
-fact = "cpu_tokens_per_sec"
-value = "1-100000"
-hardware = "{cpu}"
-[[claim]]
-id = "reasoning-at-least-chance"
-fact = "reasoning_score"
-value = ">= 0.5"
-"""
 
 
 @pytest.fixture(scope="module")
-def smollm2_record(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """One quick evaluation of SmolLM2, shared by the tests that compare with it."""
-    folder = tmp_path_factory.mktemp("smollm2-eval")
-    record = folder / "smollm2.json"
-    here = folder / "here.toml"
-    here.write_text(HERE_CLAIMS.format(cpu=cpu_model()))
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        f"--dfqs-model={smollm2}",
-        "--dfqs-tier=eval",
-        "--dfqs-eval-budget=quick",
-        f"--dfqs-threads={llama_threads()}",
-        f"--dfqs-metrics={record}",
-        f"--dfqs-report={folder / 'certificate.json'}",
-        "--dfqs-claims=deepseek-v4-flash-iq1_s-xl",
-        f"--dfqs-claims={here}",
-        f"--benchmark-json={folder / 'benchmark.json'}",  # asked for: pytest-benchmark drives the throughput rounds
-        "-p",
-        "no:cacheprovider",
-    ]
-    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:]
-    return record, done.stdout
+def smollm2_record(smollm2_quick_eval: SharedRun) -> tuple[Path, str]:
+    """SmolLM2's quick evaluation of the session (tests/conftest.py), shared by the tests that read or compare with it."""
+    assert smollm2_quick_eval.result.ret == 0, smollm2_quick_eval.result.stdout.str()[-3000:]
+    return smollm2_quick_eval.folder / "smollm2.json", smollm2_quick_eval.result.stdout.str()
 
 
 def test_the_plan_counts_the_prompt_tokens_the_evaluation_computes(smollm2_record: tuple[Path, str]) -> None:
@@ -128,14 +95,11 @@ def test_score_and_throughput_claims_read_the_eval_tiers_record(smollm2_record: 
     assert "verdict: CONFORMANT at tier eval" in output  # claims are informational without --dfqs-strict
 
 
-def test_identical_conditions_show_the_metrics_side_by_side(
-    certify: Certification, runtime_moe_model: Path, smollm2_record: tuple[Path, str]
-) -> None:
+def test_identical_conditions_show_the_metrics_side_by_side(tiny_moe_quick_eval: SharedRun, smollm2_record: tuple[Path, str]) -> None:
+    """The tiny MoE's quick evaluation of the session, made with SmolLM2's record as its baseline at its threads."""
     baseline, _ = smollm2_record
-    same = f"--dfqs-threads={recorded_threads(baseline)}"
-    result = certify.run(
-        f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", same, f"--dfqs-baseline={baseline}"
-    )
+    result = tiny_moe_quick_eval.result
+    assert tiny_moe_quick_eval.threads == recorded_threads(baseline)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(
         ["DFQS-11.2  SHALL   MET *", "metric * model * baseline * delta", "reasoning_score *", "cpu_tokens_per_sec *"]
@@ -147,17 +111,21 @@ def recorded_threads(record: Path) -> int:
     return int(json.loads(record.read_text())["conditions"]["threads"])
 
 
-def test_different_conditions_are_not_met(certify: Certification, runtime_moe_model: Path, smollm2_record: tuple[Path, str]) -> None:
-    baseline, _ = smollm2_record
-    result = certify.run(
-        f"--dfqs-model={runtime_moe_model}",
-        "--dfqs-tier=eval",
-        "--dfqs-eval-budget=quick",
-        f"--dfqs-threads={3 - recorded_threads(baseline)}",  # 1 or 2, whichever the baseline was not made with
-        f"--dfqs-baseline={baseline}",
-    )
-    assert result.ret == 1
-    result.stdout.fnmatch_lines(["DFQS-11.2  SHALL   NOT MET         conditions differ from the baseline's in 1 field(s): threads"])
+def test_different_conditions_are_not_met(
+    tiny_moe_quick_eval: SharedRun, runtime_moe_model: Path, smollm2_record: tuple[Path, str], tmp_path: Path
+) -> None:
+    """The tiny MoE's real record against SmolLM2's with its recorded threads changed on disk (the refusal depends on
+    the conditions alone; a run that really changes the thread count is test_resume's journal of other conditions)."""
+    baseline = json.loads(smollm2_record[0].read_text())
+    baseline["conditions"]["threads"] = 3 - baseline["conditions"]["threads"]  # 1 or 2, whichever it was not made with
+    other = tmp_path / "smollm2-other-threads.json"
+    other.write_text(json.dumps(baseline))
+    model = ModelUnderTest(runtime_moe_model, runtime_moe_model.name, eval_options=EvalOptions(budget="quick", baseline=other))
+    model.metrics_record = json.loads((tiny_moe_quick_eval.folder / "metrics.json").read_text())
+    found = check_identical_conditions(model)
+    assert found.status == Status.NOT_MET
+    assert found.summary == "conditions differ from the baseline's in 1 field(s): threads"
+    assert found.evidence["differing"] == ["threads"]
 
 
 FALLBACK = "chat mode asked for, but the model has no chat template (tokenizer.chat_template): few-shot instead"
@@ -196,9 +164,9 @@ def test_a_reasoning_v1_record_stays_readable_and_is_not_comparable(certify: Cer
 
 def test_bad_budget_and_baseline_are_usage_errors(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:
     pytester.path.joinpath("not.json").write_text("{oops")
-    budget = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-eval-budget=huge")
+    budget = pytester.runpytest_inprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-eval-budget=huge")
     budget.stderr.fnmatch_lines(["ERROR: --dfqs-eval-budget: 'huge' is not one of quick, standard, full"])
-    mode = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-prompt-mode=zero-shot")
+    mode = pytester.runpytest_inprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-prompt-mode=zero-shot")
     mode.stderr.fnmatch_lines(["ERROR: --dfqs-prompt-mode: 'zero-shot' is not one of few-shot, chat"])
-    baseline = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-baseline=not.json")
+    baseline = pytester.runpytest_inprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-baseline=not.json")
     baseline.stderr.fnmatch_lines(["ERROR: --dfqs-baseline: not.json is not JSON*"])

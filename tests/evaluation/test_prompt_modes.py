@@ -23,11 +23,6 @@ QUICK = BUDGETS["quick"]
 
 
 @pytest.fixture(scope="module")
-def smollm2_runtime(smollm2: Path) -> Iterator[ModelRuntime]:
-    yield from running(smollm2, 4096)
-
-
-@pytest.fixture(scope="module")
 def gemma3_runtime(gemma3: Path) -> Iterator[ModelRuntime]:
     yield from running(gemma3, 4096)
 

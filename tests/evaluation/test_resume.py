@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,15 +16,15 @@ import pytest
 
 from pytest_dfqs.evaluation.journal import Journal
 from pytest_dfqs.evaluation.record import record_problems
-from tests.conftest import Certification
+from tests.conftest import Certification, SharedRun
 from tests.interruptible import start_interruptible
-from tests.machine_speed import llama_threads, scaled
+from tests.machine_speed import scaled
 
 pytestmark = pytest.mark.timeout(900)
 JOURNALED_BEFORE_STOP = 20  # items in the journal when the first run is interrupted
 
 
-def command(model: Path, folder: Path, *extra: str) -> list[str]:
+def command(model: Path, folder: Path, threads: int, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -31,7 +32,7 @@ def command(model: Path, folder: Path, *extra: str) -> list[str]:
         f"--dfqs-model={model}",
         "--dfqs-tier=eval",
         "--dfqs-eval-budget=quick",
-        f"--dfqs-threads={llama_threads()}",
+        f"--dfqs-threads={threads}",
         f"--dfqs-metrics={folder / 'metrics.json'}",
         f"--dfqs-report={folder / 'certificate.json'}",
         "-p",
@@ -53,10 +54,10 @@ def results(step: dict[str, Any]) -> dict[str, Any]:
     return kept | {"outcomes": [{k: v for k, v in outcome.items() if k != "reused_tokens"} for outcome in step["outcomes"]]}
 
 
-def measured(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def measured(metrics: Path, certificate_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The metrics record without what timing changes, and the certificate's runtime account."""
-    record = json.loads((folder / "metrics.json").read_text())
-    certificate = json.loads((folder / "certificate.json").read_text())
+    record = json.loads(metrics.read_text())
+    certificate = json.loads(certificate_path.read_text())
     details = record["details"]
     comparable = {
         "reasoning": results(details["reasoning"]),
@@ -70,12 +71,11 @@ def measured(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return comparable, {"runtime": certificate["models"][0]["runtime"], "journal": details["journal"]}
 
 
-def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_path: Path) -> None:
-    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    whole.mkdir()
+def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, smollm2_quick_eval: SharedRun, tmp_path: Path) -> None:
+    """Against SmolLM2's quick evaluation of the session, uninterrupted, at its threads."""
+    whole, stopped = smollm2_quick_eval, tmp_path / "stopped"
     stopped.mkdir()
-    subprocess.run(command(smollm2, whole), cwd=whole, check=True, capture_output=True, timeout=scaled(600))
-    first = start_interruptible(command(smollm2, stopped), cwd=stopped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = start_interruptible(command(smollm2, stopped, whole.threads), cwd=stopped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while journal_lines(stopped) < 1 + JOURNALED_BEFORE_STOP and first.poll() is None:
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGINT)
@@ -87,11 +87,13 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_pat
         and len(partial["details"]["measured"]["reasoning"]) >= JOURNALED_BEFORE_STOP
     )
     assert record_problems(partial) == ["the evaluation was interrupted: the record holds the items measured so far, not the five metrics"]
-    resumed = subprocess.run(command(smollm2, stopped, "--dfqs-resume"), cwd=stopped, capture_output=True, text=True, timeout=scaled(600))
+    resumed = subprocess.run(
+        command(smollm2, stopped, whole.threads, "--dfqs-resume"), cwd=stopped, capture_output=True, text=True, timeout=scaled(600)
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert "resuming" in resumed.stdout
-    expected, uninterrupted = measured(whole)
-    actual, after_resume = measured(stopped)
+    expected, uninterrupted = measured(whole.folder / "smollm2.json", whole.report)
+    actual, after_resume = measured(stopped / "metrics.json", stopped / "certificate.json")
     assert actual == expected  # greedy decoding is deterministic: the same answers, probes and scores
     reused = sum(after_resume["journal"]["reused_items"].values())
     requests = (after_resume["runtime"]["requests"], uninterrupted["runtime"]["requests"])
@@ -100,18 +102,22 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, tmp_pat
     assert requests[0] < requests[1]
 
 
-def test_a_journal_of_other_conditions_is_refused(certify: Certification, runtime_moe_model: Path) -> None:
-    first = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", "--dfqs-threads=2")
-    assert first.ret == 0
-    other = certify.run(
-        f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", "--dfqs-threads=1", "--dfqs-resume"
+def test_a_journal_of_other_conditions_is_refused(certify: Certification, tiny_moe_quick_eval: SharedRun, runtime_moe_model: Path) -> None:
+    """The tiny MoE's quick evaluation of the session left its journals (the eval's and the runtime checks'); a resumed
+    run on another thread count really changes a condition: both are refused before anything is measured."""
+    made, other = tiny_moe_quick_eval.threads, 3 - tiny_moe_quick_eval.threads  # 1 or 2, whichever it was not made with
+    journals = certify.pytester.path / ".pytest_cache" / "d" / "dfqs-journal"
+    shutil.copytree(tiny_moe_quick_eval.folder / ".pytest_cache" / "d" / "dfqs-journal", journals)
+    assert len(list(journals.glob("checks-*.jsonl"))) == 1 and len(list(journals.glob("*.jsonl"))) == 2
+    other_run = certify.run(
+        f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=eval", "--dfqs-eval-budget=quick", f"--dfqs-threads={other}", "--dfqs-resume"
     )
     record = {f["check"]: f for f in certify.clause("DFQS-11.1")["findings"]}["metrics-record"]
     assert record["status"] == "NOT EVALUATED"
-    assert "was made under other conditions: threads was 2, is now 1; its items are not comparable" in record["summary"]
+    assert f"was made under other conditions: threads was {made}, is now {other}; its items are not comparable" in record["summary"]
     cpu = {f["check"]: f for f in certify.clause("DFQS-3.2")["findings"]}["cpu-generation"]  # the runtime checks' journal too
-    assert cpu["status"] == "NOT EVALUATED" and "checks-" in cpu["summary"] and "threads was 2, is now 1" in cpu["summary"]
-    assert other.ret == 0  # INCOMPLETE: nothing about the model was decided
+    assert cpu["status"] == "NOT EVALUATED" and "checks-" in cpu["summary"] and f"threads was {made}, is now {other}" in cpu["summary"]
+    assert other_run.ret == 0  # INCOMPLETE: nothing about the model was decided
 
 
 def test_long_measurements_report_progress(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from pytest_dfqs.catalogue import load_catalogue
 from pytest_dfqs.safety.checks import SAFETY_CHECKS
-from tests.conftest import Certification
+from tests.conftest import Certification, SharedRun
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -86,16 +86,10 @@ def test_session_files(certify: Certification, moe_model: Path, pytester: pytest
     assert json.loads((results_dir / "dfqs-certificate.json").read_text())["verdict"] == "INCOMPLETE"
 
 
-def test_runtime_and_eval_attachments(certify: Certification, runtime_moe_model: Path, pytester: pytest.Pytester) -> None:
-    results_dir = pytester.path / "allure-results"
-    metrics = pytester.path / "metrics.json"
-    result = certify.run(
-        f"--dfqs-model={runtime_moe_model}",
-        "--dfqs-tier=eval",
-        "--dfqs-eval-budget=quick",
-        f"--dfqs-metrics={metrics}",
-        f"--alluredir={results_dir}",
-    )
+def test_runtime_and_eval_attachments(tiny_moe_quick_eval: SharedRun) -> None:
+    """The tiny MoE's quick evaluation of the session, with --alluredir (tests/conftest.py)."""
+    results_dir = tiny_moe_quick_eval.folder / "allure-results"
+    result = tiny_moe_quick_eval.result
     assert result.ret == 0, result.stdout.str()
     results = {r["name"]: r for r in read_results(results_dir)}
     routing = results["DFQS-3.3 [routing-determinism] tiny-moe-4k.gguf"]
@@ -106,6 +100,6 @@ def test_runtime_and_eval_attachments(certify: Certification, runtime_moe_model:
     assert plot["type"] == "image/png" and (results_dir / plot["source"]).stat().st_size > 10_000
 
 
-def test_nothing_allure_without_alluredir(certify: Certification, moe_model: Path, pytester: pytest.Pytester) -> None:
-    assert certify.run(f"--dfqs-model={moe_model}").ret == 0
-    assert not list(pytester.path.glob("**/*-result.json"))
+def test_nothing_allure_without_alluredir(moe_static: SharedRun) -> None:
+    assert moe_static.result.ret == 0
+    assert not list(moe_static.folder.glob("**/*-result.json"))

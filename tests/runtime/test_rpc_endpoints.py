@@ -16,7 +16,7 @@ from pytest_dfqs.runtime.rpc import CAPS_SIZE, HELLO, PROTOCOL_MAJOR, RPC_LIBRAR
 from pytest_dfqs.runtime.rpc import rpc_backend_installed as rpc_available
 from tests.rpc_servers import RpcServer, free_port
 
-needs_rpc = pytest.mark.skipif(not rpc_available(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel builds one)")
+needs_rpc = pytest.mark.skipif(not rpc_available(), reason="llama-cpp-python without the RPC backend (.ci/llama-wheel rpc builds one)")
 
 
 def test_endpoints_are_host_and_port_each_once() -> None:
@@ -72,9 +72,12 @@ def test_a_server_that_is_not_an_rpc_server_is_refused(tmp_path: Path) -> None:
 
 
 def default_wheel() -> Path | None:
-    """llama-cpp-python's default build (no RPC backend), as pip cached it when it compiled it; None if it did not."""
+    """llama-cpp-python's default build (no RPC backend), as .ci/llama-wheel built it or pip cached it when it compiled
+    it; None if neither did."""
+    houses = os.environ.get("DFQS_WHEELHOUSE", Path.home() / ".cache" / "pytest-dfqs" / "llama-wheels")
     cache = Path(os.environ.get("PIP_CACHE_DIR", Path.home() / ".cache" / "pip")) / "wheels"
-    for wheel in sorted(cache.glob("**/llama_cpp_python-*.whl")):
+    built = sorted(Path(houses).glob("*-default/llama_cpp_python-*.whl"))
+    for wheel in built + sorted(cache.glob("**/llama_cpp_python-*.whl")):
         with zipfile.ZipFile(wheel) as archive:
             if not any(name.endswith(RPC_LIBRARY) for name in archive.namelist()):
                 return wheel
@@ -84,7 +87,7 @@ def default_wheel() -> Path | None:
 DEFAULT_WHEEL = default_wheel()  # found now: pytester moves HOME
 
 
-@pytest.mark.skipif(DEFAULT_WHEEL is None, reason="no default llama-cpp-python wheel in pip's cache")
+@pytest.mark.skipif(DEFAULT_WHEEL is None, reason="no default llama-cpp-python wheel built (.ci/llama-wheel default) or in pip's cache")
 def test_a_build_without_the_rpc_backend_is_a_usage_error_saying_how_to_get_one(
     pytester: pytest.Pytester, runtime_moe_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

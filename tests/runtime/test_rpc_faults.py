@@ -21,7 +21,7 @@ from tests.conftest import Certification, validate_certificate
 from tests.rpc_servers import RpcServer, start_rpc_server
 from tests.test_interrupts import interrupted_during_the_fill
 
-pytestmark = pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel)")
+pytestmark = pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/llama-wheel rpc)")
 
 FAULT_INJECTION = """
 import os, signal

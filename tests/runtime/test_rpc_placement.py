@@ -23,7 +23,7 @@ from tests.conftest import Certification, validate_certificate
 from tests.deepseek_sized import deepseek_sized_header, write_sparse
 from tests.rpc_servers import RpcServer, free_port, start_rpc_server
 
-pytestmark = pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/rpc-wheel)")
+pytestmark = pytest.mark.skipif(not rpc_backend_installed(), reason="llama-cpp-python without the RPC backend (.ci/llama-wheel rpc)")
 PLANNED_WITHIN = 0.15  # what a server allocates against the preflight's figure for it
 
 

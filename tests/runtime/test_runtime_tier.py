@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from pytest_dfqs.modelfile.demo import TinyModelSpec, write_model
 from pytest_dfqs.runtime.host import usable_cores
-from tests.conftest import Certification, validate_certificate
+from tests.conftest import Certification, SharedRun, SharedRuns, validate_certificate
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -19,37 +20,47 @@ def findings(certify: Certification, clause: str) -> dict[str, dict]:
     return {f["check"]: f for f in certify.clause(clause)["findings"]}
 
 
-@pytest.mark.parametrize("model", ["runtime_moe_model", "deepseek4_model"])
-def test_moe_models_meet_every_runtime_clause(certify: Certification, request: pytest.FixtureRequest, model: str) -> None:
+MOE_MODELS = ["runtime_moe_model", "deepseek4_model"]
+
+
+@pytest.fixture(scope="module")
+def moe_runtime_tier(shared_runs: SharedRuns, runtime_moe_model: Path, deepseek4_model: Path) -> SharedRun:
+    """The runtime tier of the tiny llama MoE and the tiny deepseek4, in one session: the run the tests below share."""
+    return shared_runs.run(f"--dfqs-model={runtime_moe_model}", f"--dfqs-model={deepseek4_model}", "--dfqs-tier=runtime")
+
+
+@pytest.mark.parametrize("model", MOE_MODELS)
+def test_moe_models_meet_every_runtime_clause(moe_runtime_tier: SharedRun, request: pytest.FixtureRequest, model: str) -> None:
     path: Path = request.getfixturevalue(model)
-    result = certify.run(f"--dfqs-model={path}", "--dfqs-tier=runtime")
+    run, index = moe_runtime_tier, MOE_MODELS.index(model)
+    result = run.result
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(
         [
-            f"dfqs plan for {path.name}: 1 load (CPU, {certify.threads} thread*), then prompt + decode tokens (in the model's own tokens):"
+            f"dfqs plan for {path.name}: 1 load (CPU, {run.threads} thread*), then prompt + decode tokens (in the model's own tokens):"
             " cpu-generation ~* + 32; routing-determinism ~* + 336; about * prompt tokens computed and up to * decode tokens",
             f"dfqs: {path.name}: at * prompt and * decode tokens/s the planned work left takes about * s",
             "verdict: INCOMPLETE at tier runtime*",
             "undecided: DFQS-11.1, DFQS-11.2 (tier eval not run)",
         ]
     )
-    assert result.stdout.str().count("the planned work left takes") == 1
-    validate_certificate(certify.certificate())
-    assert certify.clause("DFQS-3.2")["status"] == "MET"
-    assert certify.clause("DFQS-3.3")["status"] == "MET"
-    assert certify.clause("DFQS-3.4")["status"] == "MET"
-    assert certify.clause("DFQS-3.6")["status"] == "NOT APPLICABLE"
-    cpu = findings(certify, "DFQS-3.2")["cpu-generation"]["evidence"]
-    assert cpu["backend"].startswith("CPU") and cpu["threads"] == certify.threads and cpu["generated_tokens"] == 32
+    assert result.stdout.str().count(f"dfqs: {path.name}: at ") == 1  # the estimate is said once per model
+    validate_certificate(run.certificate())
+    assert run.clause("DFQS-3.2", index)["status"] == "MET"
+    assert run.clause("DFQS-3.3", index)["status"] == "MET"
+    assert run.clause("DFQS-3.4", index)["status"] == "MET"
+    assert run.clause("DFQS-3.6", index)["status"] == "NOT APPLICABLE"
+    cpu = run.findings("DFQS-3.2", index)["cpu-generation"]["evidence"]
+    assert cpu["backend"].startswith("CPU") and cpu["threads"] == run.threads and cpu["generated_tokens"] == 32
     assert cpu["decode_tokens_per_sec"] > 0 and cpu["prompt_tokens_per_sec"] > 0 and cpu["peak_rss_bytes"] > 0
-    routing = findings(certify, "DFQS-3.3")["routing-determinism"]["evidence"]
+    routing = run.findings("DFQS-3.3", index)["routing-determinism"]["evidence"]
     assert routing["token_rows_compared"] > 1000 and set(routing["expert_load"]) == set(routing["trace"])
 
 
-def test_each_model_is_loaded_once_per_session(certify: Certification, runtime_moe_model: Path, deepseek4_model: Path) -> None:
-    result = certify.run(f"--dfqs-model={runtime_moe_model}", f"--dfqs-model={deepseek4_model}", "--dfqs-tier=runtime")
+def test_each_model_is_loaded_once_per_session(moe_runtime_tier: SharedRun) -> None:
+    result = moe_runtime_tier.result
     assert result.ret == 0, result.stdout.str()
-    for model in certify.certificate()["models"]:
+    for model in moe_runtime_tier.certificate()["models"]:
         assert model["runtime"]["workers_started"] == 1 and model["runtime"]["loads"] == 1, model["runtime"]
 
 
@@ -115,8 +126,8 @@ def test_a_file_llama_cpp_refuses_is_not_met_in_its_words(certify: Certification
     assert certify.certificate()["models"][0]["runtime"]["workers_started"] == 1
 
 
-def test_at_the_static_tier_the_single_file_clause_awaits_llama_cpp(certify: Certification, runtime_moe_model: Path) -> None:
-    result = certify.run(f"--dfqs-model={runtime_moe_model}")
+def test_at_the_static_tier_the_single_file_clause_awaits_llama_cpp(runtime_moe_static: SharedRun) -> None:
+    result, certify = runtime_moe_static.result, runtime_moe_static
     result.stdout.fnmatch_lines(
         ["DFQS-3.1   SHALL   MET             llama.cpp accepts it, no weight read (6 checks); its full load at --dfqs-tier runtime"]
     )
@@ -149,21 +160,26 @@ def test_preflight_skips_a_context_that_cannot_fit(certify: Certification, runti
 
 
 def test_runtime_options_are_validated(pytester: pytest.Pytester, runtime_moe_model: Path) -> None:
-    result = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-threads=zero")
+    result = pytester.runpytest_inprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-threads=zero")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --dfqs-threads: 'zero' is not a whole number"])
-    huge = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-threads=99999999999")
+    huge = pytester.runpytest_inprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-threads=99999999999")
     huge.stderr.fnmatch_lines(["ERROR: --dfqs-threads: 99999999999 is outside 1..*"])
-    tiny = pytester.runpytest_subprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-ctx=1")
+    tiny = pytester.runpytest_inprocess(f"--dfqs-model={runtime_moe_model}", "--dfqs-ctx=1")
     tiny.stderr.fnmatch_lines(["ERROR: --dfqs-ctx: 1 is outside 256..2147483647"])
 
 
-def test_resumed_runtime_checks_are_not_run_again(certify: Certification, runtime_moe_model: Path) -> None:
-    """The decided findings of runtime checks are journaled: a resumed run on the same file and settings reuses them."""
-    first = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime")
-    assert first.ret == 0
-    before = certify.certificate()["models"][0]
-    again = certify.run(f"--dfqs-model={runtime_moe_model}", "--dfqs-tier=runtime", "--dfqs-resume")
+def test_resumed_runtime_checks_are_not_run_again(
+    certify: Certification, moe_runtime_tier: SharedRun, runtime_moe_model: Path, deepseek4_model: Path
+) -> None:
+    """The decided findings of runtime checks are journaled: a resumed run on the same files and settings (the shared
+    run's journals, in a folder of this test's) reuses them."""
+    assert moe_runtime_tier.result.ret == 0
+    before = moe_runtime_tier.certificate()["models"][0]
+    journals = Path(".pytest_cache", "d", "dfqs-journal")
+    shutil.copytree(moe_runtime_tier.folder / journals, certify.pytester.path / journals)
+    models = (f"--dfqs-model={runtime_moe_model}", f"--dfqs-model={deepseek4_model}")
+    again = certify.run(*models, "--dfqs-tier=runtime", f"--dfqs-threads={moe_runtime_tier.threads}", "--dfqs-resume")
     assert again.ret == 0
     after = certify.certificate()["models"][0]
     assert [(c["id"], c["status"], c["reason"]) for c in after["clauses"]] == [

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 
 from pytest_dfqs.modelfile.header import read_header
-from tests.conftest import Certification, validate_certificate
+from tests.conftest import Certification, SharedRun, validate_certificate
 from tests.safety.templated import TEMPLATE_KEY, with_templates
 
 SUBCLASSES = "{{ ''.__class__.__mro__[1].__subclasses__() }}"
@@ -86,10 +86,9 @@ def test_a_real_template_passes_quietly(certify: Certification, smollm2: Path) -
     assert _safety(certify.certificate())["dangerous"] is False
 
 
-def test_a_model_without_a_template_has_nothing_to_check(certify: Certification, moe_model: Path) -> None:
-    result = certify.run(f"--dfqs-model={moe_model}")
-    result.stdout.fnmatch_lines(["safety: no chat template to check"])
-    assert {check["status"] for check in _safety(certify.certificate())["checks"]} == {"NOT APPLICABLE"}
+def test_a_model_without_a_template_has_nothing_to_check(moe_static: SharedRun) -> None:
+    moe_static.result.stdout.fnmatch_lines(["safety: no chat template to check"])
+    assert {check["status"] for check in _safety(moe_static.certificate())["checks"]} == {"NOT APPLICABLE"}
 
 
 def test_dfqs_3_4_is_met_and_says_so_for_a_dangerous_template(certify: Certification, payload_models: dict[str, Path]) -> None:
