@@ -256,15 +256,28 @@ def runtime_moe_static(shared_runs: SharedRuns, runtime_moe_model: Path) -> Shar
 QUIET = ("-W", "error::pytest.PytestWarning", "-p", "no:cacheprovider")  # pytest's own warnings fail a run
 
 
+@dataclass(frozen=True)
+class TerminalRun(Certificate):
+    """A certification run as a person sees it on a terminal: its folder (and certificate.json there), exit status and
+    the lines the terminal shows."""
+
+    folder: Path
+    status: int
+    lines: list[str]
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "certificate.json"
+
+
 @pytest.fixture(scope="session")
-def demo_runtime_tier(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, list[str]]:
+def demo_runtime_tier(tmp_path_factory: pytest.TempPathFactory) -> TerminalRun:
     """The demo's runtime tier as a person runs it, on a terminal 120 columns wide, pytest's own warnings as errors
-    (QUIET): its folder, exit status and lines, for the outputs page's sample and the quiet-runs test."""
+    (QUIET), with its certificate: for the outputs page's sample, the quiet-runs test and DFQS-3.7's 65,537-token fill
+    (the demo declares a 131,072-token context)."""
     folder = tmp_path_factory.mktemp("demo-runtime")
-    status, lines = terminal_run.pytest_in_a_terminal(
-        ["--dfqs-model=demo", "--dfqs-tier=runtime", f"--dfqs-threads={llama_threads()}", *QUIET], folder, 120
-    )
-    return folder, status, lines
+    options = ["--dfqs-model=demo", "--dfqs-tier=runtime", f"--dfqs-threads={llama_threads()}", "--dfqs-report=certificate.json", *QUIET]
+    return TerminalRun(folder, *terminal_run.pytest_in_a_terminal(options, folder, 120))
 
 
 HERE_CLAIMS = """claims_format = 1

@@ -28,16 +28,26 @@ class Parting:
     with_cache: str
 
 
+_ASKED: dict[tuple[Path, bool, int, int], list[Completion]] = {}  # replies asked one at a time, by model and settings
+
+
 def replies(path: Path, reuse: bool, items: int, ctx: int = 4096, sequences: int = 1) -> list[Completion]:
     """Greedy few-shot replies to the prompt set's first `items` items, as the eval tier asks them: one at a time, or
-    all asked at once, `sequences` of them extended together."""
+    all asked at once, `sequences` of them extended together.
+
+    Replies asked one at a time are asked once per session: the first `items` of a longer run are the same replies
+    (greedy, in the same order from a fresh worker: each depends on its prompt only, as test_prompt_cache shows)."""
+    key = (path, reuse, ctx, llama_threads())
+    if sequences == 1 and len(_ASKED.get(key, [])) >= items:
+        return _ASKED[key][:items]
     prompts = load_set()
-    runtime = ModelRuntime(path, RuntimeOptions(threads=llama_threads(), ctx=ctx, prefix_reuse=reuse, sequences=sequences))
+    runtime = ModelRuntime(path, RuntimeOptions(threads=key[3], ctx=ctx, prefix_reuse=reuse, sequences=sequences))
     asked = prompts.items[:items]
     try:
         if sequences > 1:
             return runtime.complete_many([question(runtime, prompts, item, FEW_SHOT) for item in asked])
-        return [ask(runtime, prompts, item, FEW_SHOT) for item in asked]
+        _ASKED[key] = [ask(runtime, prompts, item, FEW_SHOT) for item in asked]
+        return _ASKED[key]
     finally:
         runtime.close()
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import TerminalRun
 from tests.page_samples import assert_printed, page_block
 from tests.terminal_run import pytest_in_a_terminal
 from tests.without_llama_cpp import hiding_llama_cpp
@@ -39,10 +40,10 @@ def test_the_first_commands_samples_are_what_it_prints(first_command: list[str],
 
 
 @pytest.mark.timeout(300)
-def test_the_runtime_sample_is_what_the_runtime_tier_prints(demo_runtime_tier: tuple[Path, int, list[str]]) -> None:
+def test_the_runtime_sample_is_what_the_runtime_tier_prints(demo_runtime_tier: TerminalRun) -> None:
     """The demo's runtime tier of the session (tests/conftest.py): most of its time is DFQS-3.7's 65,537-token fill; on
     the tests' llama.cpp threads (the page's run took 2)."""
-    _, status, lines = demo_runtime_tier
+    status, lines = demo_runtime_tier.status, demo_runtime_tier.lines
     assert status in (0, 1), lines[-40:]
     sample = page_block("docs/outputs.md", "At tier runtime")
     assert_printed(sample, lines)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET
+from tests.conftest import QUIET, TerminalRun
 from tests.machine_speed import llama_threads, scaled
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,10 +35,9 @@ def test_the_static_tier_in_this_repository_without_the_test_extras_is_quiet() -
 
 
 @pytest.mark.timeout(900)
-def test_the_runtime_tier_is_quiet_unless_benchmarks_are_asked_for(demo_runtime_tier: tuple[Path, int, list[str]]) -> None:
+def test_the_runtime_tier_is_quiet_unless_benchmarks_are_asked_for(demo_runtime_tier: TerminalRun) -> None:
     """The demo's runtime tier of the session, as a person runs it in a terminal (tests/conftest.py)."""
-    folder, status, lines = demo_runtime_tier
-    said = "\n".join(lines)
+    folder, status, said = demo_runtime_tier.folder, demo_runtime_tier.status, "\n".join(demo_runtime_tier.lines)
     assert status == 0, said[-3000:]
     assert noise(said, folder) == [], said[-3000:]
     assert "verdict: " in said

@@ -10,6 +10,7 @@ thousands with another seed and prints the agreement figures.
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -126,13 +127,16 @@ def test_the_runtime_tier_never_calls_a_refused_file_met(suite_verdicts: list[Ve
 
 
 def test_mutants_never_break_the_plugin(certify: Certification, bases: list[Path], tmp_path: Path) -> None:
-    """A sample run through pytest itself: a verdict every time, no INTERNALERROR, no traceback (Certification.run checks)."""
+    """A sample run through pytest itself, the ten mutants in one session (a llama.cpp worker each): a verdict for
+    every one, no INTERNALERROR, no traceback (Certification.run checks)."""
+    paths = []
     for mutant in list(mutants(bases[1], SUITE_SEED + 1, 10)):
-        path = tmp_path / mutant.name
-        path.write_bytes(mutant.data)
-        result = certify.run(f"--dfqs-model={path}", "--dfqs-tier=runtime", "--dfqs-ctx=512")
-        assert result.ret in (0, 1), (mutant.name, result.stdout.str()[-2000:])
-        result.stdout.fnmatch_lines(["verdict: *CONFORMANT at tier runtime*"])
+        paths.append(tmp_path / mutant.name)
+        paths[-1].write_bytes(mutant.data)
+    result = certify.run(*(f"--dfqs-model={path}" for path in paths), "--dfqs-tier=runtime", "--dfqs-ctx=512")
+    assert result.ret in (0, 1), result.stdout.str()[-2000:]
+    verdicts = [line for line in result.stdout.lines if fnmatch.fnmatch(line, "verdict: *CONFORMANT at tier runtime*")]
+    assert len(verdicts) == len(paths) == len(certify.certificate()["models"]), result.stdout.str()[-2000:]
 
 
 def runtime_single_file(path: Path) -> Status:

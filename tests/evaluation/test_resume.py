@@ -71,11 +71,13 @@ def measured(metrics: Path, certificate_path: Path) -> tuple[dict[str, Any], dic
     return comparable, {"runtime": certificate["models"][0]["runtime"], "journal": details["journal"]}
 
 
-def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, smollm2_quick_eval: SharedRun, tmp_path: Path) -> None:
-    """Against SmolLM2's quick evaluation of the session, uninterrupted, at its threads."""
-    whole, stopped = smollm2_quick_eval, tmp_path / "stopped"
+def test_a_resumed_evaluation_equals_an_uninterrupted_one(runtime_moe_model: Path, tiny_moe_quick_eval: SharedRun, tmp_path: Path) -> None:
+    """Against the tiny MoE's quick evaluation of the session, uninterrupted, at its threads (tests/conftest.py)."""
+    whole, stopped = tiny_moe_quick_eval, tmp_path / "stopped"
     stopped.mkdir()
-    first = start_interruptible(command(smollm2, stopped, whole.threads), cwd=stopped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = start_interruptible(
+        command(runtime_moe_model, stopped, whole.threads), cwd=stopped, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     while journal_lines(stopped) < 1 + JOURNALED_BEFORE_STOP and first.poll() is None:
         time.sleep(0.05)
     os.killpg(first.pid, signal.SIGINT)
@@ -88,11 +90,15 @@ def test_a_resumed_evaluation_equals_an_uninterrupted_one(smollm2: Path, smollm2
     )
     assert record_problems(partial) == ["the evaluation was interrupted: the record holds the items measured so far, not the five metrics"]
     resumed = subprocess.run(
-        command(smollm2, stopped, whole.threads, "--dfqs-resume"), cwd=stopped, capture_output=True, text=True, timeout=scaled(600)
+        command(runtime_moe_model, stopped, whole.threads, "--dfqs-resume"),
+        cwd=stopped,
+        capture_output=True,
+        text=True,
+        timeout=scaled(600),
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:]
     assert "resuming" in resumed.stdout
-    expected, uninterrupted = measured(whole.folder / "smollm2.json", whole.report)
+    expected, uninterrupted = measured(whole.folder / "metrics.json", whole.report)
     actual, after_resume = measured(stopped / "metrics.json", stopped / "certificate.json")
     assert actual == expected  # greedy decoding is deterministic: the same answers, probes and scores
     reused = sum(after_resume["journal"]["reused_items"].values())

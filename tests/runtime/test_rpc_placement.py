@@ -17,6 +17,8 @@ import pytest
 
 from pytest_dfqs.clauses.routing_determinism import PLACEMENT_LOAD
 from pytest_dfqs.evaluation.record import record_problems
+from pytest_dfqs.modelfile.facts import model_facts
+from pytest_dfqs.modelfile.header import read_header
 from pytest_dfqs.runtime.preflight import MARGIN_SHARE
 from pytest_dfqs.runtime.rpc import HERE, rpc_backend_installed
 from tests.conftest import Certification, validate_certificate
@@ -176,12 +178,13 @@ def test_a_split_without_rpc_servers_is_a_usage_error(certify: Certification, ru
 
 @pytest.mark.timeout(1800)
 def test_a_quick_evaluation_over_rpc_reports_the_five_metrics_and_the_placement(
-    certify: Certification, smollm2: Path, rpc_servers: list[RpcServer], tmp_path: Path
+    certify: Certification, runtime_moe_model: Path, rpc_servers: list[RpcServer], tmp_path: Path
 ) -> None:
-    record_path = tmp_path / "smollm2-rpc.json"
+    """The tiny MoE: every layer and the output on the two rpc-servers, the eval tier's whole quick budget."""
+    record_path = tmp_path / "tiny-moe-rpc.json"
     endpoints = endpoints_of(rpc_servers)
     result = certify.run(
-        f"--dfqs-model={smollm2}",
+        f"--dfqs-model={runtime_moe_model}",
         "--dfqs-tier=eval",
         "--dfqs-eval-budget=quick",
         f"--dfqs-rpc={endpoints}",
@@ -195,5 +198,6 @@ def test_a_quick_evaluation_over_rpc_reports_the_five_metrics_and_the_placement(
     conditions = record["conditions"]
     assert conditions["backend"] == "RPC" and conditions["placement"]["endpoints"] == endpoints.split(",")
     assert [device["endpoint"] for device in conditions["placement"]["devices"]] == endpoints.split(",")
-    assert sum(conditions["placement"]["layers"].values()) == 31 and "free_bytes" not in conditions["placement"]["devices"][0]
+    layers = model_facts(read_header(runtime_moe_model)).block_count + 1  # and the output layer
+    assert sum(conditions["placement"]["layers"].values()) == layers and "free_bytes" not in conditions["placement"]["devices"][0]
     assert certify.clause("DFQS-11.1")["status"] == "MET"
