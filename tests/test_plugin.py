@@ -13,7 +13,9 @@ from xml.etree import ElementTree
 
 import pytest
 
+from pytest_dfqs import plugin
 from pytest_dfqs.catalogue import load_catalogue
+from pytest_dfqs.runtime.client import SpareWorkers
 from pytest_dfqs.safety.checks import SAFETY_CHECKS
 
 from .conftest import Certification, SharedRun, validate_certificate
@@ -111,6 +113,22 @@ def test_a_usage_error_ends_a_real_run_in_one_line(pytester: pytest.Pytester, mo
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert result.stderr.str().strip() == "ERROR: --dfqs-tier: 'full' is not one of static, runtime, eval"
     assert "Traceback" not in result.stderr.str() and result.stdout.str().strip() == ""
+
+
+def test_a_usage_error_starts_no_llama_cpp_worker(pytester: pytest.Pytester, moe_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The options are checked before the spare llama.cpp worker is started: a run that would not begin starts none; a
+    run that begins starts one per model (counted where the plugin starts them)."""
+    started: list[int] = []
+
+    def counted(count: int) -> SpareWorkers:
+        started.append(count)
+        return SpareWorkers(count)
+
+    monkeypatch.setattr(plugin, "SpareWorkers", counted)
+    assert pytester.runpytest_inprocess(f"--dfqs-model={moe_model}", "--dfqs-tier=full").ret == pytest.ExitCode.USAGE_ERROR
+    assert started == []
+    assert pytester.runpytest_inprocess(f"--dfqs-model={moe_model}", "-k", "gguf-header").ret == 0
+    assert started == [1]
 
 
 def test_outputs_never_overwrite_the_model(pytester: pytest.Pytester, moe_model: Path) -> None:
