@@ -37,9 +37,17 @@ def deepseek4(deepseek4_model: Path) -> Iterator[ModelRuntime]:
     yield from running(deepseek4_model, 1024)
 
 
-def traced(runtime: ModelRuntime, prompts: list[str], n_predict: int = 6, threads: int = 2, n_ubatch: int = 512) -> list[SequenceRun]:
+def traced(runtime: ModelRuntime, prompts: list[str], n_predict: int = 6, n_ubatch: int = 512) -> list[SequenceRun]:
+    """On the tests' llama.cpp threads (the runtime's)."""
     result = runtime.request(
-        "evaluate", prompts=prompts, n_predict=n_predict, n_ctx=1024, n_threads=threads, n_batch=512, n_ubatch=n_ubatch, trace=True
+        "evaluate",
+        prompts=prompts,
+        n_predict=n_predict,
+        n_ctx=1024,
+        n_threads=runtime.options.threads,
+        n_batch=512,
+        n_ubatch=n_ubatch,
+        trace=True,
     )
     return split_sequences(result)
 

@@ -14,6 +14,7 @@ from pytest_dfqs.clauses.routing_trace import TOP_K, TRACE_PROMPTS, TRACE_SCHEMA
 from pytest_dfqs.model import ModelUnderTest, TraceOptions
 from pytest_dfqs.verdict import Status
 from tests.conftest import Certification
+from tests.machine_speed import llama_threads
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -21,7 +22,9 @@ pytestmark = pytest.mark.timeout(600)
 Traced = tuple[ModelUnderTest, Status, str, dict]
 
 
-def traced(path: Path, threads: int = 2, record: Path | None = None, verify: Path | None = None) -> Traced:
+def traced(path: Path, threads: int | None = None, record: Path | None = None, verify: Path | None = None) -> Traced:
+    """The routing-trace check on `threads` threads, the tests' llama.cpp threads unless a test needs a count of its own."""
+    threads = threads or llama_threads()
     model = ModelUnderTest(path, path.name, threads=threads, ctx=1024, trace_options=TraceOptions(record, verify))
     try:
         finding = check_routing_trace(model)
