@@ -185,18 +185,24 @@ class Certification(Certificate):
         return checked(self.pytester.runpytest_subprocess(f"--dfqs-report={self.report}", *args))
 
 
+class InFolder(Certificate):
+    """A run whose certificate is certificate.json in its folder."""
+
+    folder: Path
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "certificate.json"
+
+
 @dataclass(frozen=True)
-class SharedRun(Certificate):
+class SharedRun(InFolder):
     """A certification run that several tests assert on: its result, its folder (outputs the run was asked to write go
     there: give them as relative paths) and its certificate. Read it, never change it."""
 
     result: pytest.RunResult
     folder: Path
     threads: int
-
-    @property
-    def report(self) -> Path:
-        return self.folder / "certificate.json"
 
 
 class SharedRuns:
@@ -257,17 +263,13 @@ QUIET = ("-W", "error::pytest.PytestWarning", "-p", "no:cacheprovider")  # pytes
 
 
 @dataclass(frozen=True)
-class TerminalRun(Certificate):
+class TerminalRun(InFolder):
     """A certification run as a person sees it on a terminal: its folder (and certificate.json there), exit status and
     the lines the terminal shows."""
 
     folder: Path
     status: int
     lines: list[str]
-
-    @property
-    def report(self) -> Path:
-        return self.folder / "certificate.json"
 
 
 @pytest.fixture(scope="session")

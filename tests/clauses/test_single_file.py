@@ -242,10 +242,6 @@ def test_a_file_that_cannot_be_mapped() -> None:
     assert "cannot be read as a GGUF file" in decided.reason
 
 
-def findings_of(certify: Certification, clause: str) -> dict[str, dict]:
-    return {f["check"]: f for f in certify.clause(clause)["findings"]}
-
-
 def test_what_llama_cpp_tolerates_is_information_not_failure(certify: Certification, tmp_path: Path) -> None:
     """GGUF v2 and a name that is not UTF-8: llama.cpp loads and runs the file, so DFQS-3.1 is MET with a note."""
     target = tmp_path / "lenient.gguf"
@@ -258,7 +254,7 @@ def test_what_llama_cpp_tolerates_is_information_not_failure(certify: Certificat
     target.write_bytes(data)
     result = certify.run(f"--dfqs-model={target}", "--dfqs-tier=runtime")
     assert certify.clause("DFQS-3.1")["status"] == "MET", result.stdout.str()
-    found = findings_of(certify, "DFQS-3.1")
+    found = certify.findings("DFQS-3.1")
     assert found["llama-cpp-executes"]["status"] == "MET"
     header = found["gguf-header"]
     assert "informational, llama.cpp reads it anyway: version at byte 4: GGUF v2" in header["summary"]
@@ -274,7 +270,7 @@ def test_a_vocab_size_the_token_list_contradicts_is_a_note(certify: Certificatio
     target = tmp_path / "vocab-size.gguf"
     write_model(target, TinyModelSpec(context_length=4096), name="vocab-size", counts={"llama.vocab_size": 300})
     certify.run(f"--dfqs-model={target}", "--dfqs-tier=runtime")
-    found = findings_of(certify, "DFQS-3.1")
+    found = certify.findings("DFQS-3.1")
     assert found["llama-cpp-executes"]["status"] == "MET"
     header = found["gguf-header"]
     assert header["status"] == "MET"
@@ -324,7 +320,7 @@ def test_llama_cpp_refuses_a_missing_tensor_before_a_weight_is_read(certify: Cer
     )
     clause = certify.clause("DFQS-3.1")
     assert clause["status"] == "NOT MET" and clause["reason"].splitlines()[0] == REFUSAL
-    found = findings_of(certify, "DFQS-3.1")
+    found = certify.findings("DFQS-3.1")
     assert found["llama-cpp-loads"]["status"] == "NOT MET" and found["llama-cpp-loads"]["summary"].splitlines()[0] == REFUSAL
     rules = found["loader-rules"]
     assert rules["status"] == "NOT APPLICABLE"
@@ -348,7 +344,7 @@ def test_without_llama_cpp_python_the_rules_decide(certify: Certification, monke
         ]
     )
     assert "Traceback" not in result.stdout.str()
-    found = findings_of(certify, "DFQS-3.1")
+    found = certify.findings("DFQS-3.1")
     loads = found["llama-cpp-loads"]
     assert loads["status"] == "NOT APPLICABLE"
     assert loads["summary"] == "llama.cpp cannot judge the file here, the rules (loader-rules) decide: llama-cpp-python is not installed"
@@ -371,8 +367,8 @@ def test_without_llama_cpp_python_the_rules_give_a_verdict_on_a_missing_tensor(
     clause = certify.clause("DFQS-3.1")
     assert clause["status"] in ("MET", "NOT MET")
     assert result.ret == (1 if clause["status"] == "NOT MET" else 0)
-    assert findings_of(certify, "DFQS-3.1")["llama-cpp-loads"]["status"] == "NOT APPLICABLE"
-    assert findings_of(certify, "DFQS-3.1")["loader-rules"]["status"] == clause["status"]
+    assert certify.findings("DFQS-3.1")["llama-cpp-loads"]["status"] == "NOT APPLICABLE"
+    assert certify.findings("DFQS-3.1")["loader-rules"]["status"] == clause["status"]
 
 
 @pytest.mark.timeout(60)
@@ -429,7 +425,7 @@ def test_a_run_whose_worker_cannot_start_is_judged_by_the_rules(
             "DFQS-3.1   SHALL   MET             the rules accept it, no llama.cpp here (6 checks); its full load at --dfqs-tier runtime",
         ]
     )
-    found = findings_of(certify, "DFQS-3.1")
+    found = certify.findings("DFQS-3.1")
     assert (found["llama-cpp-loads"]["status"], found["llama-cpp-loads"]["evidence"]["reason"]) == ("NOT APPLICABLE", reason)
     assert found["loader-rules"]["status"] == "MET"
     model = certify.certificate()["models"][0]
@@ -455,9 +451,9 @@ def test_llama_cpp_s_memory_plan_is_in_the_header_and_the_certificate(runtime_mo
     assert plan["ctx"] == 4096 and plan["projected_from_ctx"] is None
     assert plan["needs_bytes"] > plan["weights_bytes"] > 0
     assert plan["weights_bytes"] == sum(t.nbytes for t in read_header(runtime_moe_model).tensors)  # llama.cpp's model size
-    loads = findings_of(certify, "DFQS-3.1")["llama-cpp-loads"]
+    loads = certify.findings("DFQS-3.1")["llama-cpp-loads"]
     assert loads["status"] == "MET" and loads["evidence"]["memory_plan"] == plan
-    assert findings_of(certify, "DFQS-3.1")["loader-rules"] == {
+    assert certify.findings("DFQS-3.1")["loader-rules"] == {
         "check": "loader-rules",
         "status": "NOT APPLICABLE",
         "summary": "llama.cpp's own loader judged this file (llama-cpp-loads): its rules are not needed",

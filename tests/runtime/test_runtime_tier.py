@@ -17,10 +17,6 @@ from tests.conftest import Certification, SharedRun, SharedRuns, TerminalRun, va
 pytestmark = pytest.mark.timeout(600)
 
 
-def findings(certify: Certification, clause: str) -> dict[str, dict]:
-    return {f["check"]: f for f in certify.clause(clause)["findings"]}
-
-
 MOE_MODELS = ["runtime_moe_model", "deepseek4_model"]
 
 
@@ -88,13 +84,13 @@ def test_a_model_of_a_long_context_decodes_past_64k(demo_runtime_tier: TerminalR
 def test_smollm2_runs_real_text(certify: Certification, smollm2: Path) -> None:
     result = certify.run(f"--dfqs-model={smollm2}", "--dfqs-tier=runtime")
     assert result.ret == 0, result.stdout.str()
-    compatibility = findings(certify, "DFQS-3.4")["llama-cpp-load"]
+    compatibility = certify.findings("DFQS-3.4")["llama-cpp-load"]
     assert compatibility["status"] == "MET" and compatibility["evidence"]["chat_template"] == "present"
     renderings = compatibility["evidence"]["chat_renderings"]
     assert "<|im_start|>user" in renderings["llama_cpp"] and renderings["llama_cpp"] == renderings["template"]
     assert all(r["roundtrip"] == r["text"] for r in compatibility["evidence"]["tokenizer_roundtrips"])
     assert certify.clause("DFQS-3.2")["status"] == "MET"
-    assert findings(certify, "DFQS-3.7")["decode-past-64k"]["status"] == "NOT APPLICABLE"
+    assert certify.findings("DFQS-3.7")["decode-past-64k"]["status"] == "NOT APPLICABLE"
 
 
 def test_a_llama_cpp_abort_is_isolated_and_the_models_fault(certify: Certification, tmp_path: Path) -> None:
@@ -104,7 +100,7 @@ def test_a_llama_cpp_abort_is_isolated_and_the_models_fault(certify: Certificati
     assert result.ret == 1
     aborted = "llama.cpp aborted (SIGABRT) loading this model: llama-model.cpp:*: GGML_ASSERT(n_exp*"  # its dry run, no weight read
     result.stdout.fnmatch_lines([f"DFQS-3.1   SHALL   NOT MET         {aborted}", "verdict: NOT CONFORMANT at tier runtime*"])
-    rules = findings(certify, "DFQS-3.1")["loader-rules"]  # llama.cpp judged: its rules are not consulted
+    rules = certify.findings("DFQS-3.1")["loader-rules"]  # llama.cpp judged: its rules are not consulted
     assert (rules["status"], rules["evidence"]) == ("NOT APPLICABLE", {"llama_cpp_verdict": "NOT MET"})
     assert "errors" not in result.parseoutcomes()  # the model's fault is a failure, not an error of the suite
     result.stdout.fnmatch_lines(["FAILED *test_cpu_operation[[]DFQS-3.2-cpu-generation-aborts.gguf[]]*"])
@@ -115,7 +111,7 @@ def test_a_llama_cpp_abort_is_isolated_and_the_models_fault(certify: Certificati
         ("DFQS-3.4", "llama-cpp-load"),
     )
     for clause, check in checks:
-        finding = findings(certify, clause)[check]
+        finding = certify.findings(clause)[check]
         assert finding["status"] == "NOT MET", clause
         assert "GGML_ASSERT(n_expert_used_max <= hparams.n_expert) failed" in finding["summary"].splitlines()[0]
     assert certify.certificate()["models"][0]["runtime"]["workers_started"] == 1
@@ -127,9 +123,9 @@ def test_a_file_llama_cpp_refuses_is_not_met_in_its_words(certify: Certification
     result = certify.run(f"--dfqs-model={refused}", "--dfqs-tier=runtime")
     assert result.ret == 1 and "errors" not in result.parseoutcomes()
     for clause, check in (("DFQS-3.1", "llama-cpp-executes"), ("DFQS-3.2", "cpu-generation")):
-        summary = findings(certify, clause)[check]["summary"]
+        summary = certify.findings(clause)[check]["summary"]
         assert summary.startswith("llama.cpp refuses to load this model: check_tensor_dims: tensor 'blk.0.ffn_norm.weight' not found")
-    assert "llama.cpp's log ends" in findings(certify, "DFQS-3.1")["llama-cpp-executes"]["summary"]
+    assert "llama.cpp's log ends" in certify.findings("DFQS-3.1")["llama-cpp-executes"]["summary"]
     result.stdout.fnmatch_lines(  # the plan cannot be counted in the tokens of a model llama.cpp refuses: it says so
         ["dfqs plan for no-norm.gguf: * tokens (estimated at 4 characters a token: llama.cpp refuses to load this model: *): cpu-*"]
     )
@@ -159,7 +155,7 @@ def test_preflight_skips_a_context_that_cannot_fit(certify: Certification, runti
         ]
     )
     assert certify.clause("DFQS-3.2")["status"] == "NOT EVALUATED"
-    read = findings(certify, "DFQS-3.1")["llama-cpp-executes"]  # llama.cpp read hyperparameters and vocabulary all the same
+    read = certify.findings("DFQS-3.1")["llama-cpp-executes"]  # llama.cpp read hyperparameters and vocabulary all the same
     assert read["status"] == "NOT EVALUATED" and read["summary"].startswith(
         "llama.cpp read the hyperparameters and the 291-token vocabulary"
     )
